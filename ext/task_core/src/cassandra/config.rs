@@ -1,0 +1,236 @@
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::record::validate_identifier;
+
+pub use scylla::frame::types::Consistency;
+
+/// Everything that shapes a Cassandra store. Two adapters with equal configs share one store;
+/// two with equal `connection()` share one driver session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CassandraConfig {
+    pub hosts: Vec<String>,
+    pub port: u16,
+    pub keyspace: String,
+    pub table: String,
+    pub consistency: Consistency,
+    pub request_timeout: Duration,
+    pub connect_timeout: Duration,
+    /// How long an idempotent request keeps being retried after transient failures.
+    pub retry_deadline: Duration,
+    pub page_size: i32,
+    pub local_datacenter: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
+impl std::hash::Hash for CassandraConfig {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // The driver's Consistency has no Hash; its wire code identifies it.
+        (self.consistency as u16).hash(state);
+        self.connection().hash(state);
+        (
+            &self.keyspace,
+            &self.table,
+            self.request_timeout,
+            self.retry_deadline,
+            self.page_size,
+        )
+            .hash(state);
+    }
+}
+
+/// The part of the config that decides which cluster we talk to and how we log in.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ConnectionKey {
+    pub hosts: Vec<String>,
+    pub port: u16,
+    pub connect_timeout: Duration,
+    pub local_datacenter: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
+impl Default for CassandraConfig {
+    fn default() -> Self {
+        CassandraConfig {
+            hosts: vec!["127.0.0.1".to_string()],
+            port: 9042,
+            keyspace: "tasks".to_string(),
+            table: "tasks".to_string(),
+            consistency: Consistency::LocalQuorum,
+            request_timeout: Duration::from_secs(12),
+            connect_timeout: Duration::from_secs(5),
+            retry_deadline: Duration::from_secs(30),
+            page_size: 5000,
+            local_datacenter: None,
+            username: None,
+            password: None,
+        }
+    }
+}
+
+impl CassandraConfig {
+    /// Checks the config and normalises identifiers the way CQL reads unquoted ones.
+    pub fn validated(mut self) -> Result<Self> {
+        if self.hosts.is_empty() {
+            return Err(Error::InvalidArgument(
+                "hosts must name at least one Cassandra contact host".into(),
+            ));
+        }
+        if let Some(h) = self.hosts.iter().find(|h| h.trim().is_empty()) {
+            return Err(Error::InvalidArgument(format!("host {h:?} is empty")));
+        }
+        if self.port == 0 {
+            return Err(Error::InvalidArgument("port must be 1-65535".into()));
+        }
+        validate_identifier("keyspace", &self.keyspace)?;
+        validate_identifier("table", &self.table)?;
+        self.keyspace = self.keyspace.to_ascii_lowercase();
+        self.table = self.table.to_ascii_lowercase();
+        if self.page_size < 1 {
+            return Err(Error::InvalidArgument(format!(
+                "page_size must be at least 1, got {}",
+                self.page_size
+            )));
+        }
+        for (name, d) in [
+            ("request_timeout", self.request_timeout),
+            ("connect_timeout", self.connect_timeout),
+        ] {
+            if d.is_zero() {
+                return Err(Error::InvalidArgument(format!("{name} must be positive")));
+            }
+        }
+        if self.username.is_some() != self.password.is_some() {
+            return Err(Error::InvalidArgument(
+                "username and password must be given together".into(),
+            ));
+        }
+        Ok(self)
+    }
+
+    pub fn connection(&self) -> ConnectionKey {
+        ConnectionKey {
+            hosts: self.hosts.clone(),
+            port: self.port,
+            connect_timeout: self.connect_timeout,
+            local_datacenter: self.local_datacenter.clone(),
+            username: self.username.clone(),
+            password: self.password.clone(),
+        }
+    }
+
+    /// `keyspace.table`, both already validated identifiers.
+    pub fn qualified_table(&self) -> String {
+        format!("{}.{}", self.keyspace, self.table)
+    }
+
+    /// "127.0.0.1:9042, 127.0.0.2:9042", for messages.
+    pub fn host_list(&self) -> String {
+        self.connection().host_list()
+    }
+}
+
+impl ConnectionKey {
+    pub fn contact_points(&self) -> Vec<String> {
+        self.hosts
+            .iter()
+            .map(|h| {
+                if h.contains(':')
+                    && !h.starts_with('[')
+                    && h.parse::<std::net::Ipv6Addr>().is_err()
+                {
+                    h.clone() // already host:port
+                } else if h.parse::<std::net::Ipv6Addr>().is_ok() {
+                    format!("[{h}]:{}", self.port)
+                } else {
+                    format!("{h}:{}", self.port)
+                }
+            })
+            .collect()
+    }
+
+    pub fn host_list(&self) -> String {
+        self.contact_points().join(", ")
+    }
+}
+
+/// Parses a consistency level by its CQL name (`"LOCAL_QUORUM"`, `:one`, ...).
+pub fn parse_consistency(name: &str) -> Result<Consistency> {
+    let c = match name.to_ascii_uppercase().as_str() {
+        "ANY" => Consistency::Any,
+        "ONE" => Consistency::One,
+        "TWO" => Consistency::Two,
+        "THREE" => Consistency::Three,
+        "QUORUM" => Consistency::Quorum,
+        "ALL" => Consistency::All,
+        "LOCAL_QUORUM" => Consistency::LocalQuorum,
+        "EACH_QUORUM" => Consistency::EachQuorum,
+        "LOCAL_ONE" => Consistency::LocalOne,
+        _ => {
+            return Err(Error::InvalidArgument(format!(
+                "consistency {name:?} is not one of ANY, ONE, TWO, THREE, QUORUM, ALL, LOCAL_QUORUM, EACH_QUORUM, LOCAL_ONE"
+            )))
+        }
+    };
+    Ok(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_validation() {
+        let c = CassandraConfig::default().validated().unwrap();
+        assert_eq!(c.qualified_table(), "tasks.tasks");
+        assert_eq!(c.consistency, Consistency::LocalQuorum);
+        assert_eq!(c.host_list(), "127.0.0.1:9042");
+
+        let bad = CassandraConfig {
+            table: "tasks; DROP TABLE x".into(),
+            ..Default::default()
+        };
+        let e = bad.validated().unwrap_err();
+        assert!(e.message().contains("table name"), "{e}");
+
+        let bad = CassandraConfig {
+            hosts: vec![],
+            ..Default::default()
+        };
+        assert!(bad.validated().unwrap_err().message().contains("hosts"));
+
+        let c = CassandraConfig {
+            keyspace: "My_Tasks".into(),
+            ..Default::default()
+        };
+        assert_eq!(c.validated().unwrap().keyspace, "my_tasks");
+    }
+
+    #[test]
+    fn contact_points() {
+        let c = CassandraConfig {
+            hosts: vec!["127.0.0.1".into(), "127.0.0.2:9999".into(), "::1".into()],
+            port: 9043,
+            ..Default::default()
+        };
+        assert_eq!(
+            c.connection().contact_points(),
+            vec!["127.0.0.1:9043", "127.0.0.2:9999", "[::1]:9043"]
+        );
+    }
+
+    #[test]
+    fn consistency_names() {
+        assert_eq!(
+            parse_consistency("local_quorum").unwrap(),
+            Consistency::LocalQuorum
+        );
+        assert_eq!(parse_consistency("ONE").unwrap(), Consistency::One);
+        assert!(parse_consistency("most")
+            .unwrap_err()
+            .message()
+            .contains("\"most\""));
+    }
+}

@@ -1,0 +1,454 @@
+//! The Cassandra (or Scylla) store on the `scylla` driver: prepared statements, manual paging,
+//! bounded retries of idempotent statements, and one session per connection config.
+
+mod config;
+mod errors;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::ops::ControlFlow;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use scylla::client::execution_profile::ExecutionProfile;
+use scylla::client::session::Session;
+use scylla::client::session_builder::SessionBuilder;
+use scylla::policies::load_balancing::DefaultPolicy;
+use scylla::policies::retry::FallthroughRetryPolicy;
+use scylla::response::{PagingState, PagingStateResponse};
+use scylla::statement::prepared::PreparedStatement;
+use tokio::sync::{OnceCell, Semaphore};
+
+pub use config::{parse_consistency, CassandraConfig, ConnectionKey, Consistency};
+use errors::{connect_error, connect_timeout, execution_error, prepare_error, Op};
+
+use crate::error::{Error, Result};
+use crate::record::{check_list, TaskKey, TaskRecord};
+use crate::Page;
+
+/// Where the next page of a Cassandra scan starts.
+pub type ScanCursor = PagingState;
+
+type SessionSlot = Arc<OnceCell<Arc<Session>>>;
+
+/// Hands out stores, sharing one driver session among all stores with the same connection
+/// settings and one store among all adapters with the same config. Belongs to one process:
+/// the extension makes a new one after a fork.
+#[derive(Default)]
+pub struct Connector {
+    sessions: Mutex<HashMap<ConnectionKey, SessionSlot>>,
+    stores: Mutex<HashMap<CassandraConfig, Arc<CassandraStore>>>,
+}
+
+impl Connector {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The store for this config. Cheap: nothing connects until the first request.
+    pub fn store(&self, config: &CassandraConfig) -> Arc<CassandraStore> {
+        let mut stores = self.stores.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = stores.get(config) {
+            return s.clone();
+        }
+        let slot = self
+            .sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(config.connection())
+            .or_default()
+            .clone();
+        let store = Arc::new(CassandraStore::new(config.clone(), slot));
+        stores.insert(config.clone(), store.clone());
+        store
+    }
+
+    /// How many driver sessions this process has opened.
+    pub fn open_sessions(&self) -> usize {
+        self.sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .filter(|s| s.initialized())
+            .count()
+    }
+}
+
+struct Statements {
+    insert: PreparedStatement,
+    find: PreparedStatement,
+    scan: PreparedStatement,
+    delete: PreparedStatement,
+    delete_list: PreparedStatement,
+}
+
+pub struct CassandraStore {
+    config: CassandraConfig,
+    hosts: String,
+    table: String,
+    session: SessionSlot,
+    statements: OnceCell<Statements>,
+}
+
+type Row = (String, String, Option<String>, String);
+
+impl CassandraStore {
+    fn new(config: CassandraConfig, session: SessionSlot) -> Self {
+        CassandraStore {
+            hosts: config.host_list(),
+            table: config.qualified_table(),
+            config,
+            session,
+            statements: OnceCell::new(),
+        }
+    }
+
+    pub fn config(&self) -> &CassandraConfig {
+        &self.config
+    }
+
+    fn op<'a>(&'a self, what: &'a str, is_write: bool) -> Op<'a> {
+        Op {
+            what,
+            hosts: &self.hosts,
+            table: &self.table,
+            is_write,
+        }
+    }
+
+    async fn session(&self) -> Result<&Arc<Session>> {
+        // A failed connect is not remembered: the next call tries again, so the store
+        // recovers by itself once a node answers.
+        self.session
+            .get_or_try_init(|| async {
+                let conn = self.config.connection();
+                let mut profile = ExecutionProfile::builder()
+                    .consistency(self.config.consistency)
+                    .request_timeout(Some(self.config.request_timeout))
+                    .retry_policy(Arc::new(FallthroughRetryPolicy));
+                if let Some(dc) = &conn.local_datacenter {
+                    profile = profile.load_balancing_policy(
+                        DefaultPolicy::builder()
+                            .prefer_datacenter(dc.clone())
+                            .permit_dc_failover(false)
+                            .build(),
+                    );
+                }
+                let mut builder = SessionBuilder::new()
+                    .known_nodes(conn.contact_points())
+                    .connection_timeout(conn.connect_timeout)
+                    .fetch_schema_metadata(false)
+                    .default_execution_profile_handle(profile.build().into_handle());
+                if let (Some(u), Some(p)) = (&conn.username, &conn.password) {
+                    builder = builder.user(u, p);
+                }
+                // Building also fetches cluster metadata; bound the whole of it.
+                let limit = conn.connect_timeout * 2;
+                match tokio::time::timeout(limit, builder.build()).await {
+                    Ok(Ok(s)) => Ok(Arc::new(s)),
+                    Ok(Err(e)) => Err(connect_error(&e, &self.hosts)),
+                    Err(_) => Err(connect_timeout(&self.hosts, limit.as_secs_f64())),
+                }
+            })
+            .await
+    }
+
+    async fn statements(&self) -> Result<(&Session, &Statements)> {
+        let session = self.session().await?;
+        let stmts = self
+            .statements
+            .get_or_try_init(|| async {
+                let t = &self.table;
+                let cols = "task_list, id, data, type";
+                let prep = |cql: String, idempotent: bool| async move {
+                    let mut p = session
+                        .prepare(cql)
+                        .await
+                        .map_err(|e| prepare_error(&self.op("preparing statements", false), &e))?;
+                    p.set_consistency(self.config.consistency);
+                    p.set_request_timeout(Some(self.config.request_timeout));
+                    p.set_is_idempotent(idempotent);
+                    p.set_page_size(self.config.page_size);
+                    Ok::<_, Error>(p)
+                };
+                Ok::<_, Error>(Statements {
+                    insert: prep(
+                        format!("INSERT INTO {t} (task_list, id, data, type) VALUES (?, ?, ?, ?)"),
+                        true,
+                    )
+                    .await?,
+                    find: prep(
+                        format!("SELECT {cols} FROM {t} WHERE task_list = ? AND id = ? LIMIT 1"),
+                        true,
+                    )
+                    .await?,
+                    scan: prep(format!("SELECT {cols} FROM {t} WHERE task_list = ?"), true).await?,
+                    delete: prep(
+                        format!("DELETE FROM {t} WHERE task_list = ? AND id = ?"),
+                        true,
+                    )
+                    .await?,
+                    delete_list: prep(format!("DELETE FROM {t} WHERE task_list = ?"), true).await?,
+                })
+            })
+            .await?;
+        Ok((session.as_ref(), stmts))
+    }
+
+    /// Runs an idempotent request, retrying transient failures with backoff until the
+    /// store's retry deadline. Non-transient errors come back at once.
+    async fn retrying<T, F, Fut>(&self, mut attempt: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let started = Instant::now();
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            match attempt().await {
+                Err(e)
+                    if e.is_transient()
+                        && started.elapsed() + backoff < self.config.retry_deadline =>
+                {
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Upserts one task (all four columns).
+    pub async fn store(&self, record: &TaskRecord) -> Result<()> {
+        record.validate()?;
+        self.retrying(|| async {
+            let (session, st) = self.statements().await?;
+            session
+                .execute_unpaged(
+                    &st.insert,
+                    (
+                        &record.task_list,
+                        &record.id,
+                        &record.data,
+                        &record.type_name,
+                    ),
+                )
+                .await
+                .map_err(|e| {
+                    execution_error(
+                        &self.op(
+                            &format!("saving task {:?} of list {:?}", record.id, record.task_list),
+                            true,
+                        ),
+                        &e,
+                    )
+                })?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The first row under (list, id), or `None`.
+    pub async fn find(&self, key: &TaskKey) -> Result<Option<TaskRecord>> {
+        self.retrying(|| async {
+            let (session, st) = self.statements().await?;
+            let what = format!("finding task {:?} of list {:?}", key.id, key.task_list);
+            let res = session
+                .execute_unpaged(&st.find, (&key.task_list, &key.id))
+                .await
+                .map_err(|e| execution_error(&self.op(&what, false), &e))?;
+            let mut rows = self.rows(res, &key.task_list)?;
+            Ok(rows.pop())
+        })
+        .await
+    }
+
+    /// Deletes every type under (list, id); deleting what is not there is fine.
+    pub async fn delete(&self, key: &TaskKey) -> Result<()> {
+        self.retrying(|| async {
+            let (session, st) = self.statements().await?;
+            session
+                .execute_unpaged(&st.delete, (&key.task_list, &key.id))
+                .await
+                .map_err(|e| {
+                    execution_error(
+                        &self.op(
+                            &format!("completing task {:?} of list {:?}", key.id, key.task_list),
+                            true,
+                        ),
+                        &e,
+                    )
+                })?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Deletes a whole task list (one partition).
+    pub async fn delete_list(&self, task_list: &str) -> Result<()> {
+        check_list(task_list)?;
+        self.retrying(|| async {
+            let (session, st) = self.statements().await?;
+            session
+                .execute_unpaged(&st.delete_list, (task_list,))
+                .await
+                .map_err(|e| {
+                    execution_error(
+                        &self.op(&format!("deleting task list {task_list:?}"), true),
+                        &e,
+                    )
+                })?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// One page of the list, starting where `cursor` says (`None`: from the start).
+    pub async fn page(
+        &self,
+        task_list: &str,
+        cursor: Option<ScanCursor>,
+    ) -> Result<Page<ScanCursor>> {
+        check_list(task_list)?;
+        let cursor = cursor.unwrap_or_else(PagingState::start);
+        self.retrying(|| async {
+            let (session, st) = self.statements().await?;
+            let what = format!("reading task list {task_list:?}");
+            let (res, paging) = session
+                .execute_single_page(&st.scan, (task_list,), cursor.clone())
+                .await
+                .map_err(|e| execution_error(&self.op(&what, false), &e))?;
+            let records = self.rows(res, task_list)?;
+            let next = match paging {
+                PagingStateResponse::HasMorePages { .. } => match paging.into_paging_control_flow()
+                {
+                    ControlFlow::Continue(s) => Some(s),
+                    ControlFlow::Break(()) => None,
+                },
+                PagingStateResponse::NoMorePages => None,
+            };
+            Ok(Page { records, next })
+        })
+        .await
+    }
+
+    fn rows(
+        &self,
+        res: scylla::response::query_result::QueryResult,
+        task_list: &str,
+    ) -> Result<Vec<TaskRecord>> {
+        let bad = |e: &dyn std::fmt::Display| {
+            Error::BadData(format!(
+                "reading task list {task_list:?} from {}: unexpected result: {e}",
+                self.table
+            ))
+        };
+        let rows = res.into_rows_result().map_err(|e| bad(&e))?;
+        let mut out = Vec::with_capacity(rows.rows_num());
+        for row in rows.rows::<Row>().map_err(|e| bad(&e))? {
+            let (list, id, data, type_name) = row.map_err(|e| bad(&e))?;
+            let data = data.ok_or_else(|| {
+                Error::BadData(format!(
+                    "task {id:?} of list {list:?} in {} has no data (null)",
+                    self.table
+                ))
+            })?;
+            out.push(TaskRecord {
+                task_list: list,
+                id,
+                type_name,
+                data,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Stores many tasks with at most `concurrency` requests in flight. Returns once every
+    /// write has finished, one result per record, in the order given.
+    pub async fn store_many(
+        self: &Arc<Self>,
+        records: Vec<TaskRecord>,
+        concurrency: usize,
+    ) -> Vec<Result<()>> {
+        let records: Vec<Arc<TaskRecord>> = records.into_iter().map(Arc::new).collect();
+        self.for_each_concurrently(records, concurrency, |store, r| async move {
+            store.store(&r).await
+        })
+        .await
+    }
+
+    /// Completes many tasks, like `store_many`.
+    pub async fn delete_many(
+        self: &Arc<Self>,
+        keys: Vec<TaskKey>,
+        concurrency: usize,
+    ) -> Vec<Result<()>> {
+        let keys: Vec<Arc<TaskKey>> = keys.into_iter().map(Arc::new).collect();
+        self.for_each_concurrently(keys, concurrency, |store, k| async move {
+            store.delete(&k).await
+        })
+        .await
+    }
+
+    async fn for_each_concurrently<I, F, Fut>(
+        self: &Arc<Self>,
+        items: Vec<Arc<I>>,
+        concurrency: usize,
+        f: F,
+    ) -> Vec<Result<()>>
+    where
+        I: Send + Sync + 'static,
+        F: Fn(Arc<Self>, Arc<I>) -> Fut,
+        Fut: Future<Output = Result<()>> + Send + 'static,
+    {
+        let permits = Arc::new(Semaphore::new(concurrency.max(1)));
+        let mut handles = Vec::with_capacity(items.len());
+        for item in items {
+            let permit = match permits.clone().acquire_owned().await {
+                Ok(p) => p,
+                Err(_) => unreachable!("the semaphore is never closed"),
+            };
+            let fut = f(self.clone(), item);
+            handles.push(tokio::spawn(async move {
+                let r = fut.await;
+                drop(permit);
+                r
+            }));
+        }
+        let mut out = Vec::with_capacity(handles.len());
+        for h in handles {
+            out.push(match h.await {
+                Ok(r) => r,
+                Err(e) => Err(Error::Unavailable(format!(
+                    "a bulk request did not finish: {e}"
+                ))),
+            });
+        }
+        out
+    }
+
+    /// Creates the keyspace (SimpleStrategy, the given replication factor) and the table the
+    /// original gem's users created by hand; does nothing to ones that exist.
+    pub async fn create_schema(&self, replication_factor: u32) -> Result<()> {
+        let session = self.session().await?;
+        let ks = &self.config.keyspace;
+        let ddl = [
+            format!(
+                "CREATE KEYSPACE IF NOT EXISTS {ks} WITH replication = \
+                 {{'class': 'SimpleStrategy', 'replication_factor': {replication_factor}}}"
+            ),
+            format!(
+                "CREATE TABLE IF NOT EXISTS {} (task_list text, id text, data text, type text, \
+                 PRIMARY KEY ((task_list), id, type))",
+                self.table
+            ),
+        ];
+        for cql in ddl {
+            session
+                .query_unpaged(cql, ())
+                .await
+                .map_err(|e| execution_error(&self.op("creating the schema", true), &e))?;
+        }
+        Ok(())
+    }
+}

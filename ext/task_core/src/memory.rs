@@ -1,0 +1,200 @@
+use std::collections::BTreeMap;
+use std::sync::RwLock;
+
+use crate::error::Result;
+use crate::record::{check_list, TaskKey, TaskRecord};
+use crate::Page;
+
+/// The in-process store. It keeps what the Cassandra table keeps, ordered the way Cassandra
+/// orders a partition (by id, then type, as UTF-8 bytes), so the two can be swapped in tests.
+#[derive(Default)]
+pub struct MemoryStore {
+    lists: RwLock<BTreeMap<String, BTreeMap<(String, String), String>>>,
+}
+
+/// Where the next page of a memory scan starts: after this (id, type).
+pub type MemoryCursor = (String, String);
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn read(
+        &self,
+    ) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, BTreeMap<(String, String), String>>> {
+        // A panic while holding the lock cannot leave a half-written map (each write is one
+        // insert or removal), so a poisoned lock is still safe to use.
+        self.lists.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(
+        &self,
+    ) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, BTreeMap<(String, String), String>>> {
+        self.lists.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn store(&self, record: &TaskRecord) -> Result<()> {
+        record.validate()?;
+        self.write()
+            .entry(record.task_list.clone())
+            .or_default()
+            .insert(
+                (record.id.clone(), record.type_name.clone()),
+                record.data.clone(),
+            );
+        Ok(())
+    }
+
+    pub fn store_many(&self, records: &[TaskRecord]) -> Vec<Result<()>> {
+        records.iter().map(|r| self.store(r)).collect()
+    }
+
+    /// The first row under (list, id), as Cassandra's `LIMIT 1` would return it.
+    pub fn find(&self, key: &TaskKey) -> Option<TaskRecord> {
+        let lists = self.read();
+        let rows = lists.get(&key.task_list)?;
+        let start = (key.id.clone(), String::new());
+        let ((id, type_name), data) = rows.range(start..).next()?;
+        (id == &key.id).then(|| TaskRecord {
+            task_list: key.task_list.clone(),
+            id: id.clone(),
+            type_name: type_name.clone(),
+            data: data.clone(),
+        })
+    }
+
+    /// Deletes every type stored under (list, id). Deleting what is not there is fine.
+    pub fn delete(&self, key: &TaskKey) {
+        let mut lists = self.write();
+        if let Some(rows) = lists.get_mut(&key.task_list) {
+            rows.retain(|(id, _), _| id != &key.id);
+            if rows.is_empty() {
+                lists.remove(&key.task_list);
+            }
+        }
+    }
+
+    /// Up to `limit` rows of the list after `after`, so a scan holds one page at a time and
+    /// sees a consistent order even while others write.
+    pub fn page(
+        &self,
+        task_list: &str,
+        after: Option<&MemoryCursor>,
+        limit: usize,
+    ) -> Result<Page<MemoryCursor>> {
+        check_list(task_list)?;
+        let lists = self.read();
+        let Some(rows) = lists.get(task_list) else {
+            return Ok(Page {
+                records: Vec::new(),
+                next: None,
+            });
+        };
+        let limit = limit.max(1);
+        let iter: Box<dyn Iterator<Item = (&(String, String), &String)>> = match after {
+            Some(a) => Box::new(rows.range::<(String, String), _>((
+                std::ops::Bound::Excluded(a.clone()),
+                std::ops::Bound::Unbounded,
+            ))),
+            None => Box::new(rows.iter()),
+        };
+        let mut records = Vec::with_capacity(limit.min(rows.len()));
+        let mut more = false;
+        for ((id, type_name), data) in iter {
+            if records.len() == limit {
+                more = true;
+                break;
+            }
+            records.push(TaskRecord {
+                task_list: task_list.to_string(),
+                id: id.clone(),
+                type_name: type_name.clone(),
+                data: data.clone(),
+            });
+        }
+        let next = if more {
+            records.last().map(|r| (r.id.clone(), r.type_name.clone()))
+        } else {
+            None
+        };
+        Ok(Page { records, next })
+    }
+
+    pub fn len(&self, task_list: &str) -> usize {
+        self.read().get(task_list).map_or(0, |r| r.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.read().is_empty()
+    }
+
+    pub fn clear(&self) {
+        self.write().clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(list: &str, id: &str, ty: &str) -> TaskRecord {
+        TaskRecord {
+            task_list: list.into(),
+            id: id.into(),
+            type_name: ty.into(),
+            data: format!("{{\"id\":\"{id}\"}}"),
+        }
+    }
+
+    #[test]
+    fn upsert_find_delete() {
+        let s = MemoryStore::new();
+        s.store(&rec("l", "b", "T")).unwrap();
+        s.store(&rec("l", "b", "T")).unwrap();
+        s.store(&rec("l", "b", "A")).unwrap();
+        assert_eq!(s.len("l"), 2);
+        let key = TaskKey::new("l", "b").unwrap();
+        assert_eq!(s.find(&key).unwrap().type_name, "A");
+        assert!(s.find(&TaskKey::new("l", "a").unwrap()).is_none());
+        s.delete(&key);
+        assert!(s.find(&key).is_none());
+        s.delete(&key);
+        assert!(s.is_empty());
+    }
+
+    #[test]
+    fn pages_in_id_order_without_gaps() {
+        let s = MemoryStore::new();
+        for i in (0..25).rev() {
+            s.store(&rec("l", &format!("{i:03}"), "T")).unwrap();
+        }
+        s.store(&rec("other", "x", "T")).unwrap();
+        let mut seen = Vec::new();
+        let mut after = None;
+        loop {
+            let page = s.page("l", after.as_ref(), 10).unwrap();
+            assert!(page.records.len() <= 10);
+            seen.extend(page.records.into_iter().map(|r| r.id));
+            match page.next {
+                Some(n) => after = Some(n),
+                None => break,
+            }
+        }
+        let want: Vec<String> = (0..25).map(|i| format!("{i:03}")).collect();
+        assert_eq!(seen, want);
+    }
+
+    #[test]
+    fn rejects_bad_records_and_keeps_what_was_stored() {
+        let s = MemoryStore::new();
+        s.store(&rec("l", "1", "T")).unwrap();
+        let mut bad = rec("l", "1", "T");
+        bad.data = "not json".into();
+        assert!(s.store(&bad).is_err());
+        assert_eq!(
+            s.find(&TaskKey::new("l", "1").unwrap()).unwrap().data,
+            "{\"id\":\"1\"}"
+        );
+    }
+}
