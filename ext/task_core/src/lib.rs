@@ -3,6 +3,7 @@
 
 pub mod cassandra;
 pub mod error;
+pub mod json;
 pub mod memory;
 pub mod record;
 

@@ -1,0 +1,487 @@
+//! `Task::DataInterface::MemoryAdapter` and `CassandraAdapter`: one native type behind both
+//! classes (they share every method but construction), plus the scan object `all` returns.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use magnus::prelude::*;
+use magnus::r_hash::ForEach;
+use magnus::typed_data::Obj;
+use magnus::value::ReprValue;
+use magnus::{method, Error, RArray, RClass, RHash, RModule, RString, Ruby, Symbol, Value};
+use task_core::{parse_consistency, CassandraConfig, MemoryStore, TaskKey, TaskRecord};
+
+use crate::backend::{self, Backend, Cursor};
+use crate::errors;
+
+#[magnus::wrap(class = "Task::DataInterface::NativeAdapter", free_immediately, size)]
+pub struct Adapter {
+    backend: Arc<Backend>,
+}
+
+#[magnus::wrap(class = "Task::DataInterface::TaskScan", free_immediately, size)]
+pub struct TaskScan {
+    backend: Arc<Backend>,
+    task_list: String,
+}
+
+const DEFAULT_CONCURRENCY: usize = 64;
+
+fn memory_new(ruby: &Ruby, class: RClass) -> Obj<Adapter> {
+    ruby.obj_wrap_as(
+        Adapter {
+            backend: Arc::new(Backend::Memory(Arc::new(MemoryStore::new()))),
+        },
+        class,
+    )
+}
+
+/// Reads `CassandraAdapter.new(hosts:, port:, ...)` options; unknown ones are an error.
+pub fn cassandra_config(
+    ruby: &Ruby,
+    opts: Option<RHash>,
+    ignore_unknown: bool,
+) -> Result<CassandraConfig, Error> {
+    let mut c = CassandraConfig::default();
+    let Some(opts) = opts else {
+        return c.validated().map_err(|e| errors::from_core(ruby, e));
+    };
+    let text = |name: &str, v: Value| -> Result<String, Error> {
+        if let Some(s) = Symbol::from_value(v) {
+            return Ok(s.name()?.into_owned());
+        }
+        match RString::from_value(v) {
+            Some(s) => s.to_string(),
+            None => Err(errors::argument(
+                ruby,
+                format!("{name} must be a String, got {}", v.inspect()),
+            )),
+        }
+    };
+    let seconds = |name: &str, v: Value| -> Result<Duration, Error> {
+        let x: f64 = f64::try_convert(v).map_err(|_| {
+            errors::argument(
+                ruby,
+                format!("{name} must be a number of seconds, got {}", v.inspect()),
+            )
+        })?;
+        if !(x > 0.0 && x.is_finite() && x < 1e9) {
+            return Err(errors::argument(
+                ruby,
+                format!("{name} must be a positive number of seconds, got {x}"),
+            ));
+        }
+        Ok(Duration::from_secs_f64(x))
+    };
+    opts.foreach(|k: Value, v: Value| {
+        let key = match Symbol::from_value(k) {
+            Some(s) => s.name()?.into_owned(),
+            None => text("option name", k)?,
+        };
+        match key.as_str() {
+            "hosts" => {
+                c.hosts = match RArray::from_value(v) {
+                    Some(a) => a
+                        .into_iter()
+                        .map(|h| text("hosts entry", h))
+                        .collect::<Result<_, _>>()?,
+                    None => text("hosts", v)?
+                        .split(',')
+                        .map(|h| h.trim().to_string())
+                        .collect(),
+                }
+            }
+            "port" => {
+                c.port = u16::try_convert(v).map_err(|_| {
+                    errors::argument(ruby, format!("port must be 1-65535, got {}", v.inspect()))
+                })?
+            }
+            "keyspace" => c.keyspace = text("keyspace", v)?,
+            "tasks_table_name" => c.table = text("tasks_table_name", v)?,
+            "consistency" => {
+                c.consistency = parse_consistency(&text("consistency", v)?)
+                    .map_err(|e| errors::from_core(ruby, e))?
+            }
+            "request_timeout" => c.request_timeout = seconds("request_timeout", v)?,
+            "connect_timeout" => c.connect_timeout = seconds("connect_timeout", v)?,
+            "retry_deadline" => c.retry_deadline = seconds("retry_deadline", v)?,
+            "page_size" => {
+                c.page_size = i32::try_convert(v).map_err(|_| {
+                    errors::argument(
+                        ruby,
+                        format!("page_size must be an Integer, got {}", v.inspect()),
+                    )
+                })?
+            }
+            "local_datacenter" => {
+                c.local_datacenter = if v.is_nil() {
+                    None
+                } else {
+                    Some(text("local_datacenter", v)?)
+                }
+            }
+            "username" => {
+                c.username = if v.is_nil() {
+                    None
+                } else {
+                    Some(text("username", v)?)
+                }
+            }
+            "password" => {
+                c.password = if v.is_nil() {
+                    None
+                } else {
+                    Some(text("password", v)?)
+                }
+            }
+            other if !ignore_unknown => {
+                return Err(errors::argument(
+                    ruby,
+                    format!("unknown CassandraAdapter option :{other}"),
+                ))
+            }
+            _ => {}
+        }
+        Ok(ForEach::Continue)
+    })?;
+    c.validated().map_err(|e| errors::from_core(ruby, e))
+}
+
+/// A CassandraAdapter for an already-read config.
+pub fn cassandra_adapter(ruby: &Ruby, config: CassandraConfig) -> Result<Value, Error> {
+    let task: RModule = ruby.class_object().const_get("Task")?;
+    let di: RModule = task.const_get("DataInterface")?;
+    let class: RClass = di.const_get("CassandraAdapter")?;
+    Ok(ruby
+        .obj_wrap_as(
+            Adapter {
+                backend: Arc::new(Backend::Cassandra(config)),
+            },
+            class,
+        )
+        .as_value())
+}
+
+fn cassandra_new(ruby: &Ruby, class: RClass, args: &[Value]) -> Result<Obj<Adapter>, Error> {
+    let opts = match args {
+        [] => None,
+        [h] => Some(RHash::try_convert(*h)?),
+        _ => {
+            return Err(errors::argument(
+                ruby,
+                format!(
+                    "wrong number of arguments (given {}, expected 0 or keywords)",
+                    args.len()
+                ),
+            ))
+        }
+    };
+    let config = cassandra_config(ruby, opts, false)?;
+    Ok(ruby.obj_wrap_as(
+        Adapter {
+            backend: Arc::new(Backend::Cassandra(config)),
+        },
+        class,
+    ))
+}
+
+/// Reads a `concurrency:` keyword from an optional trailing hash.
+fn concurrency(ruby: &Ruby, opts: Option<RHash>) -> Result<usize, Error> {
+    let Some(opts) = opts else {
+        return Ok(DEFAULT_CONCURRENCY);
+    };
+    match opts.get(ruby.sym_new("concurrency")) {
+        None => Ok(DEFAULT_CONCURRENCY),
+        Some(v) => match usize::try_convert(v) {
+            Ok(n) if (1..=4096).contains(&n) => Ok(n),
+            _ => Err(errors::argument(
+                ruby,
+                format!("concurrency must be 1-4096, got {}", v.inspect()),
+            )),
+        },
+    }
+}
+
+impl Adapter {
+    pub fn backend(&self) -> &Arc<Backend> {
+        &self.backend
+    }
+
+    fn store(ruby: &Ruby, rb_self: &Self, task: Value) -> Result<(), Error> {
+        let record = backend::record_from_task(ruby, task)?;
+        rb_self.backend.store(ruby, record)
+    }
+
+    fn find(
+        ruby: &Ruby,
+        rb_self: &Self,
+        task_list: Value,
+        id: Value,
+    ) -> Result<Option<Value>, Error> {
+        let key = backend::key(ruby, task_list, id)?;
+        match rb_self.backend.find(ruby, key)? {
+            Some(r) => backend::task_from_record(ruby, &r).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn delete(ruby: &Ruby, rb_self: &Self, task_list: Value, id: Value) -> Result<(), Error> {
+        let key = backend::key(ruby, task_list, id)?;
+        rb_self.backend.delete(ruby, key)
+    }
+
+    fn all(ruby: &Ruby, rb_self: &Self, task_list: Value) -> Result<Value, Error> {
+        let key = backend::key(ruby, task_list, ruby.str_new("-").as_value())?;
+        let scan = TaskScan {
+            backend: rb_self.backend.clone(),
+            task_list: key.task_list,
+        };
+        ruby.obj_wrap(scan).funcall("lazy", ())
+    }
+
+    fn delete_list(ruby: &Ruby, rb_self: &Self, task_list: Value) -> Result<(), Error> {
+        let key = backend::key(ruby, task_list, ruby.str_new("-").as_value())?;
+        rb_self.backend.delete_list(ruby, key.task_list)
+    }
+
+    /// `store_many(tasks, concurrency: 64)`: stores every task; returns the count. If any
+    /// failed, raises Task::Error::BulkFailure listing each failed task and its error; the
+    /// others are stored.
+    fn store_many(ruby: &Ruby, rb_self: &Self, args: &[Value]) -> Result<usize, Error> {
+        let (tasks, opts) = bulk_args(ruby, args, "store_many(tasks, concurrency: 64)")?;
+        let mut records: Vec<TaskRecord> = Vec::with_capacity(tasks.len());
+        for t in tasks.into_iter() {
+            records.push(backend::record_from_task(ruby, t)?);
+        }
+        let labels: Vec<(String, String)> = records
+            .iter()
+            .map(|r| (r.task_list.clone(), r.id.clone()))
+            .collect();
+        let results = rb_self
+            .backend
+            .store_many(ruby, records, concurrency(ruby, opts)?)?;
+        bulk_outcome(ruby, "store", &labels, results)
+    }
+
+    /// `delete_many(tasks_or_pairs, concurrency: 64)`: completes each (a task, or a
+    /// `[task_list, id]` pair); like store_many for errors.
+    fn delete_many(ruby: &Ruby, rb_self: &Self, args: &[Value]) -> Result<usize, Error> {
+        let (items, opts) = bulk_args(ruby, args, "delete_many(tasks, concurrency: 64)")?;
+        let mut keys = Vec::with_capacity(items.len());
+        for item in items.into_iter() {
+            let key = match RArray::from_value(item) {
+                Some(pair) if pair.len() == 2 => {
+                    backend::key(ruby, pair.entry(0)?, pair.entry(1)?)?
+                }
+                _ => backend::key(
+                    ruby,
+                    item.funcall("task_list", ())?,
+                    item.funcall("id", ())?,
+                )?,
+            };
+            keys.push(key);
+        }
+        let labels: Vec<(String, String)> = keys
+            .iter()
+            .map(|k: &TaskKey| (k.task_list.clone(), k.id.clone()))
+            .collect();
+        let results = rb_self
+            .backend
+            .delete_many(ruby, keys, concurrency(ruby, opts)?)?;
+        bulk_outcome(ruby, "complete", &labels, results)
+    }
+
+    fn create_schema(ruby: &Ruby, rb_self: &Self, args: &[Value]) -> Result<(), Error> {
+        let rf = match args {
+            [] => 1,
+            [h] => {
+                let h = RHash::try_convert(*h)?;
+                match h.get(ruby.sym_new("replication_factor")) {
+                    None => 1,
+                    Some(v) => u32::try_convert(v)
+                        .ok()
+                        .filter(|n| *n >= 1)
+                        .ok_or_else(|| {
+                            errors::argument(
+                                ruby,
+                                format!(
+                                    "replication_factor must be a positive Integer, got {}",
+                                    v.inspect()
+                                ),
+                            )
+                        })?,
+                }
+            }
+            _ => {
+                return Err(errors::argument(
+                    ruby,
+                    "create_schema(replication_factor: 1)",
+                ))
+            }
+        };
+        match rb_self.backend.as_ref() {
+            Backend::Cassandra(c) => {
+                let rt = crate::runtime::current(ruby)?;
+                let store = rt.connector.store(c);
+                rt.block_on(ruby, || store.create_schema(rf))
+            }
+            Backend::Memory(_) => Ok(()),
+        }
+    }
+
+    fn clear(&self) {
+        if let Backend::Memory(m) = self.backend.as_ref() {
+            m.clear();
+        }
+    }
+
+    fn options(ruby: &Ruby, rb_self: &Self) -> Result<RHash, Error> {
+        let h = ruby.hash_new();
+        if let Backend::Cassandra(c) = rb_self.backend.as_ref() {
+            let hosts = ruby.ary_new();
+            for host in &c.hosts {
+                hosts.push(host.as_str())?;
+            }
+            h.aset(ruby.sym_new("hosts"), hosts)?;
+            h.aset(ruby.sym_new("port"), c.port)?;
+            h.aset(ruby.sym_new("keyspace"), c.keyspace.as_str())?;
+            h.aset(ruby.sym_new("tasks_table_name"), ruby.to_symbol(&c.table))?;
+            h.aset(
+                ruby.sym_new("consistency"),
+                ruby.to_symbol(format!("{:?}", c.consistency).to_lowercase()),
+            )?;
+            h.aset(ruby.sym_new("page_size"), c.page_size)?;
+            h.aset(
+                ruby.sym_new("request_timeout"),
+                c.request_timeout.as_secs_f64(),
+            )?;
+            h.aset(
+                ruby.sym_new("connect_timeout"),
+                c.connect_timeout.as_secs_f64(),
+            )?;
+            h.aset(
+                ruby.sym_new("retry_deadline"),
+                c.retry_deadline.as_secs_f64(),
+            )?;
+            h.aset(
+                ruby.sym_new("local_datacenter"),
+                c.local_datacenter.as_deref(),
+            )?;
+            h.aset(ruby.sym_new("username"), c.username.as_deref())?;
+        }
+        Ok(h)
+    }
+}
+
+fn bulk_args(ruby: &Ruby, args: &[Value], usage: &str) -> Result<(RArray, Option<RHash>), Error> {
+    let (items, opts) = match args {
+        [items] => (*items, None),
+        [items, opts] => (*items, Some(RHash::try_convert(*opts)?)),
+        _ => return Err(errors::argument(ruby, usage.to_string())),
+    };
+    let items: RArray = match RArray::from_value(items) {
+        Some(a) => a,
+        None => items.funcall("to_a", ())?,
+    };
+    Ok((items, opts))
+}
+
+fn bulk_outcome(
+    ruby: &Ruby,
+    verb: &str,
+    labels: &[(String, String)],
+    results: Vec<task_core::Result<()>>,
+) -> Result<usize, Error> {
+    let failed: Vec<(usize, task_core::Error)> = results
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, r)| r.err().map(|e| (i, e)))
+        .collect();
+    if failed.is_empty() {
+        return Ok(labels.len());
+    }
+    let failures = ruby.ary_new();
+    for (i, e) in &failed {
+        let (list, id) = &labels[*i];
+        let entry = ruby.hash_new();
+        entry.aset(ruby.sym_new("task_list"), list.as_str())?;
+        entry.aset(ruby.sym_new("id"), id.as_str())?;
+        entry.aset(
+            ruby.sym_new("error"),
+            errors::from_core(ruby, e.clone()).value(),
+        )?;
+        failures.push(entry)?;
+    }
+    let (i0, e0) = &failed[0];
+    let msg = format!(
+        "could not {verb} {} of {} tasks (first: task {:?} of list {:?}: {e0}); see #failures",
+        failed.len(),
+        labels.len(),
+        labels[*i0].1,
+        labels[*i0].0
+    );
+    let task: RModule = ruby.class_object().const_get("Task")?;
+    let base: RClass = task.const_get("Error")?;
+    let class: RClass = base.const_get("BulkFailure")?;
+    let exc: Value = class.funcall("new", (msg, failures))?;
+    Err(Error::from(magnus::Exception::from_value(exc).ok_or_else(
+        || errors::argument(ruby, "BulkFailure is not an exception"),
+    )?))
+}
+
+impl TaskScan {
+    /// Yields every task of the list, one page in memory at a time. Breaking out of the
+    /// block stops the scan: no further page is read.
+    fn each(ruby: &Ruby, rb_self: &Self) -> Result<Value, Error> {
+        if !ruby.block_given() {
+            return Err(errors::argument(
+                ruby,
+                "TaskScan#each needs a block (use #lazy or #to_a)",
+            ));
+        }
+        let mut cursor = Cursor::Start;
+        loop {
+            let (records, next) = rb_self.backend.page(ruby, &rb_self.task_list, &cursor)?;
+            cursor = next;
+            for r in &records {
+                let task = backend::task_from_record(ruby, r)?;
+                let _: Value = ruby.yield_value(task)?;
+            }
+            if matches!(cursor, Cursor::Done) {
+                return Ok(ruby.qnil().as_value());
+            }
+        }
+    }
+
+    fn task_list(&self) -> String {
+        self.task_list.clone()
+    }
+}
+
+pub fn init(ruby: &Ruby, data_interface: RModule) -> Result<(), Error> {
+    let native = data_interface.define_class("NativeAdapter", ruby.class_object())?;
+    native.undef_default_alloc_func();
+    native.define_method("store", method!(Adapter::store, 1))?;
+    native.define_method("find", method!(Adapter::find, 2))?;
+    native.define_method("all", method!(Adapter::all, 1))?;
+    native.define_method("delete", method!(Adapter::delete, 2))?;
+    native.define_method("delete_list", method!(Adapter::delete_list, 1))?;
+    native.define_method("store_many", method!(Adapter::store_many, -1))?;
+    native.define_method("delete_many", method!(Adapter::delete_many, -1))?;
+    native.define_method("options", method!(Adapter::options, 0))?;
+
+    let memory = data_interface.define_class("MemoryAdapter", native)?;
+    memory.define_singleton_method("new", method!(memory_new, 0))?;
+    memory.define_method("clear", method!(Adapter::clear, 0))?;
+
+    let cassandra = data_interface.define_class("CassandraAdapter", native)?;
+    cassandra.define_singleton_method("new", method!(cassandra_new, -1))?;
+    cassandra.define_method("create_schema", method!(Adapter::create_schema, -1))?;
+
+    let scan = data_interface.define_class("TaskScan", ruby.class_object())?;
+    scan.undef_default_alloc_func();
+    scan.include_module(ruby.module_enumerable())?;
+    scan.define_method("each", method!(TaskScan::each, 0))?;
+    scan.define_method("task_list", method!(TaskScan::task_list, 0))?;
+    Ok(())
+}

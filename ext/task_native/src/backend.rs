@@ -1,0 +1,343 @@
+//! The two stores behind one face, and the conversions between Ruby task objects and the
+//! records the stores hold. Every I/O wait goes through `Runtime::block_on` (GVL released).
+
+use std::sync::Arc;
+
+use magnus::prelude::*;
+use magnus::value::{LazyId, ReprValue};
+use magnus::{Error, RClass, RHash, RModule, RString, Ruby, Value};
+use task_core::{CassandraConfig, CassandraStore, MemoryStore, TaskKey, TaskRecord};
+
+use crate::{codec, errors, runtime};
+
+pub enum Backend {
+    Memory(Arc<MemoryStore>),
+    Cassandra(CassandraConfig),
+}
+
+/// How many rows a memory scan takes at a time (a Cassandra scan uses the config's page size).
+const MEMORY_PAGE: usize = 1000;
+
+pub enum Cursor {
+    Start,
+    Memory((String, String)),
+    Cassandra(task_core::ScanCursor),
+    Done,
+}
+
+static ID_TASK_LIST: LazyId = LazyId::new("task_list");
+static ID_ID: LazyId = LazyId::new("id");
+static ID_DATA: LazyId = LazyId::new("data");
+static ID_NEW: LazyId = LazyId::new("new");
+
+impl Backend {
+    fn cassandra(
+        &self,
+        ruby: &Ruby,
+        config: &CassandraConfig,
+    ) -> Result<(&'static runtime::Runtime, Arc<CassandraStore>), Error> {
+        let rt = runtime::current(ruby)?;
+        Ok((rt, rt.connector.store(config)))
+    }
+
+    pub fn store(&self, ruby: &Ruby, record: TaskRecord) -> Result<(), Error> {
+        match self {
+            Backend::Memory(m) => m.store(&record).map_err(|e| errors::from_core(ruby, e)),
+            Backend::Cassandra(c) => {
+                let (rt, store) = self.cassandra(ruby, c)?;
+                rt.block_on(ruby, || store.store(&record))
+            }
+        }
+    }
+
+    pub fn find(&self, ruby: &Ruby, key: TaskKey) -> Result<Option<TaskRecord>, Error> {
+        match self {
+            Backend::Memory(m) => Ok(m.find(&key)),
+            Backend::Cassandra(c) => {
+                let (rt, store) = self.cassandra(ruby, c)?;
+                rt.block_on(ruby, || store.find(&key))
+            }
+        }
+    }
+
+    pub fn delete(&self, ruby: &Ruby, key: TaskKey) -> Result<(), Error> {
+        match self {
+            Backend::Memory(m) => {
+                m.delete(&key);
+                Ok(())
+            }
+            Backend::Cassandra(c) => {
+                let (rt, store) = self.cassandra(ruby, c)?;
+                rt.block_on(ruby, || store.delete(&key))
+            }
+        }
+    }
+
+    pub fn delete_list(&self, ruby: &Ruby, task_list: String) -> Result<(), Error> {
+        task_core::record::check_list(&task_list).map_err(|e| errors::from_core(ruby, e))?;
+        match self {
+            Backend::Memory(m) => {
+                while let Some(first) = m
+                    .page(&task_list, None, MEMORY_PAGE)
+                    .map_err(|e| errors::from_core(ruby, e))?
+                    .records
+                    .first()
+                {
+                    m.delete(&TaskKey {
+                        task_list: first.task_list.clone(),
+                        id: first.id.clone(),
+                    });
+                }
+                Ok(())
+            }
+            Backend::Cassandra(c) => {
+                let (rt, store) = self.cassandra(ruby, c)?;
+                rt.block_on(ruby, || store.delete_list(&task_list))
+            }
+        }
+    }
+
+    /// Stores every record; one result per record, in order. Nothing is dropped: a record
+    /// whose write failed has its error in its slot.
+    pub fn store_many(
+        &self,
+        ruby: &Ruby,
+        records: Vec<TaskRecord>,
+        concurrency: usize,
+    ) -> Result<Vec<task_core::Result<()>>, Error> {
+        match self {
+            Backend::Memory(m) => Ok(m.store_many(&records)),
+            Backend::Cassandra(c) => {
+                let (rt, store) = self.cassandra(ruby, c)?;
+                // A spurious wake-up re-runs the whole batch; that is safe, upserts are
+                // idempotent.
+                let records = Arc::new(records);
+                rt.block_on(ruby, || {
+                    let store = store.clone();
+                    let records = records.clone();
+                    async move {
+                        Ok(store
+                            .store_many(records.as_ref().clone(), concurrency)
+                            .await)
+                    }
+                })
+            }
+        }
+    }
+
+    pub fn delete_many(
+        &self,
+        ruby: &Ruby,
+        keys: Vec<TaskKey>,
+        concurrency: usize,
+    ) -> Result<Vec<task_core::Result<()>>, Error> {
+        match self {
+            Backend::Memory(m) => Ok(keys
+                .iter()
+                .map(|k| {
+                    m.delete(k);
+                    Ok(())
+                })
+                .collect()),
+            Backend::Cassandra(c) => {
+                let (rt, store) = self.cassandra(ruby, c)?;
+                let keys = Arc::new(keys);
+                rt.block_on(ruby, || {
+                    let store = store.clone();
+                    let keys = keys.clone();
+                    async move { Ok(store.delete_many(keys.as_ref().clone(), concurrency).await) }
+                })
+            }
+        }
+    }
+
+    /// The next page of a scan, and where the one after starts.
+    pub fn page(
+        &self,
+        ruby: &Ruby,
+        task_list: &str,
+        cursor: &Cursor,
+    ) -> Result<(Vec<TaskRecord>, Cursor), Error> {
+        let core = |e| errors::from_core(ruby, e);
+        match (self, cursor) {
+            (_, Cursor::Done) => Ok((Vec::new(), Cursor::Done)),
+            (Backend::Memory(m), Cursor::Start | Cursor::Memory(_)) => {
+                let after = match cursor {
+                    Cursor::Memory(a) => Some(a),
+                    _ => None,
+                };
+                let page = m.page(task_list, after, MEMORY_PAGE).map_err(core)?;
+                Ok((page.records, page.next.map_or(Cursor::Done, Cursor::Memory)))
+            }
+            (Backend::Cassandra(c), Cursor::Start | Cursor::Cassandra(_)) => {
+                let (rt, store) = self.cassandra(ruby, c)?;
+                let start = match cursor {
+                    Cursor::Cassandra(s) => Some(s.clone()),
+                    _ => None,
+                };
+                let page = rt.block_on(ruby, || store.page(task_list, start.clone()))?;
+                Ok((
+                    page.records,
+                    page.next.map_or(Cursor::Done, Cursor::Cassandra),
+                ))
+            }
+            _ => Err(errors::argument(
+                ruby,
+                "scan cursor does not belong to this store",
+            )),
+        }
+    }
+}
+
+fn task_module(ruby: &Ruby) -> Result<RModule, Error> {
+    let task: RModule = ruby.class_object().const_get("Task")?;
+    task.const_get("Task")
+}
+
+/// A String attribute of a task for the store: must be a non-empty String.
+fn string_attr(ruby: &Ruby, task: Value, name: &str, value: Value) -> Result<String, Error> {
+    let Some(s) = RString::from_value(value) else {
+        let got = if value.is_nil() {
+            "nil".to_string()
+        } else {
+            value.class().inspect()
+        };
+        return Err(errors::argument(
+            ruby,
+            format!(
+                "task {name} must be a non-empty String, got {got} (task {})",
+                task.inspect()
+            ),
+        ));
+    };
+    let text = s.to_string().map_err(|_| {
+        errors::bad_data(
+            ruby,
+            format!("task {name} {} is not valid UTF-8", s.inspect()),
+        )
+    })?;
+    if text.is_empty() {
+        return Err(errors::argument(
+            ruby,
+            format!(
+                "task {name} must be a non-empty String, got \"\" (task {})",
+                task.inspect()
+            ),
+        ));
+    }
+    Ok(text)
+}
+
+/// The record for a task object, or a clear error before anything is written.
+pub fn record_from_task(ruby: &Ruby, task: Value) -> Result<TaskRecord, Error> {
+    let task_list = string_attr(ruby, task, "task_list", task.funcall(*ID_TASK_LIST, ())?)?;
+    let id = string_attr(ruby, task, "id", task.funcall(*ID_ID, ())?)?;
+    let class = task.class();
+    let type_name = match unsafe { class.name() } {
+        std::borrow::Cow::Borrowed(s) if !s.starts_with("#<") => s.to_string(),
+        std::borrow::Cow::Owned(s) if !s.starts_with("#<") => s,
+        _ => {
+            return Err(errors::argument(
+                ruby,
+                format!("cannot save task {id:?} of list {task_list:?}: its class has no name (an anonymous class cannot be found again)"),
+            ))
+        }
+    };
+    let data_v: Value = task.funcall(*ID_DATA, ())?;
+    let Some(data) = RHash::from_value(data_v) else {
+        return Err(errors::argument(
+            ruby,
+            format!(
+                "task {id:?} of list {task_list:?}: data must be a Hash, got {}",
+                data_v.class().inspect()
+            ),
+        ));
+    };
+    let data = codec::data_to_json(ruby, data, &|| format!("task {id:?} of list {task_list:?}"))?;
+    Ok(TaskRecord {
+        task_list,
+        id,
+        type_name,
+        data,
+    })
+}
+
+/// Looks up a task class by name (`Foo::Bar` too). `Ok(Err(msg))` when the name is not a
+/// task class; NameError (from const_get) when nothing has that name.
+pub fn task_class(ruby: &Ruby, name: &str) -> Result<Result<RClass, String>, Error> {
+    let found: Value = ruby.class_object().funcall("const_get", (name,))?;
+    let Some(class) = RClass::from_value(found) else {
+        return Ok(Err(format!("{name} is not a class")));
+    };
+    let includes: bool = class.funcall("include?", (task_module(ruby)?,))?;
+    if !includes {
+        return Ok(Err(format!("{name} does not include Task::Task")));
+    }
+    Ok(Ok(class))
+}
+
+/// Instantiates a task from its parts through `Class#new`, as the original did.
+pub fn new_task(
+    ruby: &Ruby,
+    class: RClass,
+    task_list: Value,
+    id: Value,
+    data: Value,
+) -> Result<Value, Error> {
+    let attrs = ruby.hash_new();
+    attrs.aset(ruby.sym_new("task_list"), task_list)?;
+    attrs.aset(ruby.sym_new("id"), id)?;
+    attrs.aset(ruby.sym_new("data"), data)?;
+    class.funcall(*ID_NEW, (attrs,))
+}
+
+/// A task object from a stored row; a row naming no task class or holding bad data raises
+/// an error that names its list and id.
+pub fn task_from_record(ruby: &Ruby, record: &TaskRecord) -> Result<Value, Error> {
+    let what = || format!("task {:?} of list {:?}", record.id, record.task_list);
+    let class = match task_class(ruby, &record.type_name) {
+        Ok(Ok(c)) => c,
+        Ok(Err(msg)) => {
+            return Err(errors::bad_data(
+                ruby,
+                format!("{}: stored type: {msg}", what()),
+            ))
+        }
+        Err(e) => {
+            return Err(errors::bad_data(
+                ruby,
+                format!(
+                    "{}: stored type {:?} names no task class ({e})",
+                    what(),
+                    record.type_name
+                ),
+            ))
+        }
+    };
+    let data = codec::json_to_data(ruby, &record.data, &what)?;
+    new_task(
+        ruby,
+        class,
+        ruby.str_new(&record.task_list).as_value(),
+        ruby.str_new(&record.id).as_value(),
+        data.as_value(),
+    )
+}
+
+/// (list, id) arguments to a key, with the errors the store would give.
+pub fn key(ruby: &Ruby, task_list: Value, id: Value) -> Result<TaskKey, Error> {
+    let as_text = |name: &str, v: Value| -> Result<String, Error> {
+        if v.is_nil() {
+            return Err(errors::argument(ruby, format!("{name} must not be nil")));
+        }
+        let s: RString = match RString::from_value(v) {
+            Some(s) => s,
+            None => v.funcall("to_s", ())?,
+        };
+        s.to_string().map_err(|_| {
+            errors::argument(ruby, format!("{name} {} is not valid UTF-8", s.inspect()))
+        })
+    };
+    TaskKey::new(as_text("task_list", task_list)?, as_text("id", id)?)
+        .map_err(|e| errors::from_core(ruby, e))
+}

@@ -1,0 +1,369 @@
+//! The data hash <-> the JSON text in the `data` column. Writing follows what Ruby's
+//! `JSON.generate` writes (the original gem's format) byte for byte; reading gives what
+//! `JSON.parse` gives, with the top-level keys as Symbols.
+
+use magnus::encoding::EncodingCapable;
+use magnus::r_hash::ForEach;
+use magnus::rb_sys::AsRawValue;
+use magnus::value::ReprValue;
+use magnus::{Error, Float, Integer, RArray, RHash, RString, Ruby, Symbol, Value};
+use task_core::json;
+
+use crate::errors;
+
+/// `JSON.generate`'s default nesting limit; also what stops a hash that contains itself.
+const MAX_DEPTH: usize = 100;
+
+/// The JSON text of a data hash. `what` names the task in error messages.
+pub fn data_to_json(ruby: &Ruby, data: RHash, what: &dyn Fn() -> String) -> Result<String, Error> {
+    let mut out = String::with_capacity(64);
+    let mut w = Writer {
+        ruby,
+        out: &mut out,
+        path: Vec::new(),
+    };
+    w.hash(data, 1).map_err(|e| match e {
+        WriteError::Ruby(e) => e,
+        WriteError::Bad(msg, path) => {
+            let at = if path.is_empty() {
+                String::new()
+            } else {
+                format!(" at data{}", path)
+            };
+            errors::bad_data(ruby, format!("{}: cannot store data{at}: {msg}", what()))
+        }
+    })?;
+    Ok(out)
+}
+
+enum WriteError {
+    Ruby(Error),
+    Bad(String, String),
+}
+
+impl From<Error> for WriteError {
+    fn from(e: Error) -> Self {
+        WriteError::Ruby(e)
+    }
+}
+
+struct Writer<'a> {
+    ruby: &'a Ruby,
+    out: &'a mut String,
+    path: Vec<String>,
+}
+
+impl Writer<'_> {
+    fn bad<T>(&self, msg: impl Into<String>) -> Result<T, WriteError> {
+        Err(WriteError::Bad(msg.into(), self.path.concat()))
+    }
+
+    fn value(&mut self, v: Value, depth: usize) -> Result<(), WriteError> {
+        let ruby = self.ruby;
+        if v.is_nil() {
+            self.out.push_str("null");
+        } else if v.as_raw() == ruby.qtrue().as_raw() {
+            self.out.push_str("true");
+        } else if v.as_raw() == ruby.qfalse().as_raw() {
+            self.out.push_str("false");
+        } else if let Some(s) = RString::from_value(v) {
+            self.string(s)?;
+        } else if let Some(s) = Symbol::from_value(v) {
+            let name = s.name()?;
+            write_str(self.out, &name);
+        } else if let Some(i) = Integer::from_value(v) {
+            match i.to_i64() {
+                Ok(n) => self.out.push_str(&n.to_string()),
+                Err(_) => {
+                    let s: String = i.funcall("to_s", ())?;
+                    self.out.push_str(&s);
+                }
+            }
+        } else if let Some(f) = Float::from_value(v) {
+            let x = f.to_f64();
+            if !x.is_finite() {
+                return self.bad(format!("{x} is not representable in JSON"));
+            }
+            // Float#to_s is the text JSON.generate writes (1.0e+20, 0.1, 100.0).
+            let s: String = f.funcall("to_s", ())?;
+            self.out.push_str(&s);
+        } else if let Some(h) = RHash::from_value(v) {
+            self.hash(h, depth + 1)?;
+        } else if let Some(a) = RArray::from_value(v) {
+            self.array(a, depth + 1)?;
+        } else {
+            self.object(v, depth)?;
+        }
+        Ok(())
+    }
+
+    fn string(&mut self, s: RString) -> Result<(), WriteError> {
+        let ruby = self.ruby;
+        let enc = s.enc_get();
+        let utf8_bytes = enc == ruby.utf8_encindex()
+            || enc == ruby.usascii_encindex()
+            || enc == ruby.ascii8bit_encindex();
+        if utf8_bytes {
+            // Safety: the bytes are copied out before any Ruby code can run.
+            let bytes = unsafe { s.as_slice() };
+            match std::str::from_utf8(bytes) {
+                Ok(text) => write_str(self.out, text),
+                Err(_) => return self.bad(format!("string {} is not valid UTF-8", s.inspect())),
+            }
+        } else {
+            let conv: Result<RString, Error> = s.funcall("encode", ("UTF-8",));
+            match conv {
+                Ok(u) => {
+                    let text = unsafe { u.as_slice() };
+                    match std::str::from_utf8(text) {
+                        Ok(t) => write_str(self.out, t),
+                        Err(_) => return self.bad("string could not be converted to UTF-8"),
+                    }
+                }
+                Err(e) => return self.bad(format!("string could not be converted to UTF-8: {e}")),
+            }
+        }
+        Ok(())
+    }
+
+    fn key(&mut self, k: Value) -> Result<String, WriteError> {
+        if let Some(s) = Symbol::from_value(k) {
+            return Ok(s.name()?.into_owned());
+        }
+        let s = match RString::from_value(k) {
+            Some(s) => s,
+            None => k.funcall::<_, _, RString>("to_s", ())?,
+        };
+        let text = unsafe { s.as_slice() };
+        match std::str::from_utf8(text) {
+            Ok(t) => Ok(t.to_string()),
+            Err(_) => self.bad(format!("key {} is not valid UTF-8", s.inspect())),
+        }
+    }
+
+    fn hash(&mut self, h: RHash, depth: usize) -> Result<(), WriteError> {
+        if depth > MAX_DEPTH {
+            return self.bad(format!(
+                "nested deeper than {MAX_DEPTH} levels (does it contain itself?)"
+            ));
+        }
+        self.out.push('{');
+        let mut first = true;
+        let mut failure: Option<WriteError> = None;
+        h.foreach(|k: Value, v: Value| {
+            let r = (|| {
+                let key = self.key(k)?;
+                if !first {
+                    self.out.push(',');
+                }
+                first = false;
+                write_str(self.out, &key);
+                self.out.push(':');
+                self.path.push(format!("[{}]", k.inspect()));
+                self.value(v, depth)?;
+                self.path.pop();
+                Ok::<_, WriteError>(())
+            })();
+            match r {
+                Ok(()) => Ok(ForEach::Continue),
+                Err(e) => {
+                    failure = Some(e);
+                    Ok(ForEach::Stop)
+                }
+            }
+        })?;
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        self.out.push('}');
+        Ok(())
+    }
+
+    fn array(&mut self, a: RArray, depth: usize) -> Result<(), WriteError> {
+        if depth > MAX_DEPTH {
+            return self.bad(format!(
+                "nested deeper than {MAX_DEPTH} levels (does it contain itself?)"
+            ));
+        }
+        self.out.push('[');
+        // Index access, not a borrowed slice: to_s/to_json of an element may run Ruby code.
+        let mut i = 0;
+        while i < a.len() {
+            if i > 0 {
+                self.out.push(',');
+            }
+            let v: Value = a.entry(i as isize)?;
+            self.path.push(format!("[{i}]"));
+            self.value(v, depth)?;
+            self.path.pop();
+            i += 1;
+        }
+        self.out.push(']');
+        Ok(())
+    }
+
+    /// A value with no JSON type: what JSON.generate would write, i.e. its `to_json` when the
+    /// json library gives it one (by default `to_s` as a string), otherwise its `to_s`.
+    fn object(&mut self, v: Value, _depth: usize) -> Result<(), WriteError> {
+        if v.respond_to("to_json", false)? {
+            let text: String = v.funcall("to_json", ())?;
+            if serde_json::from_str::<serde_json::Value>(&text).is_err() {
+                return self.bad(format!(
+                    "{}#to_json returned {:?}, which is not JSON",
+                    v.class().inspect(),
+                    text
+                ));
+            }
+            self.out.push_str(&text);
+        } else {
+            let s: RString = v.funcall("to_s", ())?;
+            self.string(s)?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes a JSON string the way Ruby's json 2.x generator does: `"` and `\` escaped, control
+/// characters as \b \f \n \r \t or \u00XX (lower-case hex), everything else as UTF-8.
+pub fn write_str(out: &mut String, s: &str) {
+    out.reserve(s.len() + 2);
+    out.push('"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let esc: Option<&str> = match b {
+            b'"' => Some("\\\""),
+            b'\\' => Some("\\\\"),
+            b'\n' => Some("\\n"),
+            b'\r' => Some("\\r"),
+            b'\t' => Some("\\t"),
+            0x08 => Some("\\b"),
+            0x0c => Some("\\f"),
+            0..=0x1f => None,
+            _ => continue,
+        };
+        out.push_str(&s[start..i]);
+        match esc {
+            Some(e) => out.push_str(e),
+            None => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.push_str("\\u00");
+                out.push(HEX[(b >> 4) as usize] as char);
+                out.push(HEX[(b & 0xf) as usize] as char);
+            }
+        }
+        start = i + 1;
+    }
+    out.push_str(&s[start..]);
+    out.push('"');
+}
+
+/// The data hash from the `data` column: top-level keys become Symbols, nested ones stay
+/// Strings, as `JSON.parse(text).transform_keys(&:to_sym)` would give.
+pub fn json_to_data(ruby: &Ruby, text: &str, what: &dyn Fn() -> String) -> Result<RHash, Error> {
+    let mut sink = RubySink { ruby };
+    match json::parse_object(text, &mut sink) {
+        Ok(v) => RHash::from_value(v).ok_or_else(|| {
+            errors::bad_data(
+                ruby,
+                format!("{}: stored data is not a JSON object", what()),
+            )
+        }),
+        Err(SinkError::Ruby(e)) => Err(e),
+        Err(SinkError::Parse(e)) => Err(errors::bad_data(
+            ruby,
+            format!(
+                "{}: stored data is not a JSON object ({e}): {}",
+                what(),
+                snippet(text)
+            ),
+        )),
+    }
+}
+
+fn snippet(text: &str) -> String {
+    let mut s: String = text.chars().take(60).collect();
+    if s.len() < text.len() {
+        s.push('…');
+    }
+    format!("{s:?}")
+}
+
+enum SinkError {
+    Ruby(Error),
+    Parse(json::ParseError),
+}
+
+impl From<json::ParseError> for SinkError {
+    fn from(e: json::ParseError) -> Self {
+        SinkError::Parse(e)
+    }
+}
+
+impl From<Error> for SinkError {
+    fn from(e: Error) -> Self {
+        SinkError::Ruby(e)
+    }
+}
+
+/// Builds Ruby values straight from the parser. Each container is created empty and filled
+/// as its members arrive, so everything made so far is reachable from a value on the stack.
+struct RubySink<'a> {
+    ruby: &'a Ruby,
+}
+
+impl json::Sink for RubySink<'_> {
+    type Value = Value;
+    type Error = SinkError;
+
+    fn null(&mut self) -> Result<Value, SinkError> {
+        Ok(self.ruby.qnil().as_value())
+    }
+    fn boolean(&mut self, b: bool) -> Result<Value, SinkError> {
+        Ok(if b {
+            self.ruby.qtrue().as_value()
+        } else {
+            self.ruby.qfalse().as_value()
+        })
+    }
+    fn integer(&mut self, n: i64) -> Result<Value, SinkError> {
+        Ok(self.ruby.integer_from_i64(n).as_value())
+    }
+    fn big_integer(&mut self, digits: &str) -> Result<Value, SinkError> {
+        Ok(self.ruby.module_kernel().funcall("Integer", (digits,))?)
+    }
+    fn float(&mut self, x: f64) -> Result<Value, SinkError> {
+        Ok(self.ruby.float_from_f64(x).as_value())
+    }
+    fn string(&mut self, s: &str) -> Result<Value, SinkError> {
+        Ok(self.ruby.str_new(s).as_value())
+    }
+    fn array(&mut self) -> Result<Value, SinkError> {
+        Ok(self.ruby.ary_new().as_value())
+    }
+    fn push(&mut self, array: Value, item: Value) -> Result<(), SinkError> {
+        if let Some(a) = RArray::from_value(array) {
+            a.push(item)?;
+        }
+        Ok(())
+    }
+    fn object(&mut self, _depth: usize) -> Result<Value, SinkError> {
+        Ok(self.ruby.hash_new().as_value())
+    }
+    fn insert(
+        &mut self,
+        object: Value,
+        depth: usize,
+        key: &str,
+        value: Value,
+    ) -> Result<(), SinkError> {
+        if let Some(h) = RHash::from_value(object) {
+            if depth == 1 {
+                h.aset(self.ruby.to_symbol(key), value)?;
+            } else {
+                h.aset(self.ruby.str_new(key), value)?;
+            }
+        }
+        Ok(())
+    }
+}

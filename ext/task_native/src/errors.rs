@@ -1,0 +1,51 @@
+//! Rust errors -> Ruby exceptions. The classes are defined once, in lib/task/error.rb, and
+//! looked up here by name.
+
+use magnus::value::Lazy;
+use magnus::{prelude::*, Error, ExceptionClass, RModule, Ruby};
+
+fn class(ruby: &Ruby, name: &str) -> ExceptionClass {
+    let lookup = || -> Result<ExceptionClass, Error> {
+        let task: RModule = ruby.class_object().const_get("Task")?;
+        let base: ExceptionClass = task.const_get("Error")?;
+        if name == "Error" {
+            return Ok(base);
+        }
+        base.const_get(name)
+    };
+    // lib/task.rb defines the hierarchy before loading the extension; StandardError is the
+    // fallback only if someone loads the library on its own.
+    lookup().unwrap_or_else(|_| ruby.exception_standard_error())
+}
+
+static BAD_DATA: Lazy<ExceptionClass> = Lazy::new(|ruby| class(ruby, "BadData"));
+static NO_HOST: Lazy<ExceptionClass> = Lazy::new(|ruby| class(ruby, "NoHostAvailable"));
+static TIMEOUT: Lazy<ExceptionClass> = Lazy::new(|ruby| class(ruby, "Timeout"));
+static QUERY_REJECTED: Lazy<ExceptionClass> = Lazy::new(|ruby| class(ruby, "QueryRejected"));
+static UNAVAILABLE: Lazy<ExceptionClass> = Lazy::new(|ruby| class(ruby, "Unavailable"));
+static INVALID_TYPE: Lazy<ExceptionClass> = Lazy::new(|ruby| class(ruby, "InvalidType"));
+
+pub fn bad_data(ruby: &Ruby, msg: String) -> Error {
+    Error::new(ruby.get_inner(&BAD_DATA), msg)
+}
+
+pub fn invalid_type(ruby: &Ruby, msg: String) -> Error {
+    Error::new(ruby.get_inner(&INVALID_TYPE), msg)
+}
+
+pub fn argument(ruby: &Ruby, msg: impl Into<String>) -> Error {
+    Error::new(ruby.exception_arg_error(), msg.into())
+}
+
+pub fn from_core(ruby: &Ruby, e: task_core::Error) -> Error {
+    use task_core::Error as E;
+    match e {
+        E::InvalidArgument(m) => Error::new(ruby.exception_arg_error(), m),
+        E::BadData(m) => Error::new(ruby.get_inner(&BAD_DATA), m),
+        E::NoHostAvailable(m) => Error::new(ruby.get_inner(&NO_HOST), m),
+        E::Timeout(m) => Error::new(ruby.get_inner(&TIMEOUT), m),
+        E::QueryRejected(m) => Error::new(ruby.get_inner(&QUERY_REJECTED), m),
+        E::Unavailable(m) => Error::new(ruby.get_inner(&UNAVAILABLE), m),
+        E::Interrupted(m) => Error::new(ruby.exception_interrupt(), m),
+    }
+}

@@ -1,0 +1,168 @@
+//! `Task::DataInterface::Interface`: delegates to an adapter built by `adapter_builder`,
+//! which subclasses inherit and may each override (class_attribute semantics).
+
+use magnus::prelude::*;
+use magnus::rb_sys::AsRawValue;
+use magnus::typed_data::Obj;
+use magnus::value::{LazyId, ReprValue};
+use magnus::{method, Error, RClass, RHash, RModule, RObject, Ruby, Value};
+
+use crate::adapter::{self, Adapter};
+use crate::{errors, task};
+
+static IV_ADAPTER: LazyId = LazyId::new("@adapter");
+static IV_OPTIONS: LazyId = LazyId::new("@options");
+static IV_BUILDER: LazyId = LazyId::new("@adapter_builder");
+
+fn interface_class(ruby: &Ruby) -> Result<RClass, Error> {
+    let task: RModule = ruby.class_object().const_get("Task")?;
+    let di: RModule = task.const_get("DataInterface")?;
+    di.const_get("Interface")
+}
+
+/// The builder of this class, else of the nearest ancestor that set one, else the default.
+fn adapter_builder(ruby: &Ruby, rb_self: RClass) -> Result<Value, Error> {
+    let base = interface_class(ruby)?;
+    let mut class = Some(rb_self);
+    while let Some(c) = class {
+        let defined: bool = c.funcall(
+            "instance_variable_defined?",
+            (ruby.to_symbol("@adapter_builder"),),
+        )?;
+        if defined {
+            return c.ivar_get(*IV_BUILDER);
+        }
+        if c.as_raw() == base.as_raw() {
+            break;
+        }
+        class = c.superclass().ok();
+    }
+    base.const_get("DEFAULT_ADAPTER_BUILDER")
+}
+
+fn set_adapter_builder(ruby: &Ruby, rb_self: RClass, builder: Value) -> Result<Value, Error> {
+    if !builder.is_nil() && !builder.respond_to("call", false)? {
+        return Err(errors::argument(
+            ruby,
+            format!(
+                "adapter_builder must respond to #call(options), got {}",
+                builder.inspect()
+            ),
+        ));
+    }
+    if builder.is_nil() {
+        // nil: back to inheriting.
+        if rb_self.funcall::<_, _, bool>(
+            "instance_variable_defined?",
+            (ruby.to_symbol("@adapter_builder"),),
+        )? {
+            let _: Value = rb_self.funcall(
+                "remove_instance_variable",
+                (ruby.to_symbol("@adapter_builder"),),
+            )?;
+        }
+    } else {
+        rb_self.ivar_set(*IV_BUILDER, builder)?;
+    }
+    // Task::Task.interface was built with the old builder.
+    task::reset_interface(ruby)?;
+    Ok(builder)
+}
+
+/// The default builder: a CassandraAdapter from the options (`:hosts`, `:port`, `:keyspace`,
+/// and any other CassandraAdapter option).
+fn default_builder(ruby: &Ruby, args: &[Value]) -> Result<Value, Error> {
+    let opts = match args.first() {
+        Some(v) if !v.is_nil() => Some(RHash::try_convert(*v)?),
+        _ => None,
+    };
+    let config = adapter::cassandra_config(ruby, opts, true)?;
+    adapter::cassandra_adapter(ruby, config)
+}
+
+fn initialize(ruby: &Ruby, rb_self: RObject, args: &[Value]) -> Result<(), Error> {
+    let options = match args {
+        [] => ruby.hash_new(),
+        [o] if o.is_nil() => ruby.hash_new(),
+        [o] => RHash::try_convert(*o)?,
+        _ => {
+            return Err(errors::argument(
+                ruby,
+                format!(
+                    "wrong number of arguments (given {}, expected 0..1)",
+                    args.len()
+                ),
+            ))
+        }
+    };
+    let adapter = match options.get(ruby.sym_new("adapter")) {
+        Some(a) if !a.is_nil() => a,
+        _ => {
+            let builder = adapter_builder(ruby, rb_self.class())?;
+            builder.funcall("call", (options,))?
+        }
+    };
+    for m in ["store", "all", "find", "delete"] {
+        if !adapter.respond_to(m, false)? {
+            return Err(errors::argument(
+                ruby,
+                format!("adapter {} does not respond to #{m} (an adapter needs store, all, find and delete)", adapter.inspect()),
+            ));
+        }
+    }
+    rb_self.ivar_set(*IV_OPTIONS, options)?;
+    rb_self.ivar_set(*IV_ADAPTER, adapter)
+}
+
+fn adapter(rb_self: RObject) -> Result<Value, Error> {
+    rb_self.ivar_get(*IV_ADAPTER)
+}
+
+fn store(rb_self: RObject, task: Value) -> Result<Value, Error> {
+    adapter(rb_self)?.funcall("store", (task,))
+}
+
+fn all(rb_self: RObject, task_list: Value) -> Result<Value, Error> {
+    adapter(rb_self)?.funcall("all", (task_list,))
+}
+
+fn find(rb_self: RObject, task_list: Value, id: Value) -> Result<Value, Error> {
+    adapter(rb_self)?.funcall("find", (task_list, id))
+}
+
+fn delete(rb_self: RObject, task_list: Value, id: Value) -> Result<Value, Error> {
+    adapter(rb_self)?.funcall("delete", (task_list, id))
+}
+
+/// Builds `Interface.new` the way `Task::Task.interface` does.
+pub fn new_default(ruby: &Ruby) -> Result<Value, Error> {
+    interface_class(ruby)?.funcall("new", ())
+}
+
+/// The native adapter behind an interface, when the interface is a plain Interface (not a
+/// subclass that may override delegation) and its adapter is one of ours.
+pub fn native_adapter(ruby: &Ruby, iface: Value) -> Result<Option<Obj<Adapter>>, Error> {
+    if iface.class().as_raw() != interface_class(ruby)?.as_raw() {
+        return Ok(None);
+    }
+    let Some(obj) = RObject::from_value(iface) else {
+        return Ok(None);
+    };
+    let a: Value = obj.ivar_get(*IV_ADAPTER)?;
+    Ok(Obj::<Adapter>::try_convert(a).ok())
+}
+
+pub fn init(ruby: &Ruby, data_interface: RModule) -> Result<(), Error> {
+    let class = data_interface.define_class("Interface", ruby.class_object())?;
+    class.define_singleton_method("adapter_builder", method!(adapter_builder, 0))?;
+    class.define_singleton_method("adapter_builder=", method!(set_adapter_builder, 1))?;
+    let default = ruby.proc_from_fn(|ruby, args, _block| default_builder(ruby, args));
+    class.const_set("DEFAULT_ADAPTER_BUILDER", default)?;
+    class.define_method("initialize", method!(initialize, -1))?;
+    class.define_method("adapter", method!(adapter, 0))?;
+    class.define_method("store", method!(store, 1))?;
+    class.define_method("all", method!(all, 1))?;
+    class.define_method("find", method!(find, 2))?;
+    class.define_method("delete", method!(delete, 2))?;
+    Ok(())
+}

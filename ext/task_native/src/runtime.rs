@@ -1,0 +1,145 @@
+//! The tokio runtime and the driver sessions, owned by one process, and the one way Ruby
+//! threads wait on them: with the GVL released and interruptible.
+//!
+//! After a fork the child gets a new runtime on first use. The inherited one is leaked on
+//! purpose: its worker threads do not exist in the child, and dropping it would wait for them.
+
+use std::ffi::c_void;
+use std::future::Future;
+use std::ptr;
+use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::Arc;
+
+use magnus::{Error, Ruby};
+use task_core::Connector;
+use tokio::sync::Notify;
+
+use crate::errors;
+
+pub struct Runtime {
+    pid: u32,
+    tokio: tokio::runtime::Runtime,
+    pub connector: Connector,
+}
+
+static CURRENT: AtomicPtr<Runtime> = AtomicPtr::new(ptr::null_mut());
+
+/// The runtime of this process, made on first use (and again in a forked child).
+pub fn current(ruby: &Ruby) -> Result<&'static Runtime, Error> {
+    let pid = std::process::id();
+    let p = CURRENT.load(Ordering::Acquire);
+    // Safety: a published runtime is never freed.
+    if let Some(rt) = unsafe { p.as_ref() } {
+        if rt.pid == pid {
+            return Ok(rt);
+        }
+    }
+    // Only threads holding the GVL get here, so two cannot build at once.
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("task-io")
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            Error::new(
+                ruby.exception_runtime_error(),
+                format!("cannot start the I/O runtime: {e}"),
+            )
+        })?;
+    let rt: &'static Runtime = Box::leak(Box::new(Runtime {
+        pid,
+        tokio,
+        connector: Connector::new(),
+    }));
+    CURRENT.store(rt as *const Runtime as *mut Runtime, Ordering::Release);
+    Ok(rt)
+}
+
+impl Runtime {
+    /// Runs the future made by `make` to completion with the GVL released. Ctrl-C,
+    /// `Thread#kill`, `Thread#raise` and `Timeout.timeout` interrupt it: the future is dropped
+    /// (with the GVL still released), then the pending interrupt is raised once every Rust
+    /// value of this call is gone. A wake-up with no interrupt behind it runs `make` again,
+    /// which is why only idempotent work goes through here.
+    pub fn block_on<T, F, Fut>(&self, ruby: &Ruby, mut make: F) -> Result<T, Error>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = task_core::Result<T>>,
+    {
+        loop {
+            let outcome = self.wait(make());
+            match outcome {
+                Some(Ok(v)) => return Ok(v),
+                Some(Err(e)) => return Err(errors::from_core(ruby, e)),
+                None => check_interrupts()?,
+            }
+        }
+    }
+
+    /// `None` when interrupted.
+    fn wait<T, Fut: Future<Output = T>>(&self, fut: Fut) -> Option<T> {
+        struct Call<'a, T, Fut> {
+            rt: &'a tokio::runtime::Runtime,
+            fut: Option<Fut>,
+            cancel: Arc<Notify>,
+            out: Option<T>,
+        }
+
+        unsafe extern "C" fn run<T, Fut: Future<Output = T>>(data: *mut c_void) -> *mut c_void {
+            // Safety: `data` is the Call below, alive for the whole of this call.
+            let call = unsafe { &mut *(data as *mut Call<'_, T, Fut>) };
+            if let Some(fut) = call.fut.take() {
+                let cancel = call.cancel.clone();
+                let rt = call.rt;
+                // A panic must not cross into Ruby's C frames; it becomes "interrupted".
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    rt.block_on(async move {
+                        tokio::select! {
+                            biased;
+                            _ = cancel.notified() => None,
+                            v = fut => Some(v),
+                        }
+                    })
+                }));
+                call.out = r.ok().flatten();
+            }
+            ptr::null_mut()
+        }
+
+        unsafe extern "C" fn unblock(data: *mut c_void) {
+            // Safety: `data` is the Notify owned by the Call, alive while Ruby may call this.
+            let cancel = unsafe { &*(data as *const Notify) };
+            // notify_one keeps a permit when nobody waits yet, so an early interrupt counts.
+            cancel.notify_one();
+        }
+
+        let cancel = Arc::new(Notify::new());
+        let mut call = Call {
+            rt: &self.tokio,
+            fut: Some(fut),
+            cancel: cancel.clone(),
+            out: None,
+        };
+        unsafe {
+            // The `2` variant neither raises nor runs interrupts itself: we do that, below,
+            // after our values are dropped.
+            rb_sys::rb_thread_call_without_gvl2(
+                Some(run::<T, Fut>),
+                &mut call as *mut Call<'_, T, Fut> as *mut c_void,
+                Some(unblock),
+                Arc::as_ptr(&cancel) as *mut c_void,
+            );
+        }
+        call.out.take()
+    }
+}
+
+/// Raises a pending interrupt (Interrupt, Thread#raise's exception, Thread#kill) as an
+/// Error that unwinds through Rust normally.
+fn check_interrupts() -> Result<(), Error> {
+    magnus::rb_sys::protect(|| {
+        unsafe { rb_sys::rb_thread_check_ints() };
+        rb_sys::Qnil as rb_sys::VALUE
+    })
+    .map(|_| ())
+}

@@ -1,0 +1,375 @@
+//! `Task::Task`, the mixin: attributes with their coercions, `build`/`create`, `as_hash`,
+//! `save`/`complete`, and the module functions `from_hash`, `find`, `all`, `interface`.
+
+use magnus::prelude::*;
+use magnus::r_hash::ForEach;
+use magnus::rb_sys::{AsRawValue, FromRawValue};
+use magnus::value::{LazyId, ReprValue};
+use magnus::{
+    function, method, Error, Float, Integer, RClass, RHash, RModule, RObject, RString, Ruby,
+    Symbol, Value,
+};
+
+use crate::{backend, errors, interface};
+
+static IV_TASK_LIST: LazyId = LazyId::new("@task_list");
+static IV_ID: LazyId = LazyId::new("@id");
+static IV_DATA: LazyId = LazyId::new("@data");
+static IV_INTERFACE: LazyId = LazyId::new("@interface");
+
+pub fn task_module(ruby: &Ruby) -> Result<RModule, Error> {
+    let task: RModule = ruby.class_object().const_get("Task")?;
+    task.const_get("Task")
+}
+
+/// String attributes: `7` and `:x` become `"7"` and `"x"`; nil stays nil; anything else is
+/// kept as given and rejected when saved.
+fn coerce_string(v: Value) -> Result<Value, Error> {
+    if v.is_nil() || RString::from_value(v).is_some() {
+        return Ok(v);
+    }
+    if Symbol::from_value(v).is_some()
+        || Integer::from_value(v).is_some()
+        || Float::from_value(v).is_some()
+    {
+        return v.funcall("to_s", ());
+    }
+    Ok(v)
+}
+
+/// `data`: a new Hash whose top-level String keys are Symbols (nested hashes untouched).
+fn coerce_data(ruby: &Ruby, v: Value) -> Result<RHash, Error> {
+    if v.is_nil() {
+        return Ok(ruby.hash_new());
+    }
+    let source = match RHash::from_value(v) {
+        Some(h) => h,
+        None if v.respond_to("to_hash", false)? => v.funcall("to_hash", ())?,
+        None => {
+            return Err(errors::argument(
+                ruby,
+                format!(
+                    "task data must be a Hash, got {} ({})",
+                    v.class().inspect(),
+                    v.inspect()
+                ),
+            ))
+        }
+    };
+    let data = ruby.hash_new();
+    source.foreach(|k: Value, val: Value| {
+        match RString::from_value(k) {
+            Some(s) => data.aset(str_to_sym(s), val)?,
+            None => data.aset(k, val)?,
+        }
+        Ok(ForEach::Continue)
+    })?;
+    Ok(data)
+}
+
+fn str_to_sym(s: RString) -> Value {
+    // Safety: rb_str_intern takes any String (any encoding) and does not raise.
+    unsafe { Value::from_raw(rb_sys::rb_str_intern(s.as_raw())) }
+}
+
+fn attr_name(k: Value) -> Result<Option<String>, Error> {
+    if let Some(s) = Symbol::from_value(k) {
+        return Ok(Some(s.name()?.into_owned()));
+    }
+    if let Some(s) = RString::from_value(k) {
+        return Ok(Some(s.to_string()?));
+    }
+    Ok(None)
+}
+
+/// `new(task_list:, id:, data:)`: keys may be Symbols or Strings; unknown keys are ignored.
+fn initialize(ruby: &Ruby, rb_self: RObject, args: &[Value]) -> Result<(), Error> {
+    rb_self.ivar_set(*IV_TASK_LIST, ruby.qnil())?;
+    rb_self.ivar_set(*IV_ID, ruby.qnil())?;
+    rb_self.ivar_set(*IV_DATA, ruby.hash_new())?;
+    let attrs = match args {
+        [] => return Ok(()),
+        [a] if a.is_nil() => return Ok(()),
+        [a] => match RHash::from_value(*a) {
+            Some(h) => h,
+            None if a.respond_to("to_hash", false)? => a.funcall("to_hash", ())?,
+            None => {
+                return Err(errors::argument(
+                    ruby,
+                    format!(
+                        "{}.new takes a Hash of attributes, got {}",
+                        rb_self.class().inspect(),
+                        a.inspect()
+                    ),
+                ))
+            }
+        },
+        _ => {
+            return Err(errors::argument(
+                ruby,
+                format!(
+                    "wrong number of arguments (given {}, expected 0..1)",
+                    args.len()
+                ),
+            ))
+        }
+    };
+    attrs.foreach(|k: Value, v: Value| {
+        match attr_name(k)?.as_deref() {
+            Some("task_list") => rb_self.ivar_set(*IV_TASK_LIST, coerce_string(v)?)?,
+            Some("id") => rb_self.ivar_set(*IV_ID, coerce_string(v)?)?,
+            Some("data") => rb_self.ivar_set(*IV_DATA, coerce_data(ruby, v)?)?,
+            _ => {}
+        }
+        Ok(ForEach::Continue)
+    })
+}
+
+fn get_task_list(rb_self: RObject) -> Result<Value, Error> {
+    rb_self.ivar_get(*IV_TASK_LIST)
+}
+fn set_task_list(rb_self: RObject, v: Value) -> Result<(), Error> {
+    rb_self.ivar_set(*IV_TASK_LIST, coerce_string(v)?)
+}
+fn get_id(rb_self: RObject) -> Result<Value, Error> {
+    rb_self.ivar_get(*IV_ID)
+}
+fn set_id(rb_self: RObject, v: Value) -> Result<(), Error> {
+    rb_self.ivar_set(*IV_ID, coerce_string(v)?)
+}
+fn get_data(ruby: &Ruby, rb_self: RObject) -> Result<Value, Error> {
+    let v: Value = rb_self.ivar_get(*IV_DATA)?;
+    if v.is_nil() {
+        // A subclass whose initialize skipped super still gets the default.
+        let h = ruby.hash_new();
+        rb_self.ivar_set(*IV_DATA, h)?;
+        return Ok(h.as_value());
+    }
+    Ok(v)
+}
+fn set_data(ruby: &Ruby, rb_self: RObject, v: Value) -> Result<(), Error> {
+    rb_self.ivar_set(*IV_DATA, coerce_data(ruby, v)?)
+}
+
+fn attributes(ruby: &Ruby, rb_self: RObject) -> Result<RHash, Error> {
+    let h = ruby.hash_new();
+    h.aset(
+        ruby.sym_new("task_list"),
+        rb_self.funcall::<_, _, Value>("task_list", ())?,
+    )?;
+    h.aset(
+        ruby.sym_new("id"),
+        rb_self.funcall::<_, _, Value>("id", ())?,
+    )?;
+    h.aset(
+        ruby.sym_new("data"),
+        rb_self.funcall::<_, _, Value>("data", ())?,
+    )?;
+    Ok(h)
+}
+
+/// `attributes` plus `type: "ClassName"`: the wire form.
+fn as_hash(ruby: &Ruby, rb_self: RObject) -> Result<RHash, Error> {
+    let h = attributes(ruby, rb_self)?;
+    let name: Value = rb_self.class().funcall("name", ())?;
+    h.aset(ruby.sym_new("type"), name)?;
+    Ok(h)
+}
+
+fn save(ruby: &Ruby, rb_self: RObject) -> Result<(), Error> {
+    let iface = current_interface(ruby)?;
+    if let Some(adapter) = interface::native_adapter(ruby, iface)? {
+        let record = backend::record_from_task(ruby, rb_self.as_value())?;
+        return adapter.backend().store(ruby, record);
+    }
+    // Any other adapter gets the same checks first, so bad input never reaches it.
+    backend::record_from_task(ruby, rb_self.as_value())?;
+    let _: Value = iface.funcall("store", (rb_self,))?;
+    Ok(())
+}
+
+fn complete(ruby: &Ruby, rb_self: RObject) -> Result<(), Error> {
+    let task_list: Value = rb_self.funcall("task_list", ())?;
+    let id: Value = rb_self.funcall("id", ())?;
+    let key = backend::key(ruby, task_list, id)?;
+    let iface = current_interface(ruby)?;
+    if let Some(adapter) = interface::native_adapter(ruby, iface)? {
+        return adapter.backend().delete(ruby, key);
+    }
+    let _: Value = iface.funcall("delete", (key.task_list, key.id))?;
+    Ok(())
+}
+
+fn execute(ruby: &Ruby, rb_self: RObject, _args: &[Value]) -> Result<Value, Error> {
+    Err(Error::new(
+        ruby.exception_not_imp_error(),
+        format!(
+            "{}#execute is not implemented: define it in the task class",
+            rb_self.class().inspect()
+        ),
+    ))
+}
+
+/// `build(options)`: `:task_list` and `:id` are taken out, every other key goes into
+/// `data`; without an id a random one (a UUID's 32 hex digits) is made. The caller's hash is
+/// left as it was.
+fn build(ruby: &Ruby, rb_self: RClass, args: &[Value]) -> Result<Value, Error> {
+    let options = match args {
+        [] => ruby.hash_new(),
+        [o] => RHash::try_convert(*o)?,
+        _ => {
+            return Err(errors::argument(
+                ruby,
+                format!(
+                    "wrong number of arguments (given {}, expected 0..1)",
+                    args.len()
+                ),
+            ))
+        }
+    };
+    let task_list_key = ruby.sym_new("task_list");
+    let id_key = ruby.sym_new("id");
+    let mut task_list = ruby.qnil().as_value();
+    let mut id = ruby.qnil().as_value();
+    let data = ruby.hash_new();
+    options.foreach(|k: Value, v: Value| {
+        if k.as_raw() == task_list_key.as_value().as_raw() {
+            task_list = v;
+        } else if k.as_raw() == id_key.as_value().as_raw() {
+            id = v;
+        } else {
+            data.aset(k, v)?;
+        }
+        Ok(ForEach::Continue)
+    })?;
+    if id.is_nil() {
+        id = ruby
+            .str_new(&uuid::Uuid::new_v4().simple().to_string())
+            .as_value();
+    }
+    backend::new_task(ruby, rb_self, task_list, id, data.as_value())
+}
+
+fn create(ruby: &Ruby, rb_self: RClass, args: &[Value]) -> Result<Value, Error> {
+    let task = build(ruby, rb_self, args)?;
+    let _: Value = task.funcall("save", ())?;
+    Ok(task)
+}
+
+fn included(ruby: &Ruby, rb_self: RModule, base: Value) -> Result<(), Error> {
+    let class_methods: RModule = rb_self.const_get("ClassMethods")?;
+    let _ = ruby;
+    let _: Value = base.funcall("extend", (class_methods,))?;
+    Ok(())
+}
+
+/// `Task::Task.from_hash(hash)`: the task `as_hash` described. Symbol or String keys; the
+/// `type` must name a class that includes Task::Task (unknown names raise NameError).
+fn from_hash(ruby: &Ruby, hash: Value) -> Result<Value, Error> {
+    let h: RHash = match RHash::from_value(hash) {
+        Some(h) => h,
+        None if hash.respond_to("to_hash", false)? => hash.funcall("to_hash", ())?,
+        None => {
+            return Err(errors::argument(
+                ruby,
+                format!("from_hash takes a Hash, got {}", hash.inspect()),
+            ))
+        }
+    };
+    let field = |name: &str| -> Value {
+        h.get(ruby.sym_new(name))
+            .or_else(|| h.get(ruby.str_new(name)))
+            .unwrap_or_else(|| ruby.qnil().as_value())
+    };
+    let type_v = field("type");
+    if type_v.is_nil() {
+        return Err(errors::argument(
+            ruby,
+            format!(
+                "from_hash needs a :type naming the task class, got {}",
+                h.inspect()
+            ),
+        ));
+    }
+    let type_name: String = match attr_name(type_v)? {
+        Some(s) => s,
+        None => {
+            return Err(errors::argument(
+                ruby,
+                format!("task type must be a String, got {}", type_v.inspect()),
+            ))
+        }
+    };
+    let class = match backend::task_class(ruby, &type_name)? {
+        Ok(c) => c,
+        Err(msg) => {
+            return Err(errors::invalid_type(
+                ruby,
+                format!("refusing to build a task of type {type_name:?}: {msg}"),
+            ))
+        }
+    };
+    backend::new_task(ruby, class, field("task_list"), field("id"), field("data"))
+}
+
+pub fn current_interface(ruby: &Ruby) -> Result<Value, Error> {
+    let module = task_module(ruby)?;
+    let cached: Value = module.ivar_get(*IV_INTERFACE)?;
+    if !cached.is_nil() {
+        return Ok(cached);
+    }
+    let iface = interface::new_default(ruby)?;
+    module.ivar_set(*IV_INTERFACE, iface)?;
+    Ok(iface)
+}
+
+/// Forgets the cached interface, so the next use builds one with the current adapter_builder.
+pub fn reset_interface(ruby: &Ruby) -> Result<(), Error> {
+    task_module(ruby)?.ivar_set(*IV_INTERFACE, ruby.qnil())
+}
+
+fn interface_get(ruby: &Ruby) -> Result<Value, Error> {
+    current_interface(ruby)
+}
+
+fn interface_set(ruby: &Ruby, v: Value) -> Result<Value, Error> {
+    task_module(ruby)?.ivar_set(*IV_INTERFACE, v)?;
+    Ok(v)
+}
+
+fn find(ruby: &Ruby, task_list: Value, id: Value) -> Result<Value, Error> {
+    current_interface(ruby)?.funcall("find", (task_list, id))
+}
+
+fn all(ruby: &Ruby, task_list: Value) -> Result<Value, Error> {
+    let found: Value = current_interface(ruby)?.funcall("all", (task_list,))?;
+    found.funcall("lazy", ())
+}
+
+pub fn init(ruby: &Ruby, task: RModule) -> Result<(), Error> {
+    let m = task.define_module("Task")?;
+    let cm = m.define_module("ClassMethods")?;
+    cm.define_method("build", method!(build, -1))?;
+    cm.define_method("create", method!(create, -1))?;
+    m.define_singleton_method("included", method!(included, 1))?;
+    m.define_singleton_method("from_hash", function!(from_hash, 1))?;
+    m.define_singleton_method("find", function!(find, 2))?;
+    m.define_singleton_method("all", function!(all, 1))?;
+    m.define_singleton_method("interface", function!(interface_get, 0))?;
+    m.define_singleton_method("interface=", function!(interface_set, 1))?;
+
+    m.define_method("initialize", method!(initialize, -1))?;
+    m.define_method("task_list", method!(get_task_list, 0))?;
+    m.define_method("task_list=", method!(set_task_list, 1))?;
+    m.define_method("id", method!(get_id, 0))?;
+    m.define_method("id=", method!(set_id, 1))?;
+    m.define_method("data", method!(get_data, 0))?;
+    m.define_method("data=", method!(set_data, 1))?;
+    m.define_method("attributes", method!(attributes, 0))?;
+    m.define_method("as_hash", method!(as_hash, 0))?;
+    m.define_method("save", method!(save, 0))?;
+    m.define_method("complete", method!(complete, 0))?;
+    m.define_method("execute", method!(execute, -1))?;
+    let _ = ruby;
+    Ok(())
+}
