@@ -3,7 +3,7 @@
 require_relative "task/version"
 require_relative "task/error"
 # The native extension: Task::Task, Task::DataInterface::Interface and the adapters.
-require_relative "task/task_native"
+require "task/task_native"
 require_relative "task/task"
 require_relative "task/generator"
 require_relative "task/tasks/composite_task"

@@ -8,7 +8,9 @@ use magnus::prelude::*;
 use magnus::r_hash::ForEach;
 use magnus::typed_data::Obj;
 use magnus::value::ReprValue;
-use magnus::{method, Error, RArray, RClass, RHash, RModule, RString, Ruby, Symbol, Value};
+use magnus::{
+    function, method, Error, RArray, RClass, RHash, RModule, RString, Ruby, Symbol, Value,
+};
 use task_core::{parse_consistency, CassandraConfig, MemoryStore, TaskKey, TaskRecord};
 
 use crate::backend::{self, Backend, Cursor};
@@ -23,17 +25,55 @@ pub struct Adapter {
 pub struct TaskScan {
     backend: Arc<Backend>,
     task_list: String,
+    /// Yield the stored rows as Hashes instead of task objects.
+    raw: bool,
 }
 
 const DEFAULT_CONCURRENCY: usize = 64;
 
-fn memory_new(ruby: &Ruby, class: RClass) -> Obj<Adapter> {
-    ruby.obj_wrap_as(
+/// `MemoryAdapter.new(page_size: 1000)`.
+fn memory_new(ruby: &Ruby, class: RClass, args: &[Value]) -> Result<Obj<Adapter>, Error> {
+    let mut page_size = backend::MEMORY_PAGE;
+    match args {
+        [] => {}
+        [h] => {
+            let opts = RHash::try_convert(*h)?;
+            opts.foreach(|k: Symbol, v: Value| {
+                match k.name()?.as_ref() {
+                    "page_size" => {
+                        page_size =
+                            usize::try_convert(v)
+                                .ok()
+                                .filter(|n| *n >= 1)
+                                .ok_or_else(|| {
+                                    errors::argument(
+                                        ruby,
+                                        format!(
+                                            "page_size must be at least 1, got {}",
+                                            v.inspect()
+                                        ),
+                                    )
+                                })?
+                    }
+                    other => {
+                        return Err(errors::argument(
+                            ruby,
+                            format!("unknown MemoryAdapter option :{other}"),
+                        ))
+                    }
+                }
+                Ok(ForEach::Continue)
+            })?;
+        }
+        _ => return Err(errors::argument(ruby, "MemoryAdapter.new(page_size: 1000)")),
+    }
+    let backend = Backend::Memory(Arc::new(MemoryStore::new()), page_size);
+    Ok(ruby.obj_wrap_as(
         Adapter {
-            backend: Arc::new(Backend::Memory(Arc::new(MemoryStore::new()))),
+            backend: Arc::new(backend),
         },
         class,
-    )
+    ))
 }
 
 /// Reads `CassandraAdapter.new(hosts:, port:, ...)` options; unknown ones are an error.
@@ -230,18 +270,48 @@ impl Adapter {
         rb_self.backend.delete(ruby, key)
     }
 
-    fn all(ruby: &Ruby, rb_self: &Self, task_list: Value) -> Result<Value, Error> {
-        let key = backend::key(ruby, task_list, ruby.str_new("-").as_value())?;
+    fn scan(ruby: &Ruby, rb_self: &Self, task_list: Value, raw: bool) -> Result<Value, Error> {
+        let task_list = backend::list(ruby, task_list)?;
         let scan = TaskScan {
             backend: rb_self.backend.clone(),
-            task_list: key.task_list,
+            task_list,
+            raw,
         };
         ruby.obj_wrap(scan).funcall("lazy", ())
     }
 
+    /// `all(task_list)`: every task of the list, lazily, in store order (by id).
+    fn all(ruby: &Ruby, rb_self: &Self, task_list: Value) -> Result<Value, Error> {
+        Self::scan(ruby, rb_self, task_list, false)
+    }
+
+    /// `rows(task_list)`: the stored rows as they are, `{task_list:, id:, type:, data:}` with
+    /// `data` the JSON text, lazily and in store order. For migrations and inspection.
+    fn rows(ruby: &Ruby, rb_self: &Self, task_list: Value) -> Result<Value, Error> {
+        Self::scan(ruby, rb_self, task_list, true)
+    }
+
+    /// `store_row(task_list:, id:, type:, data:)`: writes one row exactly as given (`data` is
+    /// JSON text and is not checked). The low-level twin of `rows`.
+    fn store_row(ruby: &Ruby, rb_self: &Self, row: RHash) -> Result<(), Error> {
+        let field = |name: &str| -> Result<String, Error> {
+            let v = row
+                .get(ruby.sym_new(name))
+                .ok_or_else(|| errors::argument(ruby, format!("store_row needs :{name}")))?;
+            RString::try_convert(v)?.to_string()
+        };
+        let record = TaskRecord {
+            task_list: field("task_list")?,
+            id: field("id")?,
+            type_name: field("type")?,
+            data: field("data")?,
+        };
+        rb_self.backend.store_raw(ruby, record)
+    }
+
     fn delete_list(ruby: &Ruby, rb_self: &Self, task_list: Value) -> Result<(), Error> {
-        let key = backend::key(ruby, task_list, ruby.str_new("-").as_value())?;
-        rb_self.backend.delete_list(ruby, key.task_list)
+        let task_list = backend::list(ruby, task_list)?;
+        rb_self.backend.delete_list(ruby, task_list)
     }
 
     /// `store_many(tasks, concurrency: 64)`: stores every task; returns the count. If any
@@ -325,12 +395,12 @@ impl Adapter {
                 let store = rt.connector.store(c);
                 rt.block_on(ruby, || store.create_schema(rf))
             }
-            Backend::Memory(_) => Ok(()),
+            Backend::Memory(..) => Ok(()),
         }
     }
 
     fn clear(&self) {
-        if let Backend::Memory(m) = self.backend.as_ref() {
+        if let Backend::Memory(m, _) = self.backend.as_ref() {
             m.clear();
         }
     }
@@ -429,6 +499,21 @@ fn bulk_outcome(
     )?))
 }
 
+fn raw_row(ruby: &Ruby, r: &TaskRecord) -> Result<RHash, Error> {
+    let h = ruby.hash_new();
+    h.aset(ruby.sym_new("task_list"), r.task_list.as_str())?;
+    h.aset(ruby.sym_new("id"), r.id.as_str())?;
+    h.aset(ruby.sym_new("type"), r.type_name.as_str())?;
+    h.aset(ruby.sym_new("data"), r.data.as_str())?;
+    Ok(h)
+}
+
+/// `CassandraAdapter.open_sessions`: driver sessions this process holds (one per distinct
+/// connection config, however many adapters and interfaces use it).
+fn open_sessions(ruby: &Ruby) -> Result<usize, Error> {
+    Ok(crate::runtime::current(ruby)?.connector.open_sessions())
+}
+
 impl TaskScan {
     /// Yields every task of the list, one page in memory at a time. Breaking out of the
     /// block stops the scan: no further page is read.
@@ -444,8 +529,12 @@ impl TaskScan {
             let (records, next) = rb_self.backend.page(ruby, &rb_self.task_list, &cursor)?;
             cursor = next;
             for r in &records {
-                let task = backend::task_from_record(ruby, r)?;
-                let _: Value = ruby.yield_value(task)?;
+                let item = if rb_self.raw {
+                    raw_row(ruby, r)?.as_value()
+                } else {
+                    backend::task_from_record(ruby, r)?
+                };
+                let _: Value = ruby.yield_value(item)?;
             }
             if matches!(cursor, Cursor::Done) {
                 return Ok(ruby.qnil().as_value());
@@ -469,14 +558,17 @@ pub fn init(ruby: &Ruby, data_interface: RModule) -> Result<(), Error> {
     native.define_method("store_many", method!(Adapter::store_many, -1))?;
     native.define_method("delete_many", method!(Adapter::delete_many, -1))?;
     native.define_method("options", method!(Adapter::options, 0))?;
+    native.define_method("rows", method!(Adapter::rows, 1))?;
+    native.define_method("store_row", method!(Adapter::store_row, 1))?;
 
     let memory = data_interface.define_class("MemoryAdapter", native)?;
-    memory.define_singleton_method("new", method!(memory_new, 0))?;
+    memory.define_singleton_method("new", method!(memory_new, -1))?;
     memory.define_method("clear", method!(Adapter::clear, 0))?;
 
     let cassandra = data_interface.define_class("CassandraAdapter", native)?;
     cassandra.define_singleton_method("new", method!(cassandra_new, -1))?;
     cassandra.define_method("create_schema", method!(Adapter::create_schema, -1))?;
+    cassandra.define_singleton_method("open_sessions", function!(open_sessions, 0))?;
 
     let scan = data_interface.define_class("TaskScan", ruby.class_object())?;
     scan.undef_default_alloc_func();

@@ -11,12 +11,14 @@ use task_core::{CassandraConfig, CassandraStore, MemoryStore, TaskKey, TaskRecor
 use crate::{codec, errors, runtime};
 
 pub enum Backend {
-    Memory(Arc<MemoryStore>),
+    /// The store and its page size.
+    Memory(Arc<MemoryStore>, usize),
     Cassandra(CassandraConfig),
 }
 
-/// How many rows a memory scan takes at a time (a Cassandra scan uses the config's page size).
-const MEMORY_PAGE: usize = 1000;
+/// How many rows a memory scan takes at a time by default (a Cassandra scan uses its
+/// config's page size).
+pub const MEMORY_PAGE: usize = 1000;
 
 pub enum Cursor {
     Start,
@@ -42,7 +44,7 @@ impl Backend {
 
     pub fn store(&self, ruby: &Ruby, record: TaskRecord) -> Result<(), Error> {
         match self {
-            Backend::Memory(m) => m.store(&record).map_err(|e| errors::from_core(ruby, e)),
+            Backend::Memory(m, _) => m.store(&record).map_err(|e| errors::from_core(ruby, e)),
             Backend::Cassandra(c) => {
                 let (rt, store) = self.cassandra(ruby, c)?;
                 rt.block_on(ruby, || store.store(&record))
@@ -50,9 +52,19 @@ impl Backend {
         }
     }
 
+    pub fn store_raw(&self, ruby: &Ruby, record: TaskRecord) -> Result<(), Error> {
+        match self {
+            Backend::Memory(m, _) => m.store_raw(&record).map_err(|e| errors::from_core(ruby, e)),
+            Backend::Cassandra(c) => {
+                let (rt, store) = self.cassandra(ruby, c)?;
+                rt.block_on(ruby, || store.store_raw(&record))
+            }
+        }
+    }
+
     pub fn find(&self, ruby: &Ruby, key: TaskKey) -> Result<Option<TaskRecord>, Error> {
         match self {
-            Backend::Memory(m) => Ok(m.find(&key)),
+            Backend::Memory(m, _) => Ok(m.find(&key)),
             Backend::Cassandra(c) => {
                 let (rt, store) = self.cassandra(ruby, c)?;
                 rt.block_on(ruby, || store.find(&key))
@@ -62,7 +74,7 @@ impl Backend {
 
     pub fn delete(&self, ruby: &Ruby, key: TaskKey) -> Result<(), Error> {
         match self {
-            Backend::Memory(m) => {
+            Backend::Memory(m, _) => {
                 m.delete(&key);
                 Ok(())
             }
@@ -76,7 +88,7 @@ impl Backend {
     pub fn delete_list(&self, ruby: &Ruby, task_list: String) -> Result<(), Error> {
         task_core::record::check_list(&task_list).map_err(|e| errors::from_core(ruby, e))?;
         match self {
-            Backend::Memory(m) => {
+            Backend::Memory(m, _) => {
                 while let Some(first) = m
                     .page(&task_list, None, MEMORY_PAGE)
                     .map_err(|e| errors::from_core(ruby, e))?
@@ -106,7 +118,7 @@ impl Backend {
         concurrency: usize,
     ) -> Result<Vec<task_core::Result<()>>, Error> {
         match self {
-            Backend::Memory(m) => Ok(m.store_many(&records)),
+            Backend::Memory(m, _) => Ok(m.store_many(&records)),
             Backend::Cassandra(c) => {
                 let (rt, store) = self.cassandra(ruby, c)?;
                 // A spurious wake-up re-runs the whole batch; that is safe, upserts are
@@ -132,7 +144,7 @@ impl Backend {
         concurrency: usize,
     ) -> Result<Vec<task_core::Result<()>>, Error> {
         match self {
-            Backend::Memory(m) => Ok(keys
+            Backend::Memory(m, _) => Ok(keys
                 .iter()
                 .map(|k| {
                     m.delete(k);
@@ -161,12 +173,12 @@ impl Backend {
         let core = |e| errors::from_core(ruby, e);
         match (self, cursor) {
             (_, Cursor::Done) => Ok((Vec::new(), Cursor::Done)),
-            (Backend::Memory(m), Cursor::Start | Cursor::Memory(_)) => {
+            (Backend::Memory(m, page_size), Cursor::Start | Cursor::Memory(_)) => {
                 let after = match cursor {
                     Cursor::Memory(a) => Some(a),
                     _ => None,
                 };
-                let page = m.page(task_list, after, MEMORY_PAGE).map_err(core)?;
+                let page = m.page(task_list, after, *page_size).map_err(core)?;
                 Ok((page.records, page.next.map_or(Cursor::Done, Cursor::Memory)))
             }
             (Backend::Cassandra(c), Cursor::Start | Cursor::Cassandra(_)) => {
@@ -324,20 +336,30 @@ pub fn task_from_record(ruby: &Ruby, record: &TaskRecord) -> Result<Value, Error
     )
 }
 
+fn text_arg(ruby: &Ruby, name: &str, v: Value) -> Result<String, Error> {
+    if v.is_nil() {
+        return Err(errors::argument(ruby, format!("{name} must not be nil")));
+    }
+    let s: RString = match RString::from_value(v) {
+        Some(s) => s,
+        None => v.funcall("to_s", ())?,
+    };
+    s.to_string()
+        .map_err(|_| errors::argument(ruby, format!("{name} {} is not valid UTF-8", s.inspect())))
+}
+
 /// (list, id) arguments to a key, with the errors the store would give.
 pub fn key(ruby: &Ruby, task_list: Value, id: Value) -> Result<TaskKey, Error> {
-    let as_text = |name: &str, v: Value| -> Result<String, Error> {
-        if v.is_nil() {
-            return Err(errors::argument(ruby, format!("{name} must not be nil")));
-        }
-        let s: RString = match RString::from_value(v) {
-            Some(s) => s,
-            None => v.funcall("to_s", ())?,
-        };
-        s.to_string().map_err(|_| {
-            errors::argument(ruby, format!("{name} {} is not valid UTF-8", s.inspect()))
-        })
-    };
-    TaskKey::new(as_text("task_list", task_list)?, as_text("id", id)?)
-        .map_err(|e| errors::from_core(ruby, e))
+    TaskKey::new(
+        text_arg(ruby, "task_list", task_list)?,
+        text_arg(ruby, "id", id)?,
+    )
+    .map_err(|e| errors::from_core(ruby, e))
+}
+
+/// A task list argument: a non-empty String.
+pub fn list(ruby: &Ruby, task_list: Value) -> Result<String, Error> {
+    let list = text_arg(ruby, "task_list", task_list)?;
+    task_core::record::check_list(&list).map_err(|e| errors::from_core(ruby, e))?;
+    Ok(list)
 }

@@ -82,7 +82,14 @@ impl Writer<'_> {
         } else if let Some(f) = Float::from_value(v) {
             let x = f.to_f64();
             if !x.is_finite() {
-                return self.bad(format!("{x} is not representable in JSON"));
+                let name = if x.is_nan() {
+                    "NaN"
+                } else if x > 0.0 {
+                    "Infinity"
+                } else {
+                    "-Infinity"
+                };
+                return self.bad(format!("{name} is not representable in JSON"));
             }
             // Float#to_s is the text JSON.generate writes (1.0e+20, 0.1, 100.0).
             let s: String = f.funcall("to_s", ())?;

@@ -221,6 +221,12 @@ impl CassandraStore {
     /// Upserts one task (all four columns).
     pub async fn store(&self, record: &TaskRecord) -> Result<()> {
         record.validate()?;
+        self.store_raw(record).await
+    }
+
+    /// Writes the row as given, checking only the key columns (see `MemoryStore::store_raw`).
+    pub async fn store_raw(&self, record: &TaskRecord) -> Result<()> {
+        record.validate_columns()?;
         self.retrying(|| async {
             let (session, st) = self.statements().await?;
             session

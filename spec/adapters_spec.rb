@@ -1,0 +1,83 @@
+# frozen_string_literal: true
+
+RSpec.describe Task::DataInterface::MemoryAdapter do
+  it_behaves_like "a task store" do
+    let(:adapter) { described_class.new }
+    let(:page_size) { 5 }
+    let(:paged_adapter) { described_class.new(page_size: page_size) }
+  end
+
+  it "rejects a page size below 1" do
+    expect { described_class.new(page_size: 0) }.to raise_error(ArgumentError, /page_size/)
+  end
+end
+
+RSpec.describe Task::DataInterface::CassandraAdapter do
+  it_behaves_like "a task store" do
+    let(:adapter) { cassandra_adapter }
+    let(:page_size) { 7 }
+    let(:paged_adapter) { cassandra_adapter(page_size: page_size) }
+  end
+
+  describe "options" do
+    it "defaults to the original's connection settings" do
+      options = described_class.new.options
+      expect(options).to include(hosts: ["127.0.0.1"], port: 9042, keyspace: "tasks", tasks_table_name: :tasks,
+                                 consistency: :localquorum)
+    end
+
+    it "rejects unknown options and bad identifiers, naming them" do
+      expect { described_class.new(hots: ["x"]) }.to raise_error(ArgumentError, /unknown CassandraAdapter option :hots/)
+      expect { described_class.new(keyspace: "tasks; DROP") }.to raise_error(ArgumentError, /keyspace name "tasks; DROP"/)
+      expect { described_class.new(tasks_table_name: "1x") }.to raise_error(ArgumentError, /table name "1x"/)
+      expect { described_class.new(consistency: :most) }.to raise_error(ArgumentError, /consistency "most"/)
+    end
+  end
+
+  it "uses tasks_table_name for every statement, delete included" do
+    list = unique_list
+    main = cassandra_adapter
+    other = cassandra_adapter(tasks_table_name: :tasks_other)
+    use_adapter(main)
+    FetchFile.create(task_list: list, id: "1", filename: "main")
+    use_adapter(other)
+    FetchFile.create(task_list: list, id: "1", filename: "other")
+    Task::Task.find(list, "1").complete
+    expect(Task::Task.find(list, "1")).to be_nil
+    use_adapter(main)
+    expect(Task::Task.find(list, "1").filename).to eq("main")
+  end
+
+  it "says which table is missing and how to create it" do
+    adapter = cassandra_adapter(tasks_table_name: :no_such_table)
+    expect { adapter.find("l", "1") }.to raise_error(Task::Error::QueryRejected, /task_spec\.no_such_table.*create_schema/)
+  end
+
+  it "creates its keyspace and table with create_schema" do
+    keyspace = "task_spec_#{SecureRandom.hex(4)}"
+    adapter = described_class.new(**cassandra_options, keyspace: keyspace)
+    expect { adapter.find("l", "1") }.to raise_error(Task::Error::QueryRejected, /#{keyspace}/)
+    adapter.create_schema(replication_factor: 1)
+    use_adapter(adapter)
+    FetchFile.create(task_list: "l", id: "1")
+    expect(Task::Task.find("l", "1")).to be_a(FetchFile)
+  end
+
+  it "raises NoHostAvailable naming the host when nothing answers" do
+    adapter = described_class.new(hosts: ["127.0.0.1"], port: 1, connect_timeout: 1, retry_deadline: 0.2)
+    expect { adapter.find("l", "1") }.to raise_error(Task::Error::NoHostAvailable, /127\.0\.0\.1:1/)
+  end
+
+  it "shares one driver session among every adapter and interface with the same connection" do
+    list = unique_list
+    adapters = 3.times.map { cassandra_adapter }
+    adapters.each { |a| a.find(list, "x") }
+    cassandra_adapter(tasks_table_name: :tasks_other).find(list, "x")
+    before = described_class.open_sessions
+    Task::DataInterface::Interface.adapter_builder = ->(_) { cassandra_adapter }
+    Task::Task.interface = nil
+    50.times { |i| FetchFile.create(task_list: list, id: i.to_s).complete }
+    expect(Task::Task.interface).to equal(Task::Task.interface)
+    expect(described_class.open_sessions).to eq(before)
+  end
+end

@@ -1,0 +1,211 @@
+# frozen_string_literal: true
+
+# The behaviour every store must have, run against the MemoryAdapter and against the
+# CassandraAdapter on the real node. The including group defines `adapter` and
+# `paged_adapter` (the same store with a small page size, `page_size` rows a page).
+RSpec.shared_examples "a task store" do
+  let(:list) { unique_list }
+
+  before { use_adapter(adapter) }
+
+  def row_of(task_list, id)
+    adapter.rows(task_list).find { |r| r[:id] == id }
+  end
+
+  describe "save, find, complete" do
+    it "finds a saved task with every attribute and its class" do
+      task = FetchFile.build(task_list: list, id: "file1", external_host: "datto.com", filename: "file1.txt")
+      expect(task.save).to be_nil
+      found = Task::Task.find(list, "file1")
+      expect(found).to be_a(FetchFile)
+      expect(found.attributes).to eq(task_list: list, id: "file1", data: { external_host: "datto.com", filename: "file1.txt" })
+      expect(found.filename).to eq("file1.txt")
+    end
+
+    it "returns nil for a task that is not stored" do
+      expect(Task::Task.find(list, "missing")).to be_nil
+    end
+
+    it "overwrites on a second save with the same list, id and type (an upsert)" do
+      task = FetchFile.build(task_list: list, id: "a", filename: "v1")
+      task.save
+      task.data[:filename] = "v2"
+      task.save
+      expect(Task::Task.all(list).map(&:filename).to_a).to eq(["v2"])
+    end
+
+    it "removes a task on complete, returns nil, and completing it again is fine" do
+      task = FetchFile.create(task_list: list, id: "a")
+      expect(task.complete).to be_nil
+      expect(Task::Task.find(list, "a")).to be_nil
+      expect(task.complete).to be_nil
+    end
+
+    it "keeps lists apart" do
+      other = unique_list("other")
+      FetchFile.create(task_list: list, id: "same")
+      FetchFile.create(task_list: other, id: "same")
+      Task::Task.find(list, "same").complete
+      expect(Task::Task.find(other, "same")).not_to be_nil
+    end
+
+    it "deletes every type stored under an id, and finds the first of them" do
+      adapter.store_row(task_list: list, id: "x", type: "Jobs::Cleanup::DeleteItem", data: '{"item_id":1}')
+      adapter.store_row(task_list: list, id: "x", type: "FetchFile", data: '{"filename":"f"}')
+      expect(adapter.rows(list).map { |r| r[:type] }.to_a).to eq(%w[FetchFile Jobs::Cleanup::DeleteItem])
+      expect(Task::Task.find(list, "x")).to be_a(FetchFile)
+      adapter.delete(list, "x")
+      expect(adapter.rows(list).to_a).to be_empty
+    end
+
+    it "rebuilds tasks of nested class names" do
+      Jobs::Cleanup::DeleteItem.create(task_list: list, id: "n", item_id: 42)
+      found = Task::Task.find(list, "n")
+      expect(found).to be_a(Jobs::Cleanup::DeleteItem)
+      expect(found.execute(suffix: "!")).to eq("deleted 42!")
+    end
+  end
+
+  describe "all" do
+    it "is an Enumerator::Lazy over every task of the list, in id order, across pages" do
+      use_adapter(paged_adapter)
+      count = page_size * 3 + 2
+      ids = (0...count).map { |i| format("id-%04d", i) }
+      ids.shuffle.each { |id| FetchFile.create(task_list: list, id: id, n: id) }
+      FetchFile.create(task_list: unique_list("elsewhere"), id: "id-0000")
+      all = Task::Task.all(list)
+      expect(all).to be_a(Enumerator::Lazy)
+      expect(all.map(&:id).to_a).to eq(ids)
+      expect(all.first(2).map(&:id)).to eq(ids.first(2))
+    end
+
+    it "is empty for a list with no tasks" do
+      expect(Task::Task.all(list).to_a).to eq([])
+    end
+  end
+
+  describe "the data column" do
+    let(:data) do
+      {
+        text: "Grüße, 世界 🚀 \"quoted\" back\\slash\n\t\u0001 </script>",
+        nested: { "inner" => { "deep" => [1, 2.5, nil, true, false, "x"] }, "list" => [] },
+        big: 2**40,
+        bigger: 2**64 + 1,
+        negative: -(2**63),
+        floats: [0.1, -2.5, 1.0e20, 1.0e-5, 123_456_789.125, 0.0],
+        yes: true,
+        no: false,
+        nothing: nil,
+        empty: {}
+      }
+    end
+
+    it "holds the text Ruby's JSON.generate writes, and JSON.parse reads it back to the same hash" do
+      FetchFile.create(task_list: list, id: "d", **data)
+      text = row_of(list, "d")[:data]
+      expect(text).to eq(JSON.generate(data))
+      expect(JSON.parse(text)).to eq(JSON.parse(JSON.generate(data)))
+      expect(row_of(list, "d")[:type]).to eq("FetchFile")
+    end
+
+    it "reads back what was saved, value for value, types included" do
+      FetchFile.create(task_list: list, id: "d", **data)
+      found = Task::Task.find(list, "d").data
+      expect(found).to eq(data.transform_values { |v| v.is_a?(Hash) ? JSON.parse(JSON.generate(v)) : v })
+      expect(found[:bigger]).to be_an(Integer)
+      expect(found[:floats].map(&:class).uniq).to eq([Float])
+      expect(found.keys).to eq(data.keys)
+    end
+
+    it "reads rows written by the original gem (JSON.generate text) as the original would" do
+      original = { "filename" => "a.txt", "meta" => { "size" => 12, "tags" => ["x"] }, "ratio" => 0.5 }
+      adapter.store_row(task_list: list, id: "old", type: "FetchFile", data: JSON.generate(original))
+      task = Task::Task.find(list, "old")
+      expect(task.data).to eq(filename: "a.txt", meta: { "size" => 12, "tags" => ["x"] }, ratio: 0.5)
+      task.save
+      expect(row_of(list, "old")[:data]).to eq(JSON.generate(original))
+    end
+
+    it "stores values with no JSON type the way JSON.generate does" do
+      at = Time.utc(2020, 1, 2, 3, 4, 5)
+      odd = Struct.new(:a).new(1)
+      FetchFile.create(task_list: list, id: "s", sym: :value, at: at, odd: odd, key_types: { 1 => "int key", sym: "sym key" })
+      expect(row_of(list, "s")[:data]).to eq(JSON.generate({ sym: :value, at: at, odd: odd, key_types: { 1 => "int key", sym: "sym key" } }))
+      expect(Task::Task.find(list, "s").data[:sym]).to eq("value")
+    end
+  end
+
+  describe "bad input" do
+    it "rejects a nil or empty task list or id, naming it, and keeps what was stored" do
+      FetchFile.create(task_list: list, id: "keep", filename: "original")
+      [[nil, "keep", "task_list"], ["", "keep", "task_list"], [list, nil, "id"], [list, "", "id"]].each do |task_list, id, field|
+        task = FetchFile.new(task_list: task_list, id: id, data: { filename: "clobber" })
+        expect { task.save }.to raise_error(ArgumentError, /task #{field} must be a non-empty String/)
+      end
+      expect { Task::Task.find(list, nil) }.to raise_error(ArgumentError, /id/)
+      expect { Task::Task.all("") }.to raise_error(ArgumentError, /task_list/)
+      expect(Task::Task.find(list, "keep").filename).to eq("original")
+    end
+
+    it "rejects data that is not a Hash" do
+      expect { FetchFile.new(task_list: list, id: "x", data: [1, 2]) }.to raise_error(ArgumentError, /data must be a Hash.*Array/)
+      task = FetchFile.new(task_list: list, id: "x")
+      expect { task.data = "text" }.to raise_error(ArgumentError, /data must be a Hash/)
+    end
+
+    it "rejects data JSON cannot hold (NaN, Infinity, invalid UTF-8) and keeps the stored version" do
+      FetchFile.create(task_list: list, id: "keep", filename: "original")
+      bad = [
+        [{ ratio: Float::NAN }, /ratio.*NaN/],
+        [{ nested: { "x" => [Float::INFINITY] } }, /nested.*Infinity/],
+        [{ name: "caf\xE9".dup.force_encoding("UTF-8") }, /name.*not valid UTF-8/]
+      ]
+      bad.each do |data, message|
+        task = FetchFile.new(task_list: list, id: "keep", data: data)
+        expect { task.save }.to raise_error(Task::Error::BadData, message)
+        expect { task.save }.to raise_error(/task "keep" of list "#{list}"/)
+      end
+      expect(Task::Task.find(list, "keep").filename).to eq("original")
+    end
+
+    it "raises an error naming the list and id for a stored row whose type names no task class" do
+      adapter.store_row(task_list: list, id: "ghost", type: "NoSuchTaskClass", data: "{}")
+      adapter.store_row(task_list: list, id: "plain", type: "NotATask", data: "{}")
+      expect { Task::Task.find(list, "ghost") }.to raise_error(Task::Error::BadData, /task "ghost" of list "#{list}".*NoSuchTaskClass/)
+      expect { Task::Task.find(list, "plain") }.to raise_error(Task::Error::BadData, /task "plain" of list "#{list}".*does not include Task::Task/)
+      expect { Task::Task.all(list).to_a }.to raise_error(Task::Error::BadData, /ghost/)
+    end
+
+    it "raises an error naming the list and id for a stored row whose data is not JSON" do
+      adapter.store_row(task_list: list, id: "junk", type: "FetchFile", data: "{not json")
+      adapter.store_row(task_list: list, id: "list", type: "FetchFile", data: "[1,2]")
+      expect { Task::Task.find(list, "junk") }.to raise_error(Task::Error::BadData, /task "junk" of list "#{list}".*not a JSON object/)
+      expect { Task::Task.find(list, "list") }.to raise_error(Task::Error::BadData, /task "list" of list "#{list}"/)
+    end
+  end
+
+  describe "bulk calls" do
+    it "stores and completes many tasks at once" do
+      tasks = (1..120).map { |i| FetchFile.build(task_list: list, id: format("b%03d", i), n: i) }
+      expect(adapter.store_many(tasks, concurrency: 16)).to eq(120)
+      expect(Task::Task.all(list).count).to eq(120)
+      expect(adapter.delete_many(tasks.first(100))).to eq(100)
+      expect(adapter.delete_many([[list, "b101"]])).to eq(1)
+      expect(Task::Task.all(list).map(&:id).to_a).to eq((102..120).map { |i| format("b%03d", i) })
+    end
+
+    it "rejects a bulk call with a bad task before writing any of it" do
+      tasks = [FetchFile.build(task_list: list, id: "ok"), FetchFile.build(task_list: list, id: "")]
+      expect { adapter.store_many(tasks) }.to raise_error(ArgumentError, /id/)
+      expect(Task::Task.all(list).to_a).to be_empty
+    end
+  end
+
+  it "is safe to use from many threads at once" do
+    threads = 8.times.map do |t|
+      Thread.new { 25.times { |i| FetchFile.create(task_list: list, id: "t#{t}-#{i}") } }
+    end
+    threads.each(&:join)
+    expect(Task::Task.all(list).count).to eq(200)
+  end
+end

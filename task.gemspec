@@ -1,0 +1,31 @@
+# frozen_string_literal: true
+
+require_relative "lib/task/version"
+
+Gem::Specification.new do |spec|
+  spec.name = "task"
+  spec.version = Task::VERSION
+  spec.summary = "Generate, track and serialize units of work for at-least-once completion"
+  spec.description = <<~TEXT
+    Task builds, stores and serializes tasks so that background jobs (Resque, Sidekiq) get
+    at-least-once completion. A native (Rust) drop-in replacement for task_rb 0.4.0 that
+    reads and writes the same Cassandra table.
+  TEXT
+  spec.license = "MIT"
+  spec.authors = ["The task developers"]
+  spec.required_ruby_version = ">= 3.0"
+
+  spec.files = Dir[
+    "lib/**/*.rb",
+    "ext/task_native/extconf.rb",
+    "ext/*/Cargo.toml",
+    "ext/*/src/**/*.rs",
+    "Cargo.toml",
+    "Cargo.lock",
+    "README.md",
+    "LICENSE.txt"
+  ]
+  spec.require_paths = ["lib"]
+  # Compiled with cargo on the installing machine (Rust 1.80+, libclang and Ruby headers).
+  spec.extensions = ["ext/task_native/extconf.rb"]
+end
