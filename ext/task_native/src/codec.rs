@@ -69,8 +69,8 @@ impl Writer<'_> {
         } else if let Some(s) = RString::from_value(v) {
             self.string(s)?;
         } else if let Some(s) = Symbol::from_value(v) {
-            let name = s.name()?;
-            write_str(self.out, &name);
+            // Via the String: Symbol#name's C string would stop at an embedded NUL.
+            self.string(s.to_r_string()?)?;
         } else if let Some(i) = Integer::from_value(v) {
             match i.to_i64() {
                 Ok(n) => self.out.push_str(&n.to_string()),
@@ -104,48 +104,38 @@ impl Writer<'_> {
         Ok(())
     }
 
+    /// Writes a String as JSON; other encodings are converted to UTF-8 first, as
+    /// JSON.generate does, and bytes that are not valid UTF-8 are refused.
     fn string(&mut self, s: RString) -> Result<(), WriteError> {
         let ruby = self.ruby;
         let enc = s.enc_get();
-        let utf8_bytes = enc == ruby.utf8_encindex()
+        let s = if enc == ruby.utf8_encindex()
             || enc == ruby.usascii_encindex()
-            || enc == ruby.ascii8bit_encindex();
-        if utf8_bytes {
-            // Safety: the bytes are copied out before any Ruby code can run.
-            let bytes = unsafe { s.as_slice() };
-            match std::str::from_utf8(bytes) {
-                Ok(text) => write_str(self.out, text),
-                Err(_) => return self.bad(format!("string {} is not valid UTF-8", s.inspect())),
-            }
+            || enc == ruby.ascii8bit_encindex()
+        {
+            s
         } else {
-            let conv: Result<RString, Error> = s.funcall("encode", ("UTF-8",));
-            match conv {
-                Ok(u) => {
-                    let text = unsafe { u.as_slice() };
-                    match std::str::from_utf8(text) {
-                        Ok(t) => write_str(self.out, t),
-                        Err(_) => return self.bad("string could not be converted to UTF-8"),
-                    }
-                }
+            match s.funcall::<_, _, RString>("encode", ("UTF-8",)) {
+                Ok(u) => u,
                 Err(e) => return self.bad(format!("string could not be converted to UTF-8: {e}")),
             }
+        };
+        // Safety: the bytes are copied into `out` before any Ruby code can run.
+        let bytes = unsafe { s.as_slice() };
+        match std::str::from_utf8(bytes) {
+            Ok(text) => write_str(self.out, text),
+            Err(_) => return self.bad(format!("string {} is not valid UTF-8", s.inspect())),
         }
         Ok(())
     }
 
-    fn key(&mut self, k: Value) -> Result<String, WriteError> {
-        if let Some(s) = Symbol::from_value(k) {
-            return Ok(s.name()?.into_owned());
-        }
+    /// Hash keys are written as strings: JSON.generate uses their `to_s`.
+    fn key(&mut self, k: Value) -> Result<(), WriteError> {
         let s = match RString::from_value(k) {
             Some(s) => s,
-            None => k.funcall::<_, _, RString>("to_s", ())?,
+            None => k.to_r_string()?,
         };
-        let text = unsafe { s.as_slice() };
-        match std::str::from_utf8(text) {
-            Ok(t) => Ok(t.to_string()),
-            Err(_) => self.bad(format!("key {} is not valid UTF-8", s.inspect())),
-        }
+        self.string(s)
     }
 
     fn hash(&mut self, h: RHash, depth: usize) -> Result<(), WriteError> {
@@ -159,12 +149,11 @@ impl Writer<'_> {
         let mut failure: Option<WriteError> = None;
         h.foreach(|k: Value, v: Value| {
             let r = (|| {
-                let key = self.key(k)?;
                 if !first {
                     self.out.push(',');
                 }
                 first = false;
-                write_str(self.out, &key);
+                self.key(k)?;
                 self.out.push(':');
                 self.path.push(format!("[{}]", k.inspect()));
                 self.value(v, depth)?;
