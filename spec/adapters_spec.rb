@@ -23,7 +23,7 @@ RSpec.describe Task::DataInterface::CassandraAdapter do
     it "defaults to the original's connection settings" do
       options = described_class.new.options
       expect(options).to include(hosts: ["127.0.0.1"], port: 9042, keyspace: "tasks", tasks_table_name: :tasks,
-                                 consistency: :localquorum)
+                                 consistency: :local_quorum)
     end
 
     it "rejects unknown options and bad identifiers, naming them" do

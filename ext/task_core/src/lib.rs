@@ -8,7 +8,8 @@ pub mod memory;
 pub mod record;
 
 pub use cassandra::{
-    parse_consistency, CassandraConfig, CassandraStore, Connector, Consistency, ScanCursor,
+    consistency_name, parse_consistency, CassandraConfig, CassandraStore, Connector, Consistency,
+    ScanCursor,
 };
 pub use error::{Error, Result};
 pub use memory::MemoryStore;

@@ -418,7 +418,7 @@ impl Adapter {
             h.aset(ruby.sym_new("tasks_table_name"), ruby.to_symbol(&c.table))?;
             h.aset(
                 ruby.sym_new("consistency"),
-                ruby.to_symbol(format!("{:?}", c.consistency).to_lowercase()),
+                ruby.to_symbol(task_core::consistency_name(c.consistency)),
             )?;
             h.aset(ruby.sym_new("page_size"), c.page_size)?;
             h.aset(

@@ -177,6 +177,22 @@ pub fn parse_consistency(name: &str) -> Result<Consistency> {
     Ok(c)
 }
 
+/// The CQL name of a consistency level, lower case (`local_quorum`).
+pub fn consistency_name(c: Consistency) -> &'static str {
+    match c {
+        Consistency::Any => "any",
+        Consistency::One => "one",
+        Consistency::Two => "two",
+        Consistency::Three => "three",
+        Consistency::Quorum => "quorum",
+        Consistency::All => "all",
+        Consistency::LocalQuorum => "local_quorum",
+        Consistency::EachQuorum => "each_quorum",
+        Consistency::LocalOne => "local_one",
+        _ => "serial",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,7 +19,9 @@ use scylla::response::{PagingState, PagingStateResponse};
 use scylla::statement::prepared::PreparedStatement;
 use tokio::sync::{OnceCell, Semaphore};
 
-pub use config::{parse_consistency, CassandraConfig, ConnectionKey, Consistency};
+pub use config::{
+    consistency_name, parse_consistency, CassandraConfig, ConnectionKey, Consistency,
+};
 use errors::{connect_error, connect_timeout, execution_error, prepare_error, Op};
 
 use crate::error::{Error, Result};
