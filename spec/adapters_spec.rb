@@ -19,6 +19,21 @@ RSpec.describe Task::DataInterface::CassandraAdapter do
     let(:paged_adapter) { cassandra_adapter(page_size: page_size) }
   end
 
+  it "returns a list of 25,000 tasks whole from all: no duplicates, in id order" do
+    list = unique_list("big")
+    adapter = cassandra_adapter(page_size: 1000)
+    ids = (0...25_000).map { |i| format("%06d", i) }
+    tasks = ids.shuffle(random: Random.new(7)).map { |id| FetchFile.build(task_list: list, id: id, n: id.to_i) }
+    expect(adapter.store_many(tasks, concurrency: 64)).to eq(25_000)
+    use_adapter(adapter)
+    seen = Task::Task.all(list).map(&:id).to_a
+    expect(seen.size).to eq(25_000)
+    expect(seen.uniq.size).to eq(25_000)
+    expect(seen).to eq(ids)
+    adapter.delete_list(list)
+    expect(Task::Task.all(list).first(1)).to eq([])
+  end
+
   describe "options" do
     it "defaults to the original's connection settings" do
       options = described_class.new.options

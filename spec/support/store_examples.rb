@@ -79,6 +79,23 @@ RSpec.shared_examples "a task store" do
       expect(all.first(2).map(&:id)).to eq(ids.first(2))
     end
 
+    it "reads one page at a time: nothing before iterating, the first task after one page, no more after a break" do
+      tasks = (0...page_size * 4).map { |i| FetchFile.build(task_list: list, id: format("p%04d", i)) }
+      paged_adapter.store_many(tasks)
+      use_adapter(paged_adapter)
+      before = paged_adapter.pages_read
+      all = Task::Task.all(list)
+      expect(paged_adapter.pages_read - before).to eq(0)
+      external = all.each_entry
+      expect(external.next.id).to eq("p0000")
+      expect(paged_adapter.pages_read - before).to eq(1)
+      expect(all.first(page_size + 1).size).to eq(page_size + 1)
+      expect(paged_adapter.pages_read - before).to eq(3)
+      count = 0
+      all.each { |_t| break if (count += 1) == 2 }
+      expect(paged_adapter.pages_read - before).to eq(4)
+    end
+
     it "is empty for a list with no tasks" do
       expect(Task::Task.all(list).to_a).to eq([])
     end

@@ -13,7 +13,7 @@ use magnus::{
 };
 use task_core::{parse_consistency, CassandraConfig, MemoryStore, TaskKey, TaskRecord};
 
-use crate::backend::{self, Backend, Cursor};
+use crate::backend::{self, Backend, Cursor, Store};
 use crate::errors;
 
 #[magnus::wrap(class = "Task::DataInterface::NativeAdapter", free_immediately, size)]
@@ -67,7 +67,7 @@ fn memory_new(ruby: &Ruby, class: RClass, args: &[Value]) -> Result<Obj<Adapter>
         }
         _ => return Err(errors::argument(ruby, "MemoryAdapter.new(page_size: 1000)")),
     }
-    let backend = Backend::Memory(Arc::new(MemoryStore::new()), page_size);
+    let backend = Backend::new(Store::Memory(Arc::new(MemoryStore::new()), page_size));
     Ok(ruby.obj_wrap_as(
         Adapter {
             backend: Arc::new(backend),
@@ -195,7 +195,7 @@ pub fn cassandra_adapter(ruby: &Ruby, config: CassandraConfig) -> Result<Value, 
     Ok(ruby
         .obj_wrap_as(
             Adapter {
-                backend: Arc::new(Backend::Cassandra(config)),
+                backend: Arc::new(Backend::new(Store::Cassandra(config))),
             },
             class,
         )
@@ -219,7 +219,7 @@ fn cassandra_new(ruby: &Ruby, class: RClass, args: &[Value]) -> Result<Obj<Adapt
     let config = cassandra_config(ruby, opts, false)?;
     Ok(ruby.obj_wrap_as(
         Adapter {
-            backend: Arc::new(Backend::Cassandra(config)),
+            backend: Arc::new(Backend::new(Store::Cassandra(config))),
         },
         class,
     ))
@@ -389,25 +389,32 @@ impl Adapter {
                 ))
             }
         };
-        match rb_self.backend.as_ref() {
-            Backend::Cassandra(c) => {
+        match &rb_self.backend.store {
+            Store::Cassandra(c) => {
                 let rt = crate::runtime::current(ruby)?;
                 let store = rt.connector.store(c);
                 rt.block_on(ruby, || store.create_schema(rf))
             }
-            Backend::Memory(..) => Ok(()),
+            Store::Memory(..) => Ok(()),
         }
     }
 
     fn clear(&self) {
-        if let Backend::Memory(m, _) = self.backend.as_ref() {
+        if let Store::Memory(m, _) = &self.backend.store {
             m.clear();
         }
     }
 
+    /// Pages read by scans of this adapter so far.
+    fn pages_read(&self) -> u64 {
+        self.backend
+            .pages_read
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     fn options(ruby: &Ruby, rb_self: &Self) -> Result<RHash, Error> {
         let h = ruby.hash_new();
-        if let Backend::Cassandra(c) = rb_self.backend.as_ref() {
+        if let Store::Cassandra(c) = &rb_self.backend.store {
             let hosts = ruby.ary_new();
             for host in &c.hosts {
                 hosts.push(host.as_str())?;
@@ -476,10 +483,7 @@ fn bulk_outcome(
         let entry = ruby.hash_new();
         entry.aset(ruby.sym_new("task_list"), list.as_str())?;
         entry.aset(ruby.sym_new("id"), id.as_str())?;
-        entry.aset(
-            ruby.sym_new("error"),
-            errors::from_core(ruby, e.clone()).value(),
-        )?;
+        entry.aset(ruby.sym_new("error"), errors::exception(ruby, e)?)?;
         failures.push(entry)?;
     }
     let (i0, e0) = &failed[0];
@@ -559,6 +563,7 @@ pub fn init(ruby: &Ruby, data_interface: RModule) -> Result<(), Error> {
     native.define_method("delete_many", method!(Adapter::delete_many, -1))?;
     native.define_method("options", method!(Adapter::options, 0))?;
     native.define_method("rows", method!(Adapter::rows, 1))?;
+    native.define_method("pages_read", method!(Adapter::pages_read, 0))?;
     native.define_method("store_row", method!(Adapter::store_row, 1))?;
 
     let memory = data_interface.define_class("MemoryAdapter", native)?;

@@ -1,6 +1,7 @@
 //! The two stores behind one face, and the conversions between Ruby task objects and the
 //! records the stores hold. Every I/O wait goes through `Runtime::block_on` (GVL released).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use magnus::prelude::*;
@@ -10,10 +11,17 @@ use task_core::{CassandraConfig, CassandraStore, MemoryStore, TaskKey, TaskRecor
 
 use crate::{codec, errors, runtime};
 
-pub enum Backend {
+pub enum Store {
     /// The store and its page size.
     Memory(Arc<MemoryStore>, usize),
     Cassandra(CassandraConfig),
+}
+
+/// A store and what has been read from it.
+pub struct Backend {
+    pub store: Store,
+    /// Pages fetched by scans (`all`, `rows`), to show a scan reads lazily.
+    pub pages_read: AtomicU64,
 }
 
 /// How many rows a memory scan takes at a time by default (a Cassandra scan uses its
@@ -33,6 +41,13 @@ static ID_DATA: LazyId = LazyId::new("data");
 static ID_NEW: LazyId = LazyId::new("new");
 
 impl Backend {
+    pub fn new(store: Store) -> Self {
+        Backend {
+            store,
+            pages_read: AtomicU64::new(0),
+        }
+    }
+
     fn cassandra(
         &self,
         ruby: &Ruby,
@@ -43,9 +58,9 @@ impl Backend {
     }
 
     pub fn store(&self, ruby: &Ruby, record: TaskRecord) -> Result<(), Error> {
-        match self {
-            Backend::Memory(m, _) => m.store(&record).map_err(|e| errors::from_core(ruby, e)),
-            Backend::Cassandra(c) => {
+        match &self.store {
+            Store::Memory(m, _) => m.store(&record).map_err(|e| errors::from_core(ruby, e)),
+            Store::Cassandra(c) => {
                 let (rt, store) = self.cassandra(ruby, c)?;
                 rt.block_on(ruby, || store.store(&record))
             }
@@ -53,9 +68,9 @@ impl Backend {
     }
 
     pub fn store_raw(&self, ruby: &Ruby, record: TaskRecord) -> Result<(), Error> {
-        match self {
-            Backend::Memory(m, _) => m.store_raw(&record).map_err(|e| errors::from_core(ruby, e)),
-            Backend::Cassandra(c) => {
+        match &self.store {
+            Store::Memory(m, _) => m.store_raw(&record).map_err(|e| errors::from_core(ruby, e)),
+            Store::Cassandra(c) => {
                 let (rt, store) = self.cassandra(ruby, c)?;
                 rt.block_on(ruby, || store.store_raw(&record))
             }
@@ -63,9 +78,9 @@ impl Backend {
     }
 
     pub fn find(&self, ruby: &Ruby, key: TaskKey) -> Result<Option<TaskRecord>, Error> {
-        match self {
-            Backend::Memory(m, _) => Ok(m.find(&key)),
-            Backend::Cassandra(c) => {
+        match &self.store {
+            Store::Memory(m, _) => Ok(m.find(&key)),
+            Store::Cassandra(c) => {
                 let (rt, store) = self.cassandra(ruby, c)?;
                 rt.block_on(ruby, || store.find(&key))
             }
@@ -73,12 +88,12 @@ impl Backend {
     }
 
     pub fn delete(&self, ruby: &Ruby, key: TaskKey) -> Result<(), Error> {
-        match self {
-            Backend::Memory(m, _) => {
+        match &self.store {
+            Store::Memory(m, _) => {
                 m.delete(&key);
                 Ok(())
             }
-            Backend::Cassandra(c) => {
+            Store::Cassandra(c) => {
                 let (rt, store) = self.cassandra(ruby, c)?;
                 rt.block_on(ruby, || store.delete(&key))
             }
@@ -87,8 +102,8 @@ impl Backend {
 
     pub fn delete_list(&self, ruby: &Ruby, task_list: String) -> Result<(), Error> {
         task_core::record::check_list(&task_list).map_err(|e| errors::from_core(ruby, e))?;
-        match self {
-            Backend::Memory(m, _) => {
+        match &self.store {
+            Store::Memory(m, _) => {
                 while let Some(first) = m
                     .page(&task_list, None, MEMORY_PAGE)
                     .map_err(|e| errors::from_core(ruby, e))?
@@ -102,7 +117,7 @@ impl Backend {
                 }
                 Ok(())
             }
-            Backend::Cassandra(c) => {
+            Store::Cassandra(c) => {
                 let (rt, store) = self.cassandra(ruby, c)?;
                 rt.block_on(ruby, || store.delete_list(&task_list))
             }
@@ -117,9 +132,9 @@ impl Backend {
         records: Vec<TaskRecord>,
         concurrency: usize,
     ) -> Result<Vec<task_core::Result<()>>, Error> {
-        match self {
-            Backend::Memory(m, _) => Ok(m.store_many(&records)),
-            Backend::Cassandra(c) => {
+        match &self.store {
+            Store::Memory(m, _) => Ok(m.store_many(&records)),
+            Store::Cassandra(c) => {
                 let (rt, store) = self.cassandra(ruby, c)?;
                 // A spurious wake-up re-runs the whole batch; that is safe, upserts are
                 // idempotent.
@@ -143,15 +158,15 @@ impl Backend {
         keys: Vec<TaskKey>,
         concurrency: usize,
     ) -> Result<Vec<task_core::Result<()>>, Error> {
-        match self {
-            Backend::Memory(m, _) => Ok(keys
+        match &self.store {
+            Store::Memory(m, _) => Ok(keys
                 .iter()
                 .map(|k| {
                     m.delete(k);
                     Ok(())
                 })
                 .collect()),
-            Backend::Cassandra(c) => {
+            Store::Cassandra(c) => {
                 let (rt, store) = self.cassandra(ruby, c)?;
                 let keys = Arc::new(keys);
                 rt.block_on(ruby, || {
@@ -171,9 +186,12 @@ impl Backend {
         cursor: &Cursor,
     ) -> Result<(Vec<TaskRecord>, Cursor), Error> {
         let core = |e| errors::from_core(ruby, e);
-        match (self, cursor) {
+        if !matches!(cursor, Cursor::Done) {
+            self.pages_read.fetch_add(1, Ordering::Relaxed);
+        }
+        match (&self.store, cursor) {
             (_, Cursor::Done) => Ok((Vec::new(), Cursor::Done)),
-            (Backend::Memory(m, page_size), Cursor::Start | Cursor::Memory(_)) => {
+            (Store::Memory(m, page_size), Cursor::Start | Cursor::Memory(_)) => {
                 let after = match cursor {
                     Cursor::Memory(a) => Some(a),
                     _ => None,
@@ -181,7 +199,7 @@ impl Backend {
                 let page = m.page(task_list, after, *page_size).map_err(core)?;
                 Ok((page.records, page.next.map_or(Cursor::Done, Cursor::Memory)))
             }
-            (Backend::Cassandra(c), Cursor::Start | Cursor::Cassandra(_)) => {
+            (Store::Cassandra(c), Cursor::Start | Cursor::Cassandra(_)) => {
                 let (rt, store) = self.cassandra(ruby, c)?;
                 let start = match cursor {
                     Cursor::Cassandra(s) => Some(s.clone()),

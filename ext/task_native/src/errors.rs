@@ -2,7 +2,7 @@
 //! looked up here by name.
 
 use magnus::value::Lazy;
-use magnus::{prelude::*, Error, ExceptionClass, RModule, Ruby};
+use magnus::{prelude::*, Error, ExceptionClass, RModule, Ruby, Value};
 
 fn class(ruby: &Ruby, name: &str) -> ExceptionClass {
     let lookup = || -> Result<ExceptionClass, Error> {
@@ -37,15 +37,25 @@ pub fn argument(ruby: &Ruby, msg: impl Into<String>) -> Error {
     Error::new(ruby.exception_arg_error(), msg.into())
 }
 
-pub fn from_core(ruby: &Ruby, e: task_core::Error) -> Error {
+fn class_of(ruby: &Ruby, e: &task_core::Error) -> ExceptionClass {
     use task_core::Error as E;
     match e {
-        E::InvalidArgument(m) => Error::new(ruby.exception_arg_error(), m),
-        E::BadData(m) => Error::new(ruby.get_inner(&BAD_DATA), m),
-        E::NoHostAvailable(m) => Error::new(ruby.get_inner(&NO_HOST), m),
-        E::Timeout(m) => Error::new(ruby.get_inner(&TIMEOUT), m),
-        E::QueryRejected(m) => Error::new(ruby.get_inner(&QUERY_REJECTED), m),
-        E::Unavailable(m) => Error::new(ruby.get_inner(&UNAVAILABLE), m),
-        E::Interrupted(m) => Error::new(ruby.exception_interrupt(), m),
+        E::InvalidArgument(_) => ruby.exception_arg_error(),
+        E::BadData(_) => ruby.get_inner(&BAD_DATA),
+        E::NoHostAvailable(_) => ruby.get_inner(&NO_HOST),
+        E::Timeout(_) => ruby.get_inner(&TIMEOUT),
+        E::QueryRejected(_) => ruby.get_inner(&QUERY_REJECTED),
+        E::Unavailable(_) => ruby.get_inner(&UNAVAILABLE),
+        E::Interrupted(_) => ruby.exception_interrupt(),
     }
+}
+
+pub fn from_core(ruby: &Ruby, e: task_core::Error) -> Error {
+    let class = class_of(ruby, &e);
+    Error::new(class, e.message().to_string())
+}
+
+/// The exception object for an error, to hand back without raising it (bulk results).
+pub fn exception(ruby: &Ruby, e: &task_core::Error) -> Result<Value, Error> {
+    class_of(ruby, e).funcall("new", (e.message(),))
 }

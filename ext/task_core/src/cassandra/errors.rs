@@ -20,7 +20,7 @@ pub(crate) fn connect_error(e: &NewSessionError, hosts: &str) -> Error {
         _ => {
             let text = e.to_string();
             if text.contains("uthenticat") || text.contains("credentials") {
-                Error::QueryRejected(format!("Cassandra at {hosts} refused the login: {text}"))
+                Error::QueryRejected(format!("Cassandra at {hosts} refused the login (check the username: and password: options): {text}"))
             } else {
                 Error::NoHostAvailable(format!("no Cassandra host reachable at {hosts}: {text}"))
             }

@@ -198,16 +198,32 @@ impl CassandraStore {
     }
 
     /// Runs an idempotent request, retrying transient failures with backoff until the
-    /// store's retry deadline. Non-transient errors come back at once.
-    async fn retrying<T, F, Fut>(&self, mut attempt: F) -> Result<T>
+    /// store's retry deadline. Non-transient errors come back at once. Every attempt is also
+    /// bounded here, whatever the driver does: no call can hang.
+    async fn retrying<T, F, Fut>(&self, what: &str, is_write: bool, mut attempt: F) -> Result<T>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T>>,
     {
         let started = Instant::now();
         let mut backoff = Duration::from_millis(50);
+        let guard = self.config.request_timeout + self.config.connect_timeout * 2;
         loop {
-            match attempt().await {
+            let outcome = match tokio::time::timeout(guard, attempt()).await {
+                Ok(r) => r,
+                Err(_) => Err(Error::Timeout(format!(
+                    "{what} on {} at {} did not finish within {:.1}s{}",
+                    self.table,
+                    self.hosts,
+                    guard.as_secs_f64(),
+                    if is_write {
+                        "; the write may or may not have been applied"
+                    } else {
+                        ""
+                    }
+                ))),
+            };
+            match outcome {
                 Err(e)
                     if e.is_transient()
                         && started.elapsed() + backoff < self.config.retry_deadline =>
@@ -229,28 +245,19 @@ impl CassandraStore {
     /// Writes the row as given, checking only the key columns (see `MemoryStore::store_raw`).
     pub async fn store_raw(&self, record: &TaskRecord) -> Result<()> {
         record.validate_columns()?;
-        self.retrying(|| async {
+        let what = format!("saving task {:?} of list {:?}", record.id, record.task_list);
+        let values = (
+            &record.task_list,
+            &record.id,
+            &record.data,
+            &record.type_name,
+        );
+        self.retrying(&what, true, || async {
             let (session, st) = self.statements().await?;
             session
-                .execute_unpaged(
-                    &st.insert,
-                    (
-                        &record.task_list,
-                        &record.id,
-                        &record.data,
-                        &record.type_name,
-                    ),
-                )
+                .execute_unpaged(&st.insert, values)
                 .await
-                .map_err(|e| {
-                    execution_error(
-                        &self.op(
-                            &format!("saving task {:?} of list {:?}", record.id, record.task_list),
-                            true,
-                        ),
-                        &e,
-                    )
-                })?;
+                .map_err(|e| execution_error(&self.op(&what, true), &e))?;
             Ok(())
         })
         .await
@@ -258,9 +265,9 @@ impl CassandraStore {
 
     /// The first row under (list, id), or `None`.
     pub async fn find(&self, key: &TaskKey) -> Result<Option<TaskRecord>> {
-        self.retrying(|| async {
+        let what = format!("finding task {:?} of list {:?}", key.id, key.task_list);
+        self.retrying(&what, false, || async {
             let (session, st) = self.statements().await?;
-            let what = format!("finding task {:?} of list {:?}", key.id, key.task_list);
             let res = session
                 .execute_unpaged(&st.find, (&key.task_list, &key.id))
                 .await
@@ -273,20 +280,13 @@ impl CassandraStore {
 
     /// Deletes every type under (list, id); deleting what is not there is fine.
     pub async fn delete(&self, key: &TaskKey) -> Result<()> {
-        self.retrying(|| async {
+        let what = format!("completing task {:?} of list {:?}", key.id, key.task_list);
+        self.retrying(&what, true, || async {
             let (session, st) = self.statements().await?;
             session
                 .execute_unpaged(&st.delete, (&key.task_list, &key.id))
                 .await
-                .map_err(|e| {
-                    execution_error(
-                        &self.op(
-                            &format!("completing task {:?} of list {:?}", key.id, key.task_list),
-                            true,
-                        ),
-                        &e,
-                    )
-                })?;
+                .map_err(|e| execution_error(&self.op(&what, true), &e))?;
             Ok(())
         })
         .await
@@ -295,17 +295,13 @@ impl CassandraStore {
     /// Deletes a whole task list (one partition).
     pub async fn delete_list(&self, task_list: &str) -> Result<()> {
         check_list(task_list)?;
-        self.retrying(|| async {
+        let what = format!("deleting task list {task_list:?}");
+        self.retrying(&what, true, || async {
             let (session, st) = self.statements().await?;
             session
                 .execute_unpaged(&st.delete_list, (task_list,))
                 .await
-                .map_err(|e| {
-                    execution_error(
-                        &self.op(&format!("deleting task list {task_list:?}"), true),
-                        &e,
-                    )
-                })?;
+                .map_err(|e| execution_error(&self.op(&what, true), &e))?;
             Ok(())
         })
         .await
@@ -319,9 +315,9 @@ impl CassandraStore {
     ) -> Result<Page<ScanCursor>> {
         check_list(task_list)?;
         let cursor = cursor.unwrap_or_else(PagingState::start);
-        self.retrying(|| async {
+        let what = format!("reading task list {task_list:?}");
+        self.retrying(&what, false, || async {
             let (session, st) = self.statements().await?;
-            let what = format!("reading task list {task_list:?}");
             let (res, paging) = session
                 .execute_single_page(&st.scan, (task_list,), cursor.clone())
                 .await

@@ -1,0 +1,153 @@
+# frozen_string_literal: true
+
+# The Cassandra adapter while its node is paused (SIGSTOP), killed (SIGKILL) and restarted, on a
+# node of the tests' own (see FaultNode). Every save either returns, and its task is found once
+# the node is back, or raises a Task::Error; none hangs; the adapter recovers by itself.
+RSpec.describe "the Cassandra adapter under faults", :faults do
+  # A call that takes this long has hung: far beyond request_timeout + retry_deadline below.
+  HANG = 20
+
+  before(:all) do
+    FaultNode.start!
+    FaultNode.adapter.create_schema
+  end
+
+  after(:all) { FaultNode.stop! }
+
+  let(:list) { unique_list("faults") }
+  let(:adapter) { FaultNode.adapter(request_timeout: 1, connect_timeout: 1, retry_deadline: 2) }
+
+  def now
+    Process.clock_gettime(Process::CLOCK_MONOTONIC)
+  end
+
+  # Saves one task after another on a thread of its own while the block runs; returns each
+  # save's outcome: [:ok | :error, id, seconds, error].
+  def saves_during
+    outcomes = []
+    lock = Mutex.new
+    running = true
+    saver = Thread.new do
+      i = 0
+      while running
+        id = format("%06d", i += 1)
+        started = now
+        begin
+          adapter.store(FetchFile.new(task_list: list, id: id, data: { i: i }))
+          lock.synchronize { outcomes << [:ok, id, now - started, nil] }
+        rescue Task::Error => e
+          lock.synchronize { outcomes << [:error, id, now - started, e] }
+        end
+      end
+    end
+    yield -> { lock.synchronize { outcomes.dup } }
+    running = false
+    expect(saver.join(HANG)).not_to be_nil, "the save loop hung"
+    outcomes
+  end
+
+  def wait_for(limit)
+    deadline = now + limit
+    sleep 0.05 until yield || now > deadline
+    yield
+  end
+
+  def first_ok_after(outcomes, time_index)
+    outcomes.drop(time_index).find { |o| o[0] == :ok }
+  end
+
+  def report(text)
+    RSpec.configuration.reporter.message("    #{text}")
+  end
+
+  def expect_every_returned_save_found(outcomes)
+    reader = FaultNode.adapter
+    saved = outcomes.select { |o| o[0] == :ok }.map { |o| o[1] }
+    found = reader.rows(list).map { |r| r[:id] }.to_a
+    expect(saved - found).to eq([]), "saves that returned but are not stored"
+    outcomes.select { |o| o[0] == :error }.each { |o| expect(o[3]).to be_a(Task::Error) }
+    expect(outcomes.map { |o| o[2] }.max).to be < HANG
+  end
+
+  it "fails calls with Timeout while the node is paused, then works again once it answers" do
+    pid = FaultNode.pid
+    recovery = nil
+    outcomes = saves_during do |seen|
+      expect(wait_for(30) { seen.call.count { |o| o[0] == :ok } >= 20 }).to be(true)
+      Process.kill("STOP", pid)
+      begin
+        expect(wait_for(30) { seen.call.count { |o| o[0] == :error } >= 2 }).to be(true)
+      ensure
+        Process.kill("CONT", pid)
+      end
+      resumed = now
+      mark = seen.call.size
+      expect(wait_for(15) { first_ok_after(seen.call, mark) }).to be_truthy, "no save succeeded within 15 s of the node answering"
+      recovery = now - resumed
+      wait_for(2) { false }
+    end
+    errors = outcomes.select { |o| o[0] == :error }
+    expect(errors.map { |o| o[3].class }.uniq).to eq([Task::Error::Timeout])
+    expect(errors.first[3].message).to match(/may or may not have been applied/)
+    expect_every_returned_save_found(outcomes)
+    report format("SIGSTOP: %d saves, %d raised Task::Error::Timeout, first success %.2f s after SIGCONT",
+                  outcomes.size, errors.size, recovery)
+  end
+
+  it "fails calls while the node is killed, and works again within 15 s of its restart" do
+    recovery = nil
+    outcomes = saves_during do |seen|
+      expect(wait_for(30) { seen.call.count { |o| o[0] == :ok } >= 20 }).to be(true)
+      Process.kill("KILL", FaultNode.pid)
+      expect(wait_for(30) { seen.call.count { |o| o[0] == :error } >= 2 }).to be(true)
+      FaultNode.start!
+      answered = now
+      mark = seen.call.size
+      expect(wait_for(15) { first_ok_after(seen.call, mark) }).to be_truthy, "no save succeeded within 15 s of the node answering"
+      recovery = now - answered
+      wait_for(2) { false }
+    end
+    errors = outcomes.select { |o| o[0] == :error }
+    expect(errors).not_to be_empty
+    expect(errors.map { |o| o[3].class }.uniq - [Task::Error::NoHostAvailable, Task::Error::Timeout]).to eq([])
+    expect_every_returned_save_found(outcomes)
+    report format("SIGKILL + restart: %d saves, %d raised, first success %.2f s after the node answered again",
+                  outcomes.size, errors.size, recovery)
+  end
+
+  it "names exactly which tasks a bulk store could not write, and stores all the others" do
+    quick = FaultNode.adapter(request_timeout: 0.5, connect_timeout: 0.5, retry_deadline: 0.5)
+    tasks = (1..3000).map { |i| FetchFile.build(task_list: list, id: format("%05d", i)) }
+    pid = FaultNode.pid
+    failures = []
+    bulk = Thread.new do
+      quick.store_many(tasks, concurrency: 32)
+    rescue Task::Error::BulkFailure => e
+      failures = e.failures
+      e
+    end
+    sleep 0.2
+    Process.kill("STOP", pid)
+    sleep 2
+    Process.kill("CONT", pid)
+    result = bulk.value
+    expect(result).to be_a(Task::Error::BulkFailure).or eq(3000)
+    failed = failures.map { |f| f[:id] }
+    failures.each do |f|
+      expect(f[:task_list]).to eq(list)
+      expect(f[:error]).to be_a(Task::Error)
+    end
+    expect(result.message).to match(/could not store #{failures.size} of 3000 tasks/) unless failures.empty?
+    stored = FaultNode.adapter.rows(list).map { |r| r[:id] }.to_a
+    expect(tasks.map(&:id) - failed - stored).to eq([]), "tasks reported stored but missing"
+    report "bulk store across a 2 s pause: #{failures.size} of 3000 reported failed, every other one stored"
+  end
+
+  it "logs in with a username and password, and says when the login is refused" do
+    expect(FaultNode.adapter.find(list, "x")).to be_nil
+    wrong = FaultNode.adapter(password: "wrong")
+    expect { wrong.find(list, "x") }.to raise_error(Task::Error::QueryRejected, /127\.0\.0\.1:#{FaultNode::PORT}.*login/)
+    anonymous = Task::DataInterface::CassandraAdapter.new(port: FaultNode::PORT, keyspace: "task_faults")
+    expect { anonymous.find(list, "x") }.to raise_error(Task::Error::QueryRejected, /username: and password:/)
+  end
+end

@@ -1,0 +1,50 @@
+# frozen_string_literal: true
+
+# A second Cassandra node of the tests' own, on its own port, that fault tests may pause, kill
+# and restart (by the pid bin/cassandra recorded) without disturbing the main node. It uses
+# PasswordAuthenticator, so login tests run against it too, and acknowledges a write only once
+# it is on disk (commitlog_sync: batch), so a SIGKILL cannot lose an acknowledged save.
+module FaultNode
+  module_function
+
+  ROOT = File.expand_path("../..", __dir__)
+  PORT = Integer(ENV.fetch("TASK_FAULT_CASSANDRA_PORT", "9142"))
+  USERNAME = "cassandra"
+  PASSWORD = "cassandra"
+
+  def env
+    {
+      "TASK_CASSANDRA_PORT" => PORT.to_s,
+      "TASK_CASSANDRA_STORAGE_PORT" => (PORT - 9042 + 7000).to_s,
+      "TASK_CASSANDRA_AUTHENTICATOR" => "PasswordAuthenticator",
+      "TASK_CASSANDRA_UNSAFESYSTEM" => "false",
+      "TASK_CASSANDRA_COMMITLOG_SYNC" => "batch"
+    }
+  end
+
+  def cassandra(*args)
+    out = IO.popen(env, [File.join(ROOT, "bin", "cassandra"), *args], err: %i[child out], &:read)
+    [$?.success?, out]
+  end
+
+  def start!
+    ok, out = cassandra("start")
+    raise "the fault-test node did not start:\n#{out}" unless ok
+  end
+
+  def stop!
+    cassandra("stop")
+  end
+
+  def pid
+    ok, out = cassandra("pid")
+    raise "the fault-test node is not running" unless ok
+
+    Integer(out.strip)
+  end
+
+  def adapter(**options)
+    Task::DataInterface::CassandraAdapter.new(hosts: ["127.0.0.1"], port: PORT, keyspace: "task_faults",
+                                              username: USERNAME, password: PASSWORD, **options)
+  end
+end
