@@ -7,12 +7,7 @@ RSpec.describe "the Cassandra adapter under faults", :faults do
   # A call that takes this long has hung: far beyond request_timeout + retry_deadline below.
   HANG = 20
 
-  before(:all) do
-    FaultNode.start!
-    FaultNode.adapter.create_schema
-  end
-
-  after(:all) { FaultNode.stop! }
+  before(:all) { FaultNode.ensure_started! }
 
   let(:list) { unique_list("faults") }
   let(:adapter) { FaultNode.adapter(request_timeout: 1, connect_timeout: 1, retry_deadline: 2) }

@@ -22,4 +22,7 @@ RSpec.configure do |config|
     Task::DataInterface::Interface.adapter_builder = nil
     Task::Task.interface = nil
   end
+
+  config.after(:suite) { FaultNode.stop! }
+
 end

@@ -30,10 +30,21 @@ module FaultNode
   def start!
     ok, out = cassandra("start")
     raise "the fault-test node did not start:\n#{out}" unless ok
+
+    @started = true
+  end
+
+  # Started once for every spec that needs it; stopped when the suite ends.
+  def ensure_started!
+    return if @ready
+
+    start!
+    adapter.create_schema
+    @ready = true
   end
 
   def stop!
-    cassandra("stop")
+    cassandra("stop") if @started
   end
 
   def pid

@@ -58,8 +58,8 @@ pub fn current(ruby: &Ruby) -> Result<&'static Runtime, Error> {
 impl Runtime {
     /// Runs the future made by `make` to completion with the GVL released. Ctrl-C,
     /// `Thread#kill`, `Thread#raise` and `Timeout.timeout` interrupt it: the future is dropped
-    /// (with the GVL still released), then the pending interrupt is raised once every Rust
-    /// value of this call is gone. A wake-up with no interrupt behind it runs `make` again,
+    /// (with the GVL still released), then the pending interrupt is raised as an Error that
+    /// unwinds through Rust normally. A wake-up with no exception behind it runs `make` again,
     /// which is why only idempotent work goes through here.
     pub fn block_on<T, F, Fut>(&self, ruby: &Ruby, mut make: F) -> Result<T, Error>
     where
@@ -67,8 +67,7 @@ impl Runtime {
         Fut: Future<Output = task_core::Result<T>>,
     {
         loop {
-            let outcome = self.wait(make());
-            match outcome {
+            match self.wait(make())? {
                 Some(Ok(v)) => return Ok(v),
                 Some(Err(e)) => return Err(errors::from_core(ruby, e)),
                 None => check_interrupts()?,
@@ -76,8 +75,8 @@ impl Runtime {
         }
     }
 
-    /// `None` when interrupted.
-    fn wait<T, Fut: Future<Output = T>>(&self, fut: Fut) -> Option<T> {
+    /// `Ok(None)` when an interrupt cancelled the future.
+    fn wait<T, Fut: Future<Output = T>>(&self, fut: Fut) -> Result<Option<T>, Error> {
         struct Call<'a, T, Fut> {
             rt: &'a tokio::runtime::Runtime,
             fut: Option<Fut>,
@@ -120,17 +119,25 @@ impl Runtime {
             cancel: cancel.clone(),
             out: None,
         };
-        unsafe {
-            // The `2` variant neither raises nor runs interrupts itself: we do that, below,
-            // after our values are dropped.
-            rb_sys::rb_thread_call_without_gvl2(
-                Some(run::<T, Fut>),
-                &mut call as *mut Call<'_, T, Fut> as *mut c_void,
-                Some(unblock),
-                Arc::as_ptr(&cancel) as *mut c_void,
-            );
-        }
-        call.out.take()
+        let data = &mut call as *mut Call<'_, T, Fut> as *mut c_void;
+        let cancel_ptr = Arc::as_ptr(&cancel) as *mut c_void;
+        // Ruby handles pending interrupts just before and just after the call, and may raise
+        // there; rb_protect turns that into an Error here, so the exception never passes
+        // through a Rust frame that owns anything (`call` is dropped normally on return).
+        // (rb_thread_call_without_gvl2 instead refuses to run while any interrupt is pending,
+        // finalizer and GC jobs included, which under GC.stress is always.)
+        magnus::rb_sys::protect(|| {
+            unsafe {
+                rb_sys::rb_thread_call_without_gvl(
+                    Some(run::<T, Fut>),
+                    data,
+                    Some(unblock),
+                    cancel_ptr,
+                );
+            }
+            rb_sys::Qnil as rb_sys::VALUE
+        })?;
+        Ok(call.out.take())
     }
 }
 

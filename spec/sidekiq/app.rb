@@ -1,0 +1,60 @@
+# frozen_string_literal: true
+
+# The application the Sidekiq spec runs in a real Sidekiq process: a generator job saves tasks
+# and enqueues one worker job per task with its as_hash; worker jobs rebuild, execute and
+# complete their task; a recovery job finishes whatever is left in the store.
+$LOAD_PATH.unshift File.expand_path("../../lib", __dir__)
+require "json"
+require "sidekiq"
+require "task"
+
+Task::DataInterface::Interface.adapter_builder = lambda do |_options|
+  Task::DataInterface::CassandraAdapter.new(hosts: ENV.fetch("TASK_CASSANDRA_HOSTS", "127.0.0.1").split(","),
+                                            port: Integer(ENV.fetch("TASK_CASSANDRA_PORT", "9042")),
+                                            keyspace: "task_spec")
+end
+
+class PaintBoard
+  include Task::Task
+
+  data_attr_reader :board
+
+  # Records every execution, so the spec can tell that each task ran at least once.
+  def execute(_opts = {})
+    Sidekiq.redis { |r| r.rpush("task-spec:executed", id) }
+    sleep 0.01
+    board
+  end
+end
+
+class GenerateJob
+  include Sidekiq::Worker
+
+  def perform(list, count)
+    count.times do |i|
+      task = PaintBoard.create(task_list: list, id: format("%05d", i), board: i)
+      WorkJob.perform_async(JSON.parse(JSON.generate(task.as_hash)))
+    end
+  end
+end
+
+class WorkJob
+  include Sidekiq::Worker
+
+  def perform(task_hash)
+    task = Task::Task.from_hash(task_hash)
+    task.execute
+    task.complete
+  end
+end
+
+class RecoverJob
+  include Sidekiq::Worker
+
+  def perform(list)
+    Task::Generators::ExistingTasks.new(list).each do |task|
+      task.execute
+      task.complete
+    end
+  end
+end

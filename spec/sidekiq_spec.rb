@@ -1,0 +1,91 @@
+# frozen_string_literal: true
+
+require "redis"
+require "sidekiq"
+require "sidekiq/api"
+require "tmpdir"
+
+# Debian's Sidekiq 6.4 calls Redis#sadd in a way redis-rb 4.8 warns about on every push.
+Redis.silence_deprecations = true if Redis.respond_to?(:silence_deprecations=)
+
+# A real Sidekiq 6 process (Debian's) on a real redis-server, the tasks on the Cassandra node.
+# The Sidekiq process is killed with SIGKILL in the middle of the work and its queue is lost;
+# a recovery job in a new Sidekiq process finishes what was left.
+RSpec.describe "with Sidekiq", :sidekiq do
+  ROOT = File.expand_path("..", __dir__)
+  REDIS_PORT = Integer(ENV.fetch("TASK_SPEC_REDIS_PORT", "6391"))
+  TASKS = 300
+
+  before(:all) do
+    @dir = Dir.mktmpdir("task-sidekiq")
+    @redis_pid = spawn("redis-server", "--port", REDIS_PORT.to_s, "--bind", "127.0.0.1", "--save", "",
+                       "--appendonly", "no", "--dir", @dir, out: File::NULL, err: File::NULL)
+    @redis = Redis.new(url: redis_url)
+    deadline = Time.now + 20
+    begin
+      @redis.ping
+    rescue Redis::CannotConnectError
+      raise "redis-server did not answer on port #{REDIS_PORT}" if Time.now > deadline
+
+      sleep 0.1
+      retry
+    end
+    Sidekiq.configure_client { |c| c.redis = { url: redis_url } }
+    cassandra_adapter # the keyspace and table exist before Sidekiq starts
+  end
+
+  after(:all) do
+    Process.kill("KILL", @redis_pid) if @redis_pid
+    Process.wait(@redis_pid) if @redis_pid
+    FileUtils.rm_rf(@dir) if @dir
+  end
+
+  def redis_url
+    "redis://127.0.0.1:#{REDIS_PORT}/0"
+  end
+
+  def start_sidekiq
+    env = { "REDIS_URL" => redis_url, "TASK_CASSANDRA_HOSTS" => cassandra_options[:hosts].join(","),
+            "TASK_CASSANDRA_PORT" => cassandra_options[:port].to_s }
+    spawn(env, "sidekiq", "-r", File.join(ROOT, "spec", "sidekiq", "app.rb"), "-c", "5", "-q", "default",
+          out: File.join(@dir, "sidekiq.log"), err: %i[child out])
+  end
+
+  def wait_until(limit, what)
+    deadline = Time.now + limit
+    until yield
+      raise "timed out after #{limit} s waiting for #{what}; Sidekiq log:\n#{File.read(File.join(@dir, 'sidekiq.log'))[-3000..]}" if Time.now > deadline
+
+      sleep 0.1
+    end
+  end
+
+  it "runs every task at least once although the Sidekiq process was killed mid-way" do
+    list = unique_list("sidekiq")
+    store = cassandra_adapter
+    sidekiq = start_sidekiq
+    Sidekiq::Client.push("class" => "GenerateJob", "args" => [list, TASKS])
+    wait_until(60, "a third of the tasks to run") { @redis.llen("task-spec:executed") >= TASKS / 3 }
+    Process.kill("KILL", sidekiq)
+    Process.wait(sidekiq)
+
+    # The queue is lost with the process (as with a Redis without persistence): only the
+    # task store knows what is left.
+    Sidekiq::Queue.new("default").clear
+    left = store.rows(list).count
+    expect(left).to be > 0
+
+    sidekiq = start_sidekiq
+    Sidekiq::Client.push("class" => "RecoverJob", "args" => [list])
+    wait_until(120, "the task list to empty") { store.rows(list).first(1).empty? }
+    Process.kill("TERM", sidekiq)
+    Process.wait(sidekiq)
+
+    executed = @redis.lrange("task-spec:executed", 0, -1)
+    expected = (0...TASKS).map { |i| format("%05d", i) }
+    expect(expected - executed).to eq([])
+    RSpec.configuration.reporter.message(
+      "    Sidekiq: #{TASKS} tasks, #{left} left after SIGKILL, #{executed.size} executions in all, 0 left after recovery"
+    )
+  end
+end
