@@ -1,0 +1,192 @@
+# frozen_string_literal: true
+
+# The gem against the same work done by the scylla driver directly (bench/raw), on the same
+# Cassandra node, in the same run: each workload prints the gem's rate, the reference rate and
+# their ratio. Run it with bin/bench; results go to bench/results.json.
+
+require "json"
+require "rbconfig"
+require "securerandom"
+require "task"
+
+ROOT = File.expand_path("..", __dir__)
+HOSTS = ENV.fetch("TASK_CASSANDRA_HOSTS", "127.0.0.1").split(",")
+PORT = Integer(ENV.fetch("TASK_CASSANDRA_PORT", "9042"))
+KEYSPACE = "task_bench"
+RAW = File.join(ENV.fetch("CARGO_TARGET_DIR", File.join(ROOT, "target")), "release", "raw-bench")
+SCALE = Float(ENV.fetch("TASK_BENCH_SCALE", "1"))
+
+class BenchTask
+  include Task::Task
+
+  data_attr_reader :n
+  data_attr_reader :s
+end
+
+# The plain-Ruby baseline for workload 5: the same attributes and coercions, written the
+# obvious way.
+class PlainTask
+  attr_accessor :task_list, :id, :data
+
+  def initialize(task_list: nil, id: nil, data: {})
+    @task_list = task_list&.to_s
+    @id = id&.to_s
+    @data = data.to_h.transform_keys { |k| k.is_a?(String) ? k.to_sym : k }
+  end
+
+  def self.build(options)
+    options = options.dup
+    task_list = options.delete(:task_list)
+    id = options.delete(:id) || SecureRandom.hex
+    new(task_list: task_list, id: id, data: options)
+  end
+
+  def as_hash
+    { task_list: task_list, id: id, data: data, type: self.class.name }
+  end
+
+  def self.from_hash(hash)
+    hash = hash.transform_keys(&:to_sym)
+    Object.const_get(hash.delete(:type)).new(**hash)
+  end
+end
+
+def now
+  Process.clock_gettime(Process::CLOCK_MONOTONIC)
+end
+
+def rss_mb(field = "VmRSS")
+  File.read("/proc/self/status")[/^#{field}:\s+(\d+)/, 1].to_i / 1024.0
+end
+
+def n(count)
+  [(count * SCALE).round, 1].max
+end
+
+def raw(workload, count, list = nil)
+  out = IO.popen([RAW, "#{HOSTS.first}:#{PORT}", KEYSPACE, workload, count.to_s, *list], &:read)
+  raise "raw-bench #{workload} failed" unless $?.success?
+
+  r = JSON.parse(out)
+  r["ops"] / r["seconds"]
+end
+
+def adapter(**options)
+  Task::DataInterface::CassandraAdapter.new(hosts: HOSTS, port: PORT, keyspace: KEYSPACE, **options)
+end
+
+def data(i)
+  { n: i, s: "payload #{i}" }
+end
+
+results = []
+record = lambda do |name, gem_rate, ref_rate, target, unit, extra = {}|
+  ratio = gem_rate / ref_rate
+  results << { workload: name, unit: unit, gem_rate: gem_rate.round(1), reference_rate: ref_rate.round(1),
+               ratio: ratio.round(3), target: target, met: ratio >= target }.merge(extra)
+  printf("%-12s %12.0f %12.0f %8.2f   (target >= %.1f%s)%s\n", name, gem_rate, ref_rate, ratio, target,
+         extra[:note] ? ", #{extra[:note]}" : "", ratio >= target ? "" : "  NOT MET")
+end
+
+a = adapter
+a.create_schema
+Task::Task.interface = Task::DataInterface::Interface.new(adapter: a)
+puts format("%-12s %12s %12s %8s", "workload", "gem /s", "raw Rust /s", "ratio")
+
+# Warm both sides up (connections, prepared statements, JIT-free but cache-warm paths).
+warm = "warm-#{SecureRandom.hex(4)}"
+200.times { |i| BenchTask.new(task_list: warm, id: i.to_s, data: data(i)).tap(&:save).complete }
+raw("sequential", 200)
+
+# 1. sequential: save, find, complete one task at a time from one thread.
+count = n(3000)
+list = "seq-#{SecureRandom.hex(4)}"
+save_time = 0.0
+started = now
+count.times do |i|
+  task = BenchTask.new(task_list: list, id: format("%07d", i), data: data(i))
+  t = now
+  task.save
+  save_time += now - t
+  Task::Task.find(list, task.id)
+  task.complete
+end
+seq_rate = count / (now - started)
+seq_save_rate = count / save_time
+record.call("sequential", seq_rate, raw("sequential", count), 0.7, "cycles")
+
+# 2. threads: 8 Ruby threads saving.
+count = n(16_000)
+list = "thr-#{SecureRandom.hex(4)}"
+started = now
+8.times.map do |t|
+  Thread.new do
+    (count / 8).times { |i| BenchTask.new(task_list: list, id: "#{t}-#{i}", data: data(i)).save }
+  end
+end.each(&:join)
+thr_rate = count / (now - started)
+a.delete_list(list)
+record.call("threads", thr_rate, raw("threads", count), 0.8, "saves",
+            note: format("%.1fx workload 1's save rate (target >= 2)", thr_rate / seq_save_rate),
+            vs_sequential_saves: (thr_rate / seq_save_rate).round(2))
+
+# 3. bulk: store 50,000 tasks at once.
+count = n(50_000)
+list = "bulk-#{SecureRandom.hex(4)}"
+tasks = Array.new(count) { |i| BenchTask.new(task_list: list, id: format("%07d", i), data: data(i)) }
+started = now
+a.store_many(tasks)
+bulk_rate = count / (now - started)
+tasks = nil
+a.delete_list(list)
+record.call("bulk", bulk_rate, raw("bulk", count), 0.9, "saves")
+
+# 4. scan: Task::Task.all over a 100,000-task list, and the memory it takes.
+def scan(count, reader)
+  list = "scan-#{count}-#{SecureRandom.hex(4)}"
+  raw("load", count, list)
+  GC.start
+  File.write("/proc/self/clear_refs", "5") # reset the peak (VmHWM) to the current RSS
+  before = rss_mb
+  started = now
+  seen = 0
+  Task::Task.all(list).each { |t| seen += 1 if t.n }
+  rate = seen / (now - started)
+  growth = rss_mb("VmHWM") - before
+  raise "scan saw #{seen} of #{count}" unless seen == count
+
+  ref = raw("scan", count, list)
+  reader.delete_list(list)
+  [rate, ref, growth]
+end
+
+rate, ref, growth = scan(n(100_000), a)
+record.call("scan", rate, ref, 0.5, "tasks", note: format("peak RSS +%.1f MB", growth), peak_rss_growth_mb: growth.round(1))
+_, _, growth200 = scan(n(200_000), a)
+puts format("%-12s peak RSS growth over a %d-task scan: %.1f MB (target < 64)", "scan-200k", n(200_000), growth200)
+results << { workload: "scan-200k-memory", tasks: n(200_000), peak_rss_growth_mb: growth200.round(1), target_mb: 64,
+             met: growth200 < 64 }
+
+# 5. objects: build + as_hash + JSON + from_hash, no I/O, against the plain-Ruby class.
+def objects(klass, count, from_hash)
+  started = now
+  count.times do |i|
+    task = klass.build(task_list: "objects", id: i.to_s, n: i, s: "payload")
+    from_hash.call(JSON.parse(JSON.generate(task.as_hash)))
+  end
+  count / (now - started)
+end
+count = n(50_000)
+gem_best = 0
+plain_best = 0
+3.times do # alternate, keep the best of each: the machine is shared and noisy
+  gem_best = [gem_best, objects(BenchTask, count, Task::Task.method(:from_hash))].max
+  plain_best = [plain_best, objects(PlainTask, count, PlainTask.method(:from_hash))].max
+end
+record.call("objects", gem_best, plain_best, 1.0, "round trips", note: "reference: plain Ruby class")
+
+File.write(File.join(__dir__, "results.json"), JSON.pretty_generate(
+  { date: Time.now.utc.strftime("%Y-%m-%d %H:%M UTC"), ruby: RUBY_VERSION, cpus: File.read("/proc/cpuinfo").scan(/^processor/).size,
+    scale: SCALE, results: results }
+) + "\n")
+puts "wrote bench/results.json"

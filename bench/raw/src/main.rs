@@ -1,0 +1,194 @@
+//! raw-bench: what the gem does, with the scylla driver and nothing else, so bin/bench can
+//! print how close the binding comes. Same table, same prepared statements, same consistency.
+//!
+//!   raw-bench <host:port> <keyspace> <workload> <n> [list]
+//!
+//! workloads: sequential (save, find, complete one task at a time), threads (n saves from 8
+//! concurrent callers), bulk (n saves, 64 in flight), scan (page through `list`, 5000 a page),
+//! load (store n tasks into `list`, for scan). Prints one JSON line: {"ops":..,"seconds":..}.
+
+use std::ops::ControlFlow;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use scylla::client::session::Session;
+use scylla::client::session_builder::SessionBuilder;
+use scylla::frame::types::Consistency;
+use scylla::response::PagingState;
+use scylla::statement::prepared::PreparedStatement;
+use tokio::sync::Semaphore;
+
+struct Stmts {
+    insert: PreparedStatement,
+    find: PreparedStatement,
+    delete: PreparedStatement,
+    scan: PreparedStatement,
+}
+
+async fn prepare(session: &Session, table: &str) -> Stmts {
+    let prep = |cql: String| async move {
+        let mut p = session.prepare(cql).await.expect("prepare");
+        p.set_consistency(Consistency::LocalQuorum);
+        p.set_is_idempotent(true);
+        p.set_request_timeout(Some(Duration::from_secs(12)));
+        p.set_page_size(5000);
+        p
+    };
+    Stmts {
+        insert: prep(format!(
+            "INSERT INTO {table} (task_list, id, data, type) VALUES (?, ?, ?, ?)"
+        ))
+        .await,
+        find: prep(format!(
+            "SELECT task_list, id, data, type FROM {table} WHERE task_list = ? AND id = ? LIMIT 1"
+        ))
+        .await,
+        delete: prep(format!(
+            "DELETE FROM {table} WHERE task_list = ? AND id = ?"
+        ))
+        .await,
+        scan: prep(format!(
+            "SELECT task_list, id, data, type FROM {table} WHERE task_list = ?"
+        ))
+        .await,
+    }
+}
+
+fn data(i: usize) -> String {
+    format!("{{\"n\":{i},\"s\":\"payload {i}\"}}")
+}
+
+async fn saves(session: Arc<Session>, st: Arc<Stmts>, list: String, n: usize, in_flight: usize) {
+    let permits = Arc::new(Semaphore::new(in_flight));
+    let mut handles = Vec::with_capacity(n);
+    for i in 0..n {
+        let permit = permits.clone().acquire_owned().await.expect("semaphore");
+        let (session, st, list) = (session.clone(), st.clone(), list.clone());
+        handles.push(tokio::spawn(async move {
+            let id = format!("{i:07}");
+            session
+                .execute_unpaged(&st.insert, (&list, &id, data(i), "BenchTask"))
+                .await
+                .expect("insert");
+            drop(permit);
+        }));
+    }
+    for h in handles {
+        h.await.expect("join");
+    }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() < 5 {
+        eprintln!("usage: raw-bench <host:port> <keyspace> <sequential|threads|bulk|scan|load> <n> [list]");
+        std::process::exit(2);
+    }
+    let (node, keyspace, workload) = (&args[1], &args[2], args[3].as_str());
+    let n: usize = args[4].parse().expect("n");
+    let list = args
+        .get(5)
+        .cloned()
+        .unwrap_or_else(|| format!("raw-{workload}-{}", std::process::id()));
+    let session = Arc::new(
+        SessionBuilder::new()
+            .known_node(node)
+            .build()
+            .await
+            .expect("connect"),
+    );
+    let st = Arc::new(prepare(&session, &format!("{keyspace}.tasks")).await);
+
+    let started = Instant::now();
+    let ops = match workload {
+        "sequential" => {
+            for i in 0..n {
+                let id = format!("{i:07}");
+                session
+                    .execute_unpaged(&st.insert, (&list, &id, data(i), "BenchTask"))
+                    .await
+                    .expect("insert");
+                let found = session
+                    .execute_unpaged(&st.find, (&list, &id))
+                    .await
+                    .expect("find");
+                let rows = found.into_rows_result().expect("rows");
+                for row in rows
+                    .rows::<(String, String, Option<String>, String)>()
+                    .expect("typed")
+                {
+                    std::hint::black_box(row.expect("row"));
+                }
+                session
+                    .execute_unpaged(&st.delete, (&list, &id))
+                    .await
+                    .expect("delete");
+            }
+            n
+        }
+        // 8 callers, each saving one task after another: what 8 Ruby threads do.
+        "threads" => {
+            let per = n / 8;
+            let mut callers = Vec::new();
+            for c in 0..8 {
+                let (session, st, list) = (session.clone(), st.clone(), list.clone());
+                callers.push(tokio::spawn(async move {
+                    for i in 0..per {
+                        let id = format!("{c}-{i:07}");
+                        session
+                            .execute_unpaged(&st.insert, (&list, &id, data(i), "BenchTask"))
+                            .await
+                            .expect("insert");
+                    }
+                }));
+            }
+            for c in callers {
+                c.await.expect("join");
+            }
+            per * 8
+        }
+        "bulk" | "load" => {
+            saves(session.clone(), st.clone(), list.clone(), n, 64).await;
+            n
+        }
+        "scan" => {
+            let mut count = 0;
+            let mut paging = PagingState::start();
+            loop {
+                let (res, next) = session
+                    .execute_single_page(&st.scan, (&list,), paging)
+                    .await
+                    .expect("page");
+                let rows = res.into_rows_result().expect("rows");
+                for row in rows
+                    .rows::<(String, String, Option<String>, String)>()
+                    .expect("typed")
+                {
+                    std::hint::black_box(row.expect("row"));
+                    count += 1;
+                }
+                match next.into_paging_control_flow() {
+                    ControlFlow::Break(()) => break,
+                    ControlFlow::Continue(p) => paging = p,
+                }
+            }
+            count
+        }
+        other => {
+            eprintln!("unknown workload {other}");
+            std::process::exit(2);
+        }
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    if workload != "load" && workload != "scan" {
+        session
+            .query_unpaged(
+                format!("DELETE FROM {keyspace}.tasks WHERE task_list = ?"),
+                (&list,),
+            )
+            .await
+            .expect("cleanup");
+    }
+    println!("{{\"ops\":{ops},\"seconds\":{seconds}}}");
+}
