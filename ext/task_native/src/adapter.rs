@@ -532,11 +532,12 @@ impl TaskScan {
         loop {
             let (records, next) = rb_self.backend.page(ruby, &rb_self.task_list, &cursor)?;
             cursor = next;
+            let mut types = backend::TypeCache::default();
             for r in &records {
                 let item = if rb_self.raw {
                     raw_row(ruby, r)?.as_value()
                 } else {
-                    backend::task_from_record(ruby, r)?
+                    backend::task_from_record_cached(ruby, r, &mut types)?
                 };
                 let _: Value = ruby.yield_value(item)?;
             }

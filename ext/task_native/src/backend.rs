@@ -5,8 +5,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use magnus::prelude::*;
+use magnus::rb_sys::AsRawValue;
 use magnus::value::{LazyId, ReprValue};
-use magnus::{Error, RClass, RHash, RModule, RString, Ruby, Value};
+use magnus::{Error, RClass, RHash, RModule, RObject, RString, Ruby, Value};
 use task_core::{CassandraConfig, CassandraStore, MemoryStore, TaskKey, TaskRecord};
 
 use crate::{codec, errors, runtime};
@@ -321,35 +322,94 @@ pub fn new_task(
     class.funcall(*ID_NEW, (attrs,))
 }
 
+/// How to make tasks of one stored type: its class, and whether that class keeps
+/// Task::Task's own `initialize` (then a task is made directly, without `Class#new`).
+#[derive(Clone, Copy)]
+pub struct TaskType {
+    class: RClass,
+    plain_init: bool,
+}
+
+/// Task types already looked up during one scan, by stored type name. Lives on the stack of
+/// the scan (so the classes in it stay visible to the GC) and only as long as one page.
+#[derive(Default)]
+pub struct TypeCache {
+    types: Vec<(String, TaskType)>,
+}
+
+impl TypeCache {
+    fn get(&mut self, ruby: &Ruby, record: &TaskRecord) -> Result<TaskType, Error> {
+        if let Some((_, t)) = self
+            .types
+            .iter()
+            .find(|(name, _)| *name == record.type_name)
+        {
+            return Ok(*t);
+        }
+        let what = || format!("task {:?} of list {:?}", record.id, record.task_list);
+        let class = match task_class(ruby, &record.type_name) {
+            Ok(Ok(c)) => c,
+            Ok(Err(msg)) => {
+                return Err(errors::bad_data(
+                    ruby,
+                    format!("{}: stored type: {msg}", what()),
+                ))
+            }
+            Err(e) => {
+                return Err(errors::bad_data(
+                    ruby,
+                    format!(
+                        "{}: stored type {:?} names no task class ({e})",
+                        what(),
+                        record.type_name
+                    ),
+                ))
+            }
+        };
+        let init: Value = class.funcall("instance_method", (ruby.sym_new("initialize"),))?;
+        let owner: Value = init.funcall("owner", ())?;
+        let plain_init = owner.as_raw() == task_module(ruby)?.as_raw();
+        let t = TaskType { class, plain_init };
+        self.types.push((record.type_name.clone(), t));
+        Ok(t)
+    }
+}
+
+static IV_TASK_LIST: LazyId = LazyId::new("@task_list");
+static IV_ID: LazyId = LazyId::new("@id");
+static IV_DATA: LazyId = LazyId::new("@data");
+
 /// A task object from a stored row; a row naming no task class or holding bad data raises
 /// an error that names its list and id.
 pub fn task_from_record(ruby: &Ruby, record: &TaskRecord) -> Result<Value, Error> {
+    task_from_record_cached(ruby, record, &mut TypeCache::default())
+}
+
+pub fn task_from_record_cached(
+    ruby: &Ruby,
+    record: &TaskRecord,
+    types: &mut TypeCache,
+) -> Result<Value, Error> {
+    let t = types.get(ruby, record)?;
     let what = || format!("task {:?} of list {:?}", record.id, record.task_list);
-    let class = match task_class(ruby, &record.type_name) {
-        Ok(Ok(c)) => c,
-        Ok(Err(msg)) => {
-            return Err(errors::bad_data(
-                ruby,
-                format!("{}: stored type: {msg}", what()),
-            ))
-        }
-        Err(e) => {
-            return Err(errors::bad_data(
-                ruby,
-                format!(
-                    "{}: stored type {:?} names no task class ({e})",
-                    what(),
-                    record.type_name
-                ),
-            ))
-        }
-    };
     let data = codec::json_to_data(ruby, &record.data, &what)?;
+    let task_list = ruby.str_new(&record.task_list);
+    let id = ruby.str_new(&record.id);
+    if t.plain_init {
+        // What Task::Task#initialize would do with these (already coerced) attributes.
+        let allocated: Value = t.class.funcall("allocate", ())?;
+        if let Some(obj) = RObject::from_value(allocated) {
+            obj.ivar_set(*IV_TASK_LIST, task_list)?;
+            obj.ivar_set(*IV_ID, id)?;
+            obj.ivar_set(*IV_DATA, data)?;
+            return Ok(obj.as_value());
+        }
+    }
     new_task(
         ruby,
-        class,
-        ruby.str_new(&record.task_list).as_value(),
-        ruby.str_new(&record.id).as_value(),
+        t.class,
+        task_list.as_value(),
+        id.as_value(),
         data.as_value(),
     )
 }
