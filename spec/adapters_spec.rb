@@ -49,6 +49,21 @@ RSpec.describe Task::DataInterface::CassandraAdapter do
     end
   end
 
+  it "reads and writes at the configured consistency, and says when the cluster cannot meet it" do
+    # Replication factor 2 on a one-node cluster: one replica can answer, a quorum (2) cannot.
+    options = { keyspace: "task_spec_rf2", retry_deadline: 0.5 }
+    cassandra_adapter(**options).create_schema(replication_factor: 2)
+    list = unique_list
+    one = cassandra_adapter(**options, consistency: :one)
+    use_adapter(one)
+    FetchFile.create(task_list: list, id: "1")
+    expect(Task::Task.find(list, "1")).to be_a(FetchFile)
+    quorum = cassandra_adapter(**options) # the default, LOCAL_QUORUM
+    expect { quorum.find(list, "1") }.to raise_error(Task::Error::Unavailable, /finding task "1".*task_spec_rf2\.tasks/)
+    use_adapter(quorum)
+    expect { FetchFile.create(task_list: list, id: "2") }.to raise_error(Task::Error::Unavailable, /saving task "2"/)
+  end
+
   it "uses tasks_table_name for every statement, delete included" do
     list = unique_list
     main = cassandra_adapter

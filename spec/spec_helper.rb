@@ -23,6 +23,9 @@ RSpec.configure do |config|
     Task::Task.interface = nil
   end
 
-  config.after(:suite) { FaultNode.stop! }
+  config.after(:suite) do
+    FaultNode.stop!
+    TlsNode.stop!
+  end
 
 end

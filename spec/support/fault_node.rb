@@ -59,3 +59,39 @@ module FaultNode
                                               username: USERNAME, password: PASSWORD, **options)
   end
 end
+
+# A node that accepts only TLS clients, with a certificate from a CA of its own (see
+# bin/cassandra's TASK_CASSANDRA_TLS); started by the TLS spec, stopped when the suite ends.
+module TlsNode
+  module_function
+
+  PORT = Integer(ENV.fetch("TASK_TLS_CASSANDRA_PORT", "9242"))
+
+  def env
+    { "TASK_CASSANDRA_PORT" => PORT.to_s, "TASK_CASSANDRA_STORAGE_PORT" => (PORT - 9042 + 7000).to_s,
+      "TASK_CASSANDRA_TLS" => "1" }
+  end
+
+  def ensure_started!
+    return if @ready
+
+    out = IO.popen(env, [File.join(FaultNode::ROOT, "bin", "cassandra"), "start"], err: %i[child out], &:read)
+    raise "the TLS node did not start:\n#{out}" unless $?.success?
+
+    @started = true
+    adapter.create_schema
+    @ready = true
+  end
+
+  def stop!
+    IO.popen(env, [File.join(FaultNode::ROOT, "bin", "cassandra"), "stop"], err: %i[child out], &:read) if @started
+  end
+
+  def ca_file
+    File.join(FaultNode::ROOT, "tmp", "cassandra-#{PORT}", "tls", "ca.pem")
+  end
+
+  def adapter(**options)
+    Task::DataInterface::CassandraAdapter.new(port: PORT, keyspace: "task_tls", tls_ca_file: ca_file, **options)
+  end
+end

@@ -5,11 +5,14 @@ use crate::error::Result;
 use crate::record::{check_list, TaskKey, TaskRecord};
 use crate::Page;
 
+/// Task list -> (id, type) -> data.
+type Lists = BTreeMap<String, BTreeMap<(String, String), String>>;
+
 /// The in-process store. It keeps what the Cassandra table keeps, ordered the way Cassandra
 /// orders a partition (by id, then type, as UTF-8 bytes), so the two can be swapped in tests.
 #[derive(Default)]
 pub struct MemoryStore {
-    lists: RwLock<BTreeMap<String, BTreeMap<(String, String), String>>>,
+    lists: RwLock<Lists>,
 }
 
 /// Where the next page of a memory scan starts: after this (id, type).
@@ -20,17 +23,13 @@ impl MemoryStore {
         Self::default()
     }
 
-    fn read(
-        &self,
-    ) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, BTreeMap<(String, String), String>>> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Lists> {
         // A panic while holding the lock cannot leave a half-written map (each write is one
         // insert or removal), so a poisoned lock is still safe to use.
         self.lists.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn write(
-        &self,
-    ) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, BTreeMap<(String, String), String>>> {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Lists> {
         self.lists.write().unwrap_or_else(|p| p.into_inner())
     }
 

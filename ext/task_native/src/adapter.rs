@@ -167,6 +167,14 @@ pub fn cassandra_config(
                     Some(text("username", v)?)
                 }
             }
+            "tls" => c.tls = v.to_bool(),
+            "tls_ca_file" => {
+                c.tls_ca_file = if v.is_nil() {
+                    None
+                } else {
+                    Some(text("tls_ca_file", v)?)
+                }
+            }
             "password" => {
                 c.password = if v.is_nil() {
                     None
@@ -195,7 +203,7 @@ pub fn cassandra_adapter(ruby: &Ruby, config: CassandraConfig) -> Result<Value, 
     Ok(ruby
         .obj_wrap_as(
             Adapter {
-                backend: Arc::new(Backend::new(Store::Cassandra(config))),
+                backend: Arc::new(Backend::new(Store::Cassandra(Box::new(config)))),
             },
             class,
         )
@@ -219,7 +227,7 @@ fn cassandra_new(ruby: &Ruby, class: RClass, args: &[Value]) -> Result<Obj<Adapt
     let config = cassandra_config(ruby, opts, false)?;
     Ok(ruby.obj_wrap_as(
         Adapter {
-            backend: Arc::new(Backend::new(Store::Cassandra(config))),
+            backend: Arc::new(Backend::new(Store::Cassandra(Box::new(config)))),
         },
         class,
     ))
@@ -445,6 +453,8 @@ impl Adapter {
                 c.local_datacenter.as_deref(),
             )?;
             h.aset(ruby.sym_new("username"), c.username.as_deref())?;
+            h.aset(ruby.sym_new("tls"), c.tls)?;
+            h.aset(ruby.sym_new("tls_ca_file"), c.tls_ca_file.as_deref())?;
         }
         Ok(h)
     }

@@ -15,7 +15,7 @@ use crate::{codec, errors, runtime};
 pub enum Store {
     /// The store and its page size.
     Memory(Arc<MemoryStore>, usize),
-    Cassandra(CassandraConfig),
+    Cassandra(Box<CassandraConfig>),
 }
 
 /// A store and what has been read from it.

@@ -22,6 +22,10 @@ pub struct CassandraConfig {
     pub local_datacenter: Option<String>,
     pub username: Option<String>,
     pub password: Option<String>,
+    /// TLS to the nodes, verifying their certificates against these CAs (a PEM file), or
+    /// against the system's CAs when `tls` is set without a file.
+    pub tls: bool,
+    pub tls_ca_file: Option<String>,
 }
 
 impl std::hash::Hash for CassandraConfig {
@@ -49,6 +53,8 @@ pub struct ConnectionKey {
     pub local_datacenter: Option<String>,
     pub username: Option<String>,
     pub password: Option<String>,
+    pub tls: bool,
+    pub tls_ca_file: Option<String>,
 }
 
 impl Default for CassandraConfig {
@@ -66,6 +72,8 @@ impl Default for CassandraConfig {
             local_datacenter: None,
             username: None,
             password: None,
+            tls: false,
+            tls_ca_file: None,
         }
     }
 }
@@ -102,6 +110,14 @@ impl CassandraConfig {
                 return Err(Error::InvalidArgument(format!("{name} must be positive")));
             }
         }
+        if let Some(ca) = &self.tls_ca_file {
+            if !std::path::Path::new(ca).is_file() {
+                return Err(Error::InvalidArgument(format!(
+                    "tls_ca_file {ca:?} is not a readable file"
+                )));
+            }
+            self.tls = true;
+        }
         if self.username.is_some() != self.password.is_some() {
             return Err(Error::InvalidArgument(
                 "username and password must be given together".into(),
@@ -118,6 +134,8 @@ impl CassandraConfig {
             local_datacenter: self.local_datacenter.clone(),
             username: self.username.clone(),
             password: self.password.clone(),
+            tls: self.tls,
+            tls_ca_file: self.tls_ca_file.clone(),
         }
     }
 

@@ -28,6 +28,25 @@ use crate::error::{Error, Result};
 use crate::record::{check_list, TaskKey, TaskRecord};
 use crate::Page;
 
+/// An OpenSSL context that verifies the nodes' certificates against the configured CA file
+/// (or the system's CAs).
+fn tls_context(conn: &ConnectionKey) -> Result<openssl::ssl::SslContext> {
+    use openssl::ssl::{SslContextBuilder, SslMethod, SslVerifyMode};
+    let bad =
+        |e: openssl::error::ErrorStack| Error::InvalidArgument(format!("TLS setup failed: {e}"));
+    let mut ctx = SslContextBuilder::new(SslMethod::tls()).map_err(bad)?;
+    match &conn.tls_ca_file {
+        Some(ca) => ctx.set_ca_file(ca).map_err(|e| {
+            Error::InvalidArgument(format!(
+                "tls_ca_file {ca:?} holds no usable CA certificate: {e}"
+            ))
+        })?,
+        None => ctx.set_default_verify_paths().map_err(bad)?,
+    }
+    ctx.set_verify(SslVerifyMode::PEER);
+    Ok(ctx.build())
+}
+
 /// Where the next page of a Cassandra scan starts.
 pub type ScanCursor = PagingState;
 
@@ -143,6 +162,9 @@ impl CassandraStore {
                     .default_execution_profile_handle(profile.build().into_handle());
                 if let (Some(u), Some(p)) = (&conn.username, &conn.password) {
                     builder = builder.user(u, p);
+                }
+                if conn.tls {
+                    builder = builder.tls_context(Some(tls_context(&conn)?));
                 }
                 // Building also fetches cluster metadata; bound the whole of it.
                 let limit = conn.connect_timeout * 2;
