@@ -113,6 +113,13 @@ pub fn cassandra_config(
         }
         Ok(Duration::from_secs_f64(x))
     };
+    let optional_text = |name: &str, v: Value| -> Result<Option<String>, Error> {
+        if v.is_nil() {
+            Ok(None)
+        } else {
+            text(name, v).map(Some)
+        }
+    };
     opts.foreach(|k: Value, v: Value| {
         let key = match Symbol::from_value(k) {
             Some(s) => s.name()?.into_owned(),
@@ -153,35 +160,11 @@ pub fn cassandra_config(
                     )
                 })?
             }
-            "local_datacenter" => {
-                c.local_datacenter = if v.is_nil() {
-                    None
-                } else {
-                    Some(text("local_datacenter", v)?)
-                }
-            }
-            "username" => {
-                c.username = if v.is_nil() {
-                    None
-                } else {
-                    Some(text("username", v)?)
-                }
-            }
+            "local_datacenter" => c.local_datacenter = optional_text("local_datacenter", v)?,
+            "username" => c.username = optional_text("username", v)?,
             "tls" => c.tls = v.to_bool(),
-            "tls_ca_file" => {
-                c.tls_ca_file = if v.is_nil() {
-                    None
-                } else {
-                    Some(text("tls_ca_file", v)?)
-                }
-            }
-            "password" => {
-                c.password = if v.is_nil() {
-                    None
-                } else {
-                    Some(text("password", v)?)
-                }
-            }
+            "tls_ca_file" => c.tls_ca_file = optional_text("tls_ca_file", v)?,
+            "password" => c.password = optional_text("password", v)?,
             other if !ignore_unknown => {
                 return Err(errors::argument(
                     ruby,

@@ -8,7 +8,7 @@ use magnus::value::{LazyId, ReprValue};
 use magnus::{method, Error, RClass, RHash, RModule, RObject, Ruby, Value};
 
 use crate::adapter::{self, Adapter};
-use crate::{errors, task};
+use crate::{args, errors, task};
 
 static IV_ADAPTER: LazyId = LazyId::new("@adapter");
 static IV_OPTIONS: LazyId = LazyId::new("@options");
@@ -81,20 +81,7 @@ fn default_builder(ruby: &Ruby, args: &[Value]) -> Result<Value, Error> {
 }
 
 fn initialize(ruby: &Ruby, rb_self: RObject, args: &[Value]) -> Result<(), Error> {
-    let options = match args {
-        [] => ruby.hash_new(),
-        [o] if o.is_nil() => ruby.hash_new(),
-        [o] => RHash::try_convert(*o)?,
-        _ => {
-            return Err(errors::argument(
-                ruby,
-                format!(
-                    "wrong number of arguments (given {}, expected 0..1)",
-                    args.len()
-                ),
-            ))
-        }
-    };
+    let options = args::optional_hash(ruby, args)?;
     let adapter = match options.get(ruby.sym_new("adapter")) {
         Some(a) if !a.is_nil() => a,
         _ => {

@@ -1,6 +1,7 @@
 //! The `task` gem's native extension: wires each Ruby class's module together.
 
 mod adapter;
+mod args;
 mod backend;
 mod codec;
 mod errors;

@@ -10,7 +10,7 @@ use magnus::{
     Symbol, Value,
 };
 
-use crate::{backend, errors, interface};
+use crate::{args, backend, errors, interface};
 
 static IV_TASK_LIST: LazyId = LazyId::new("@task_list");
 static IV_ID: LazyId = LazyId::new("@id");
@@ -42,19 +42,15 @@ fn coerce_data(ruby: &Ruby, v: Value) -> Result<RHash, Error> {
     if v.is_nil() {
         return Ok(ruby.hash_new());
     }
-    let source = match RHash::from_value(v) {
-        Some(h) => h,
-        None if v.respond_to("to_hash", false)? => v.funcall("to_hash", ())?,
-        None => {
-            return Err(errors::argument(
-                ruby,
-                format!(
-                    "task data must be a Hash, got {} ({})",
-                    v.class().inspect(),
-                    v.inspect()
-                ),
-            ))
-        }
+    let Some(source) = args::hash_like(v)? else {
+        return Err(errors::argument(
+            ruby,
+            format!(
+                "task data must be a Hash, got {} ({})",
+                v.class().inspect(),
+                v.inspect()
+            ),
+        ));
     };
     let data = ruby.hash_new();
     source.foreach(|k: Value, val: Value| {
@@ -87,32 +83,21 @@ fn initialize(ruby: &Ruby, rb_self: RObject, args: &[Value]) -> Result<(), Error
     rb_self.ivar_set(*IV_TASK_LIST, ruby.qnil())?;
     rb_self.ivar_set(*IV_ID, ruby.qnil())?;
     rb_self.ivar_set(*IV_DATA, ruby.hash_new())?;
-    let attrs = match args {
-        [] => return Ok(()),
-        [a] if a.is_nil() => return Ok(()),
-        [a] => match RHash::from_value(*a) {
-            Some(h) => h,
-            None if a.respond_to("to_hash", false)? => a.funcall("to_hash", ())?,
-            None => {
-                return Err(errors::argument(
-                    ruby,
-                    format!(
-                        "{}.new takes a Hash of attributes, got {}",
-                        rb_self.class().inspect(),
-                        a.inspect()
-                    ),
-                ))
-            }
-        },
-        _ => {
-            return Err(errors::argument(
-                ruby,
-                format!(
-                    "wrong number of arguments (given {}, expected 0..1)",
-                    args.len()
-                ),
-            ))
-        }
+    let Some(a) = args.first().copied().filter(|a| !a.is_nil()) else {
+        return args::optional_hash(ruby, args).map(|_| ());
+    };
+    if args.len() > 1 {
+        args::optional_hash(ruby, args)?; // raises the arity error
+    }
+    let Some(attrs) = args::hash_like(a)? else {
+        return Err(errors::argument(
+            ruby,
+            format!(
+                "{}.new takes a Hash of attributes, got {}",
+                rb_self.class().inspect(),
+                a.inspect()
+            ),
+        ));
     };
     attrs.foreach(|k: Value, v: Value| {
         match attr_name(k)?.as_deref() {
@@ -214,19 +199,7 @@ fn execute(ruby: &Ruby, rb_self: RObject, _args: &[Value]) -> Result<Value, Erro
 /// `data`; without an id a random one (a UUID's 32 hex digits) is made. The caller's hash is
 /// left as it was.
 fn build(ruby: &Ruby, rb_self: RClass, args: &[Value]) -> Result<Value, Error> {
-    let options = match args {
-        [] => ruby.hash_new(),
-        [o] => RHash::try_convert(*o)?,
-        _ => {
-            return Err(errors::argument(
-                ruby,
-                format!(
-                    "wrong number of arguments (given {}, expected 0..1)",
-                    args.len()
-                ),
-            ))
-        }
-    };
+    let options = args::optional_hash(ruby, args)?;
     let task_list_key = ruby.sym_new("task_list");
     let id_key = ruby.sym_new("id");
     let mut task_list = ruby.qnil().as_value();
@@ -266,15 +239,11 @@ fn included(ruby: &Ruby, rb_self: RModule, base: Value) -> Result<(), Error> {
 /// `Task::Task.from_hash(hash)`: the task `as_hash` described. Symbol or String keys; the
 /// `type` must name a class that includes Task::Task (unknown names raise NameError).
 fn from_hash(ruby: &Ruby, hash: Value) -> Result<Value, Error> {
-    let h: RHash = match RHash::from_value(hash) {
-        Some(h) => h,
-        None if hash.respond_to("to_hash", false)? => hash.funcall("to_hash", ())?,
-        None => {
-            return Err(errors::argument(
-                ruby,
-                format!("from_hash takes a Hash, got {}", hash.inspect()),
-            ))
-        }
+    let Some(h) = args::hash_like(hash)? else {
+        return Err(errors::argument(
+            ruby,
+            format!("from_hash takes a Hash, got {}", hash.inspect()),
+        ));
     };
     let field = |name: &str| -> Value {
         h.get(ruby.sym_new(name))
