@@ -67,7 +67,7 @@ impl Runtime {
         Fut: Future<Output = task_core::Result<T>>,
     {
         loop {
-            match self.wait(make())? {
+            match self.wait(ruby, make())? {
                 Some(Ok(v)) => return Ok(v),
                 Some(Err(e)) => return Err(errors::from_core(ruby, e)),
                 None => check_interrupts()?,
@@ -76,12 +76,13 @@ impl Runtime {
     }
 
     /// `Ok(None)` when an interrupt cancelled the future.
-    fn wait<T, Fut: Future<Output = T>>(&self, fut: Fut) -> Result<Option<T>, Error> {
+    fn wait<T, Fut: Future<Output = T>>(&self, ruby: &Ruby, fut: Fut) -> Result<Option<T>, Error> {
         struct Call<'a, T, Fut> {
             rt: &'a tokio::runtime::Runtime,
             fut: Option<Fut>,
             cancel: Arc<Notify>,
             out: Option<T>,
+            panicked: bool,
         }
 
         unsafe extern "C" fn run<T, Fut: Future<Output = T>>(data: *mut c_void) -> *mut c_void {
@@ -90,7 +91,7 @@ impl Runtime {
             if let Some(fut) = call.fut.take() {
                 let cancel = call.cancel.clone();
                 let rt = call.rt;
-                // A panic must not cross into Ruby's C frames; it becomes "interrupted".
+                // A panic must not cross into Ruby's C frames; it is reported below.
                 let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     rt.block_on(async move {
                         tokio::select! {
@@ -100,7 +101,10 @@ impl Runtime {
                         }
                     })
                 }));
-                call.out = r.ok().flatten();
+                match r {
+                    Ok(out) => call.out = out,
+                    Err(_) => call.panicked = true,
+                }
             }
             ptr::null_mut()
         }
@@ -118,6 +122,7 @@ impl Runtime {
             fut: Some(fut),
             cancel: cancel.clone(),
             out: None,
+            panicked: false,
         };
         let data = &mut call as *mut Call<'_, T, Fut> as *mut c_void;
         let cancel_ptr = Arc::as_ptr(&cancel) as *mut c_void;
@@ -137,6 +142,12 @@ impl Runtime {
             }
             rb_sys::Qnil as rb_sys::VALUE
         })?;
+        if call.panicked {
+            return Err(Error::new(
+                ruby.exception_runtime_error(),
+                "internal error: the Cassandra request panicked (see stderr)",
+            ));
+        }
         Ok(call.out.take())
     }
 }
