@@ -64,6 +64,19 @@ RSpec.describe Task::DataInterface::CassandraAdapter do
     expect { FetchFile.create(task_list: list, id: "2") }.to raise_error(Task::Error::Unavailable, /saving task "2"/)
   end
 
+  it "connects through any contact host that answers, and keeps to the local datacenter" do
+    list = unique_list
+    # 127.0.0.2:1 refuses connections; the driver uses the host that answers.
+    several = cassandra_adapter(hosts: ["127.0.0.2:1", "#{cassandra_options[:hosts].first}:#{cassandra_options[:port]}"])
+    use_adapter(several)
+    FetchFile.create(task_list: list, id: "1")
+    expect(Task::Task.find(list, "1")).to be_a(FetchFile)
+    # bin/cassandra's node is in SimpleSnitch's "datacenter1".
+    expect(cassandra_adapter(local_datacenter: "datacenter1").find(list, "1")).to be_a(FetchFile)
+    elsewhere = cassandra_adapter(local_datacenter: "dc-on-the-moon", retry_deadline: 0.2)
+    expect { elsewhere.find(list, "1") }.to raise_error(Task::Error::NoHostAvailable, /finding task "1"/)
+  end
+
   it "uses tasks_table_name for every statement, delete included" do
     list = unique_list
     main = cassandra_adapter
