@@ -1,13 +1,13 @@
 //! `Task::DataInterface::MemoryAdapter` and `CassandraAdapter`: one native type behind both
 //! classes (they share every method but construction), plus the scan object `all` returns.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use magnus::prelude::*;
 use magnus::r_hash::ForEach;
 use magnus::typed_data::Obj;
-use magnus::value::ReprValue;
+use magnus::value::{Opaque, ReprValue};
 use magnus::{
     function, method, Error, RArray, RClass, RHash, RModule, RString, Ruby, Symbol, Value,
 };
@@ -178,11 +178,20 @@ pub fn cassandra_config(
     c.validated().map_err(|e| errors::from_core(ruby, e))
 }
 
+/// Task::DataInterface::CassandraAdapter, kept from init for the default adapter builder.
+static CASSANDRA_ADAPTER: OnceLock<Opaque<RClass>> = OnceLock::new();
+
 /// A CassandraAdapter for an already-read config.
 pub fn cassandra_adapter(ruby: &Ruby, config: CassandraConfig) -> Result<Value, Error> {
-    let task: RModule = ruby.class_object().const_get("Task")?;
-    let di: RModule = task.const_get("DataInterface")?;
-    let class: RClass = di.const_get("CassandraAdapter")?;
+    let class = CASSANDRA_ADAPTER
+        .get()
+        .map(|c| ruby.get_inner(*c))
+        .ok_or_else(|| {
+            Error::new(
+                ruby.exception_runtime_error(),
+                "CassandraAdapter is not defined yet",
+            )
+        })?;
     Ok(ruby
         .obj_wrap_as(
             Adapter {
@@ -487,13 +496,7 @@ fn bulk_outcome(
         labels[*i0].1,
         labels[*i0].0
     );
-    let task: RModule = ruby.class_object().const_get("Task")?;
-    let base: RClass = task.const_get("Error")?;
-    let class: RClass = base.const_get("BulkFailure")?;
-    let exc: Value = class.funcall("new", (msg, failures))?;
-    Err(Error::from(magnus::Exception::from_value(exc).ok_or_else(
-        || errors::argument(ruby, "BulkFailure is not an exception"),
-    )?))
+    Err(errors::bulk_failure(ruby, msg, failures)?)
 }
 
 fn raw_row(ruby: &Ruby, r: &TaskRecord) -> Result<RHash, Error> {
@@ -565,6 +568,7 @@ pub fn init(ruby: &Ruby, data_interface: RModule) -> Result<(), Error> {
     memory.define_method("clear", method!(Adapter::clear, 0))?;
 
     let cassandra = data_interface.define_class("CassandraAdapter", native)?;
+    let _ = CASSANDRA_ADAPTER.set(Opaque::from(cassandra));
     cassandra.define_singleton_method("new", method!(cassandra_new, -1))?;
     cassandra.define_method("create_schema", method!(Adapter::create_schema, -1))?;
     cassandra.define_singleton_method("open_sessions", function!(open_sessions, 0))?;

@@ -7,10 +7,10 @@ use std::sync::Arc;
 use magnus::prelude::*;
 use magnus::rb_sys::AsRawValue;
 use magnus::value::{LazyId, ReprValue};
-use magnus::{Error, RClass, RHash, RModule, RObject, RString, Ruby, Value};
+use magnus::{Error, RClass, RHash, RObject, RString, Ruby, Value};
 use task_core::{CassandraConfig, CassandraStore, MemoryStore, TaskKey, TaskRecord};
 
-use crate::{codec, errors, runtime};
+use crate::{codec, errors, runtime, task};
 
 pub enum Store {
     /// The store and its page size.
@@ -220,11 +220,6 @@ impl Backend {
     }
 }
 
-fn task_module(ruby: &Ruby) -> Result<RModule, Error> {
-    let task: RModule = ruby.class_object().const_get("Task")?;
-    task.const_get("Task")
-}
-
 /// A String attribute of a task for the store: must be a non-empty String.
 fn string_attr(ruby: &Ruby, task: Value, name: &str, value: Value) -> Result<String, Error> {
     let Some(s) = RString::from_value(value) else {
@@ -300,7 +295,7 @@ pub fn task_class(ruby: &Ruby, name: &str) -> Result<Result<RClass, String>, Err
     let Some(class) = RClass::from_value(found) else {
         return Ok(Err(format!("{name} is not a class")));
     };
-    let includes: bool = class.funcall("include?", (task_module(ruby)?,))?;
+    let includes: bool = class.funcall("include?", (task::task_module(ruby)?,))?;
     if !includes {
         return Ok(Err(format!("{name} does not include Task::Task")));
     }
@@ -368,7 +363,7 @@ impl TypeCache {
         };
         let init: Value = class.funcall("instance_method", (ruby.sym_new("initialize"),))?;
         let owner: Value = init.funcall("owner", ())?;
-        let plain_init = owner.as_raw() == task_module(ruby)?.as_raw();
+        let plain_init = owner.as_raw() == task::task_module(ruby)?.as_raw();
         let t = TaskType { class, plain_init };
         self.types.push((record.type_name.clone(), t));
         Ok(t)

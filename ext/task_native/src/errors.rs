@@ -24,6 +24,21 @@ static TIMEOUT: Lazy<ExceptionClass> = Lazy::new(|ruby| class(ruby, "Timeout"));
 static QUERY_REJECTED: Lazy<ExceptionClass> = Lazy::new(|ruby| class(ruby, "QueryRejected"));
 static UNAVAILABLE: Lazy<ExceptionClass> = Lazy::new(|ruby| class(ruby, "Unavailable"));
 static INVALID_TYPE: Lazy<ExceptionClass> = Lazy::new(|ruby| class(ruby, "InvalidType"));
+static BULK_FAILURE: Lazy<ExceptionClass> = Lazy::new(|ruby| class(ruby, "BulkFailure"));
+
+/// Task::Error::BulkFailure with its list of `{task_list:, id:, error:}` failures.
+pub fn bulk_failure(ruby: &Ruby, msg: String, failures: magnus::RArray) -> Result<Error, Error> {
+    let exc: Value = ruby
+        .get_inner(&BULK_FAILURE)
+        .funcall("new", (msg, failures))?;
+    match magnus::Exception::from_value(exc) {
+        Some(e) => Ok(Error::from(e)),
+        None => Err(argument(
+            ruby,
+            "Task::Error::BulkFailure.new did not return an exception",
+        )),
+    }
+}
 
 pub fn bad_data(ruby: &Ruby, msg: String) -> Error {
     Error::new(ruby.get_inner(&BAD_DATA), msg)

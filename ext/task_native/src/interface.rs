@@ -1,10 +1,12 @@
 //! `Task::DataInterface::Interface`: delegates to an adapter built by `adapter_builder`,
 //! which subclasses inherit and may each override (class_attribute semantics).
 
+use std::sync::OnceLock;
+
 use magnus::prelude::*;
 use magnus::rb_sys::AsRawValue;
 use magnus::typed_data::Obj;
-use magnus::value::{LazyId, ReprValue};
+use magnus::value::{LazyId, Opaque, ReprValue};
 use magnus::{method, Error, RClass, RHash, RModule, RObject, Ruby, Value};
 
 use crate::adapter::{self, Adapter};
@@ -14,10 +16,16 @@ static IV_ADAPTER: LazyId = LazyId::new("@adapter");
 static IV_OPTIONS: LazyId = LazyId::new("@options");
 static IV_BUILDER: LazyId = LazyId::new("@adapter_builder");
 
+/// Task::DataInterface::Interface, kept from init: every save and complete checks for it.
+static INTERFACE: OnceLock<Opaque<RClass>> = OnceLock::new();
+
 fn interface_class(ruby: &Ruby) -> Result<RClass, Error> {
-    let task: RModule = ruby.class_object().const_get("Task")?;
-    let di: RModule = task.const_get("DataInterface")?;
-    di.const_get("Interface")
+    INTERFACE.get().map(|c| ruby.get_inner(*c)).ok_or_else(|| {
+        Error::new(
+            ruby.exception_runtime_error(),
+            "Task::DataInterface::Interface is not defined yet",
+        )
+    })
 }
 
 /// The builder of this class, else of the nearest ancestor that set one, else the default.
@@ -141,6 +149,7 @@ pub fn native_adapter(ruby: &Ruby, iface: Value) -> Result<Option<Obj<Adapter>>,
 
 pub fn init(ruby: &Ruby, data_interface: RModule) -> Result<(), Error> {
     let class = data_interface.define_class("Interface", ruby.class_object())?;
+    let _ = INTERFACE.set(Opaque::from(class));
     class.define_singleton_method("adapter_builder", method!(adapter_builder, 0))?;
     class.define_singleton_method("adapter_builder=", method!(set_adapter_builder, 1))?;
     let default = ruby.proc_from_fn(|ruby, args, _block| default_builder(ruby, args));

@@ -1,10 +1,12 @@
 //! `Task::Task`, the mixin: attributes with their coercions, `build`/`create`, `as_hash`,
 //! `save`/`complete`, and the module functions `from_hash`, `find`, `all`, `interface`.
 
+use std::sync::OnceLock;
+
 use magnus::prelude::*;
 use magnus::r_hash::ForEach;
 use magnus::rb_sys::{AsRawValue, FromRawValue};
-use magnus::value::{LazyId, ReprValue};
+use magnus::value::{LazyId, Opaque, ReprValue};
 use magnus::{
     function, method, Error, Float, Integer, RClass, RHash, RModule, RObject, RString, Ruby,
     Symbol, Value,
@@ -17,9 +19,19 @@ static IV_ID: LazyId = LazyId::new("@id");
 static IV_DATA: LazyId = LazyId::new("@data");
 static IV_INTERFACE: LazyId = LazyId::new("@interface");
 
+/// Task::Task, kept from init so that save and complete need no constant lookups.
+static TASK_MODULE: OnceLock<Opaque<RModule>> = OnceLock::new();
+
 pub fn task_module(ruby: &Ruby) -> Result<RModule, Error> {
-    let task: RModule = ruby.class_object().const_get("Task")?;
-    task.const_get("Task")
+    TASK_MODULE
+        .get()
+        .map(|m| ruby.get_inner(*m))
+        .ok_or_else(|| {
+            Error::new(
+                ruby.exception_runtime_error(),
+                "Task::Task is not defined yet",
+            )
+        })
 }
 
 /// String attributes: `7` and `:x` become `"7"` and `"x"`; nil stays nil; anything else is
@@ -317,6 +329,7 @@ fn all(ruby: &Ruby, task_list: Value) -> Result<Value, Error> {
 
 pub fn init(ruby: &Ruby, task: RModule) -> Result<(), Error> {
     let m = task.define_module("Task")?;
+    let _ = TASK_MODULE.set(Opaque::from(m));
     let cm = m.define_module("ClassMethods")?;
     cm.define_method("build", method!(build, -1))?;
     cm.define_method("create", method!(create, -1))?;
