@@ -139,15 +139,11 @@ impl Backend {
                 let (rt, store) = self.cassandra(ruby, c)?;
                 // A spurious wake-up re-runs the whole batch; that is safe, upserts are
                 // idempotent.
-                let records = Arc::new(records);
+                let records: Arc<[TaskRecord]> = records.into();
                 rt.block_on(ruby, || {
                     let store = store.clone();
                     let records = records.clone();
-                    async move {
-                        Ok(store
-                            .store_many(records.as_ref().clone(), concurrency)
-                            .await)
-                    }
+                    async move { Ok(store.store_many(records, concurrency).await) }
                 })
             }
         }
@@ -169,11 +165,11 @@ impl Backend {
                 .collect()),
             Store::Cassandra(c) => {
                 let (rt, store) = self.cassandra(ruby, c)?;
-                let keys = Arc::new(keys);
+                let keys: Arc<[TaskKey]> = keys.into();
                 rt.block_on(ruby, || {
                     let store = store.clone();
                     let keys = keys.clone();
-                    async move { Ok(store.delete_many(keys.as_ref().clone(), concurrency).await) }
+                    async move { Ok(store.delete_many(keys, concurrency).await) }
                 })
             }
         }

@@ -393,12 +393,11 @@ impl CassandraStore {
     /// write has finished, one result per record, in the order given.
     pub async fn store_many(
         self: &Arc<Self>,
-        records: Vec<TaskRecord>,
+        records: Arc<[TaskRecord]>,
         concurrency: usize,
     ) -> Vec<Result<()>> {
-        let records: Vec<Arc<TaskRecord>> = records.into_iter().map(Arc::new).collect();
-        self.for_each_concurrently(records, concurrency, |store, r| async move {
-            store.store(&r).await
+        self.for_each_concurrently(records, concurrency, |store, all, i| async move {
+            store.store(&all[i]).await
         })
         .await
     }
@@ -406,35 +405,34 @@ impl CassandraStore {
     /// Completes many tasks, like `store_many`.
     pub async fn delete_many(
         self: &Arc<Self>,
-        keys: Vec<TaskKey>,
+        keys: Arc<[TaskKey]>,
         concurrency: usize,
     ) -> Vec<Result<()>> {
-        let keys: Vec<Arc<TaskKey>> = keys.into_iter().map(Arc::new).collect();
-        self.for_each_concurrently(keys, concurrency, |store, k| async move {
-            store.delete(&k).await
+        self.for_each_concurrently(keys, concurrency, |store, all, i| async move {
+            store.delete(&all[i]).await
         })
         .await
     }
 
     async fn for_each_concurrently<I, F, Fut>(
         self: &Arc<Self>,
-        items: Vec<Arc<I>>,
+        items: Arc<[I]>,
         concurrency: usize,
         f: F,
     ) -> Vec<Result<()>>
     where
         I: Send + Sync + 'static,
-        F: Fn(Arc<Self>, Arc<I>) -> Fut,
+        F: Fn(Arc<Self>, Arc<[I]>, usize) -> Fut,
         Fut: Future<Output = Result<()>> + Send + 'static,
     {
         let permits = Arc::new(Semaphore::new(concurrency.max(1)));
         let mut handles = Vec::with_capacity(items.len());
-        for item in items {
+        for i in 0..items.len() {
             let permit = match permits.clone().acquire_owned().await {
                 Ok(p) => p,
                 Err(_) => unreachable!("the semaphore is never closed"),
             };
-            let fut = f(self.clone(), item);
+            let fut = f(self.clone(), items.clone(), i);
             handles.push(tokio::spawn(async move {
                 let r = fut.await;
                 drop(permit);
