@@ -65,6 +65,9 @@ RSpec.describe "with Sidekiq", :sidekiq do
     store = cassandra_adapter
     sidekiq = start_sidekiq
     Sidekiq::Client.push("class" => "GenerateJob", "args" => [list, TASKS])
+    # Killed once the generator has saved every task (a generator killed earlier would itself
+    # have to be retried, which is Sidekiq's business, not this gem's) and a third have run.
+    wait_until(60, "the generator to save every task") { @redis.get("task-spec:generated:#{list}") == TASKS.to_s }
     wait_until(60, "a third of the tasks to run") { @redis.llen("task-spec:executed") >= TASKS / 3 }
     Process.kill("KILL", sidekiq)
     Process.wait(sidekiq)

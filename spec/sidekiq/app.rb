@@ -30,11 +30,12 @@ end
 class GenerateJob
   include Sidekiq::Worker
 
+  # Every task is saved before any is handed out: once this job has recorded that it is done,
+  # the store alone knows all the work, whatever happens to the queue.
   def perform(list, count)
-    count.times do |i|
-      task = PaintBoard.create(task_list: list, id: format("%05d", i), board: i)
-      WorkJob.perform_async(JSON.parse(JSON.generate(task.as_hash)))
-    end
+    tasks = Array.new(count) { |i| PaintBoard.create(task_list: list, id: format("%05d", i), board: i) }
+    Sidekiq.redis { |r| r.set("task-spec:generated:#{list}", count) }
+    tasks.each { |task| WorkJob.perform_async(JSON.parse(JSON.generate(task.as_hash))) }
   end
 end
 
