@@ -53,6 +53,64 @@ RSpec.describe Task::Task do
     end
   end
 
+  # build, from_hash and scans make a task without Class#new when nothing would differ;
+  # whatever a class redefines, they must go through it exactly as Class#new does.
+  describe "making tasks when a class redefines how it is made" do
+    def hooked(&body)
+      stub_const("HookedTask", Class.new { include Task::Task })
+      HookedTask.class_eval(&body)
+      HookedTask
+    end
+
+    def made_by_each(klass)
+      built = klass.build(task_list: "l", id: "1", "k" => 2)
+      loaded = Task::Task.from_hash("type" => "HookedTask", "task_list" => "l", "id" => "1", "data" => { "k" => 2 })
+      Task::Task.interface.store(built)
+      scanned = Task::Task.all("l").first
+      [built, loaded, scanned]
+    end
+
+    it "runs an initialize defined after tasks of the class were already made" do
+      klass = hooked {}
+      expect(made_by_each(klass).map { |t| t.instance_variable_get(:@seen) }).to eq([nil, nil, nil])
+      klass.class_eval do
+        def initialize(attrs = {})
+          super
+          @seen = data[:k]
+        end
+      end
+      expect(made_by_each(klass).map { |t| t.instance_variable_get(:@seen) }).to eq([2, 2, 2])
+    end
+
+    it "runs an initialize from a prepended module" do
+      klass = hooked do
+        prepend(Module.new do
+          def initialize(attrs = {})
+            super
+            @seen = :prepended
+          end
+        end)
+      end
+      expect(made_by_each(klass).map { |t| t.instance_variable_get(:@seen) }).to eq(%i[prepended] * 3)
+    end
+
+    it "runs a class's own new" do
+      klass = hooked do
+        def self.new(attrs)
+          super.tap { |t| t.instance_variable_set(:@seen, :new) }
+        end
+      end
+      expect(made_by_each(klass).map { |t| t.instance_variable_get(:@seen) }).to eq(%i[new] * 3)
+    end
+
+    it "gives the same attributes either way, String data keys made Symbols" do
+      plain = made_by_each(hooked {}).map(&:attributes)
+      custom = made_by_each(hooked { def initialize(attrs = {}) = super }).map(&:attributes)
+      expect(plain).to eq([{ task_list: "l", id: "1", data: { k: 2 } }] * 3)
+      expect(custom).to eq(plain)
+    end
+  end
+
   describe ".build" do
     it "takes :task_list and :id out and puts every other key into data" do
       task = FetchFile.build(id: "file1", task_list: "datto.com", external_host: "datto.com", filename: "file1.txt")

@@ -5,9 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use magnus::prelude::*;
-use magnus::rb_sys::AsRawValue;
 use magnus::value::{LazyId, ReprValue};
-use magnus::{Error, RClass, RHash, RObject, RString, Ruby, Value};
+use magnus::{Error, RClass, RHash, RString, Ruby, Value};
 use task_core::{CassandraConfig, CassandraStore, MemoryStore, TaskKey, TaskRecord};
 
 use crate::{codec, errors, runtime, task};
@@ -298,14 +297,20 @@ pub fn task_class(ruby: &Ruby, name: &str) -> Result<Result<RClass, String>, Err
     Ok(Ok(class))
 }
 
-/// Instantiates a task from its parts through `Class#new`, as the original did.
+/// Instantiates a task from its parts as the original did, through `Class#new`; directly
+/// when nothing would differ (the class keeps `Class#new` and Task::Task#initialize).
+/// `data_coerced`: `data` is a fresh Hash whose top-level keys are already Symbols.
 pub fn new_task(
     ruby: &Ruby,
     class: RClass,
     task_list: Value,
     id: Value,
     data: Value,
+    data_coerced: bool,
 ) -> Result<Value, Error> {
+    if task::plain_new(ruby, class)? {
+        return task::new_plain(ruby, class, task_list, id, data, data_coerced);
+    }
     let attrs = ruby.hash_new();
     attrs.aset(ruby.sym_new("task_list"), task_list)?;
     attrs.aset(ruby.sym_new("id"), id)?;
@@ -313,23 +318,15 @@ pub fn new_task(
     class.funcall(*ID_NEW, (attrs,))
 }
 
-/// How to make tasks of one stored type: its class, and whether that class keeps
-/// Task::Task's own `initialize` (then a task is made directly, without `Class#new`).
-#[derive(Clone, Copy)]
-pub struct TaskType {
-    class: RClass,
-    plain_init: bool,
-}
-
 /// Task types already looked up during one scan, by stored type name. Lives on the stack of
 /// the scan (so the classes in it stay visible to the GC) and only as long as one page.
 #[derive(Default)]
 pub struct TypeCache {
-    types: Vec<(String, TaskType)>,
+    types: Vec<(String, RClass)>,
 }
 
 impl TypeCache {
-    fn get(&mut self, ruby: &Ruby, record: &TaskRecord) -> Result<TaskType, Error> {
+    fn get(&mut self, ruby: &Ruby, record: &TaskRecord) -> Result<RClass, Error> {
         if let Some((_, t)) = self
             .types
             .iter()
@@ -357,18 +354,10 @@ impl TypeCache {
                 ))
             }
         };
-        let init: Value = class.funcall("instance_method", (ruby.sym_new("initialize"),))?;
-        let owner: Value = init.funcall("owner", ())?;
-        let plain_init = owner.as_raw() == task::task_module(ruby)?.as_raw();
-        let t = TaskType { class, plain_init };
-        self.types.push((record.type_name.clone(), t));
-        Ok(t)
+        self.types.push((record.type_name.clone(), class));
+        Ok(class)
     }
 }
-
-static IV_TASK_LIST: LazyId = LazyId::new("@task_list");
-static IV_ID: LazyId = LazyId::new("@id");
-static IV_DATA: LazyId = LazyId::new("@data");
 
 /// A task object from a stored row; a row naming no task class or holding bad data raises
 /// an error that names its list and id.
@@ -381,27 +370,16 @@ pub fn task_from_record_cached(
     record: &TaskRecord,
     types: &mut TypeCache,
 ) -> Result<Value, Error> {
-    let t = types.get(ruby, record)?;
+    let class = types.get(ruby, record)?;
     let what = || format!("task {:?} of list {:?}", record.id, record.task_list);
     let data = codec::json_to_data(ruby, &record.data, &what)?;
-    let task_list = ruby.str_new(&record.task_list);
-    let id = ruby.str_new(&record.id);
-    if t.plain_init {
-        // What Task::Task#initialize would do with these (already coerced) attributes.
-        let allocated: Value = t.class.funcall("allocate", ())?;
-        if let Some(obj) = RObject::from_value(allocated) {
-            obj.ivar_set(*IV_TASK_LIST, task_list)?;
-            obj.ivar_set(*IV_ID, id)?;
-            obj.ivar_set(*IV_DATA, data)?;
-            return Ok(obj.as_value());
-        }
-    }
     new_task(
         ruby,
-        t.class,
-        task_list.as_value(),
-        id.as_value(),
+        class,
+        ruby.str_new(&record.task_list).as_value(),
+        ruby.str_new(&record.id).as_value(),
         data.as_value(),
+        true,
     )
 }
 

@@ -5,8 +5,9 @@ use std::sync::OnceLock;
 
 use magnus::prelude::*;
 use magnus::r_hash::ForEach;
+use magnus::rb_sys::AsRawId;
 use magnus::rb_sys::{AsRawValue, FromRawValue};
-use magnus::value::{LazyId, Opaque, ReprValue};
+use magnus::value::{IntoId, Lazy, LazyId, Opaque, ReprValue, StaticSymbol};
 use magnus::{
     function, method, Error, Float, Integer, RClass, RHash, RModule, RObject, RString, Ruby,
     Symbol, Value,
@@ -18,6 +19,87 @@ static IV_TASK_LIST: LazyId = LazyId::new("@task_list");
 static IV_ID: LazyId = LazyId::new("@id");
 static IV_DATA: LazyId = LazyId::new("@data");
 static IV_INTERFACE: LazyId = LazyId::new("@interface");
+
+static ID_TASK_LIST: LazyId = LazyId::new("task_list");
+static ID_ID: LazyId = LazyId::new("id");
+static ID_DATA: LazyId = LazyId::new("data");
+static ID_TYPE: LazyId = LazyId::new("type");
+static ID_INITIALIZE: LazyId = LazyId::new("initialize");
+static ID_NEW: LazyId = LazyId::new("new");
+
+/// The wire form's keys as frozen Strings, for hashes that came back from JSON.parse.
+static STR_TASK_LIST: Lazy<RString> = Lazy::new(|ruby| frozen(ruby, "task_list"));
+static STR_ID: Lazy<RString> = Lazy::new(|ruby| frozen(ruby, "id"));
+static STR_DATA: Lazy<RString> = Lazy::new(|ruby| frozen(ruby, "data"));
+static STR_TYPE: Lazy<RString> = Lazy::new(|ruby| frozen(ruby, "type"));
+
+fn frozen(ruby: &Ruby, text: &str) -> RString {
+    let s = ruby.str_new(text);
+    s.freeze();
+    s
+}
+
+/// The Symbol for an interned name, without a symbol-table lookup by text.
+fn sym(ruby: &Ruby, id: &LazyId) -> Value {
+    StaticSymbol::from((**id).into_id_with(ruby)).as_value()
+}
+
+extern "C" {
+    /// Ruby's own method lookup (vm_method.c, exported by libruby): the entry a call of `id`
+    /// on an instance of `klass` resolves to, compared here only by address.
+    fn rb_method_entry(klass: rb_sys::VALUE, id: rb_sys::ID) -> *const std::ffi::c_void;
+}
+
+/// True when `class.new(attrs)` would run exactly `Class#new` and Task::Task#initialize:
+/// nothing in the class, its ancestors, prepended modules or its singleton redefines
+/// either. Then a task can be made directly, which is what `Class#new` would have done.
+pub fn plain_new(ruby: &Ruby, class: RClass) -> Result<bool, Error> {
+    let module = task_module(ruby)?;
+    let init = (*ID_INITIALIZE).into_id_with(ruby).as_raw();
+    let new = (*ID_NEW).into_id_with(ruby).as_raw();
+    // Safety: both are classes or modules, and the lookups neither allocate nor raise.
+    unsafe {
+        let mine = rb_method_entry(class.as_raw(), init);
+        if mine.is_null() || mine != rb_method_entry(module.as_raw(), init) {
+            return Ok(false);
+        }
+        let meta = rb_sys::rb_singleton_class(class.as_raw());
+        let new_entry = rb_method_entry(meta, new);
+        Ok(!new_entry.is_null() && new_entry == rb_method_entry(ruby.class_class().as_raw(), new))
+    }
+}
+
+/// A task made as `Class#new` + Task::Task#initialize would make it: `plain_new(class)`
+/// must hold. `data_coerced` says `data` is already a fresh Hash with Symbol keys.
+pub fn new_plain(
+    ruby: &Ruby,
+    class: RClass,
+    task_list: Value,
+    id: Value,
+    data: Value,
+    data_coerced: bool,
+) -> Result<Value, Error> {
+    let task_list = coerce_string(task_list)?;
+    let id = coerce_string(id)?;
+    let data = if data_coerced {
+        data
+    } else {
+        coerce_data(ruby, data)?.as_value()
+    };
+    // Safety: `class` is a Class (rb_obj_alloc raises TypeError for anything it cannot
+    // allocate, as Class#new would).
+    let obj = unsafe { Value::from_raw(rb_sys::rb_obj_alloc(class.as_raw())) };
+    let obj = RObject::from_value(obj).ok_or_else(|| {
+        Error::new(
+            ruby.exception_type_error(),
+            format!("{} does not make plain objects", class.inspect()),
+        )
+    })?;
+    obj.ivar_set(*IV_TASK_LIST, task_list)?;
+    obj.ivar_set(*IV_ID, id)?;
+    obj.ivar_set(*IV_DATA, data)?;
+    Ok(obj.as_value())
+}
 
 /// Task::Task, kept from init so that save and complete need no constant lookups.
 static TASK_MODULE: OnceLock<Opaque<RModule>> = OnceLock::new();
@@ -80,6 +162,40 @@ fn str_to_sym(s: RString) -> Value {
     unsafe { Value::from_raw(rb_sys::rb_str_intern(s.as_raw())) }
 }
 
+/// Which attribute a `new` key names: Symbols by identity, Strings by content.
+#[derive(PartialEq)]
+enum Attr {
+    TaskList,
+    Id,
+    Data,
+    Other,
+}
+
+fn attr_of(ruby: &Ruby, k: Value) -> Attr {
+    let raw = k.as_raw();
+    if Symbol::from_value(k).is_some() {
+        return if raw == sym(ruby, &ID_TASK_LIST).as_raw() {
+            Attr::TaskList
+        } else if raw == sym(ruby, &ID_ID).as_raw() {
+            Attr::Id
+        } else if raw == sym(ruby, &ID_DATA).as_raw() {
+            Attr::Data
+        } else {
+            Attr::Other
+        };
+    }
+    if let Some(s) = RString::from_value(k) {
+        // Safety: the bytes are only compared, with no Ruby call in between.
+        return match unsafe { s.as_slice() } {
+            b"task_list" => Attr::TaskList,
+            b"id" => Attr::Id,
+            b"data" => Attr::Data,
+            _ => Attr::Other,
+        };
+    }
+    Attr::Other
+}
+
 fn attr_name(k: Value) -> Result<Option<String>, Error> {
     if let Some(s) = Symbol::from_value(k) {
         return Ok(Some(s.name()?.into_owned()));
@@ -94,10 +210,11 @@ fn attr_name(k: Value) -> Result<Option<String>, Error> {
 fn initialize(ruby: &Ruby, rb_self: RObject, args: &[Value]) -> Result<(), Error> {
     rb_self.ivar_set(*IV_TASK_LIST, ruby.qnil())?;
     rb_self.ivar_set(*IV_ID, ruby.qnil())?;
-    rb_self.ivar_set(*IV_DATA, ruby.hash_new())?;
     let Some(a) = args.first().copied().filter(|a| !a.is_nil()) else {
+        rb_self.ivar_set(*IV_DATA, ruby.hash_new())?;
         return args::optional_hash(ruby, args).map(|_| ());
     };
+    rb_self.ivar_set(*IV_DATA, ruby.qnil())?;
     if args.len() > 1 {
         args::optional_hash(ruby, args)?; // raises the arity error
     }
@@ -111,15 +228,17 @@ fn initialize(ruby: &Ruby, rb_self: RObject, args: &[Value]) -> Result<(), Error
             ),
         ));
     };
+    let mut data = None;
     attrs.foreach(|k: Value, v: Value| {
-        match attr_name(k)?.as_deref() {
-            Some("task_list") => rb_self.ivar_set(*IV_TASK_LIST, coerce_string(v)?)?,
-            Some("id") => rb_self.ivar_set(*IV_ID, coerce_string(v)?)?,
-            Some("data") => rb_self.ivar_set(*IV_DATA, coerce_data(ruby, v)?)?,
-            _ => {}
+        match attr_of(ruby, k) {
+            Attr::TaskList => rb_self.ivar_set(*IV_TASK_LIST, coerce_string(v)?)?,
+            Attr::Id => rb_self.ivar_set(*IV_ID, coerce_string(v)?)?,
+            Attr::Data => data = Some(coerce_data(ruby, v)?),
+            Attr::Other => {}
         }
         Ok(ForEach::Continue)
-    })
+    })?;
+    rb_self.ivar_set(*IV_DATA, data.unwrap_or_else(|| ruby.hash_new()))
 }
 
 fn get_task_list(rb_self: RObject) -> Result<Value, Error> {
@@ -151,16 +270,16 @@ fn set_data(ruby: &Ruby, rb_self: RObject, v: Value) -> Result<(), Error> {
 fn attributes(ruby: &Ruby, rb_self: RObject) -> Result<RHash, Error> {
     let h = ruby.hash_new();
     h.aset(
-        ruby.sym_new("task_list"),
-        rb_self.funcall::<_, _, Value>("task_list", ())?,
+        sym(ruby, &ID_TASK_LIST),
+        rb_self.funcall::<_, _, Value>(*ID_TASK_LIST, ())?,
     )?;
     h.aset(
-        ruby.sym_new("id"),
-        rb_self.funcall::<_, _, Value>("id", ())?,
+        sym(ruby, &ID_ID),
+        rb_self.funcall::<_, _, Value>(*ID_ID, ())?,
     )?;
     h.aset(
-        ruby.sym_new("data"),
-        rb_self.funcall::<_, _, Value>("data", ())?,
+        sym(ruby, &ID_DATA),
+        rb_self.funcall::<_, _, Value>(*ID_DATA, ())?,
     )?;
     Ok(h)
 }
@@ -169,7 +288,7 @@ fn attributes(ruby: &Ruby, rb_self: RObject) -> Result<RHash, Error> {
 fn as_hash(ruby: &Ruby, rb_self: RObject) -> Result<RHash, Error> {
     let h = attributes(ruby, rb_self)?;
     let name: Value = rb_self.class().funcall("name", ())?;
-    h.aset(ruby.sym_new("type"), name)?;
+    h.aset(sym(ruby, &ID_TYPE), name)?;
     Ok(h)
 }
 
@@ -212,18 +331,22 @@ fn execute(ruby: &Ruby, rb_self: RObject, _args: &[Value]) -> Result<Value, Erro
 /// left as it was.
 fn build(ruby: &Ruby, rb_self: RClass, args: &[Value]) -> Result<Value, Error> {
     let options = args::optional_hash(ruby, args)?;
-    let task_list_key = ruby.sym_new("task_list");
-    let id_key = ruby.sym_new("id");
+    let task_list_key = sym(ruby, &ID_TASK_LIST).as_raw();
+    let id_key = sym(ruby, &ID_ID).as_raw();
     let mut task_list = ruby.qnil().as_value();
     let mut id = ruby.qnil().as_value();
     let data = ruby.hash_new();
     options.foreach(|k: Value, v: Value| {
-        if k.as_raw() == task_list_key.as_value().as_raw() {
+        if k.as_raw() == task_list_key {
             task_list = v;
-        } else if k.as_raw() == id_key.as_value().as_raw() {
+        } else if k.as_raw() == id_key {
             id = v;
         } else {
-            data.aset(k, v)?;
+            // As initialize would store it: top-level String keys become Symbols.
+            match RString::from_value(k) {
+                Some(s) => data.aset(str_to_sym(s), v)?,
+                None => data.aset(k, v)?,
+            }
         }
         Ok(ForEach::Continue)
     })?;
@@ -232,7 +355,7 @@ fn build(ruby: &Ruby, rb_self: RClass, args: &[Value]) -> Result<Value, Error> {
             .str_new(&uuid::Uuid::new_v4().simple().to_string())
             .as_value();
     }
-    backend::new_task(ruby, rb_self, task_list, id, data.as_value())
+    backend::new_task(ruby, rb_self, task_list, id, data.as_value(), true)
 }
 
 fn create(ruby: &Ruby, rb_self: RClass, args: &[Value]) -> Result<Value, Error> {
@@ -257,12 +380,12 @@ fn from_hash(ruby: &Ruby, hash: Value) -> Result<Value, Error> {
             format!("from_hash takes a Hash, got {}", hash.inspect()),
         ));
     };
-    let field = |name: &str| -> Value {
-        h.get(ruby.sym_new(name))
-            .or_else(|| h.get(ruby.str_new(name)))
+    let field = |id: &LazyId, text: &Lazy<RString>| -> Value {
+        h.get(sym(ruby, id))
+            .or_else(|| h.get(ruby.get_inner(text)))
             .unwrap_or_else(|| ruby.qnil().as_value())
     };
-    let type_v = field("type");
+    let type_v = field(&ID_TYPE, &STR_TYPE);
     if type_v.is_nil() {
         return Err(errors::argument(
             ruby,
@@ -290,7 +413,14 @@ fn from_hash(ruby: &Ruby, hash: Value) -> Result<Value, Error> {
             ))
         }
     };
-    backend::new_task(ruby, class, field("task_list"), field("id"), field("data"))
+    backend::new_task(
+        ruby,
+        class,
+        field(&ID_TASK_LIST, &STR_TASK_LIST),
+        field(&ID_ID, &STR_ID),
+        field(&ID_DATA, &STR_DATA),
+        false,
+    )
 }
 
 pub fn current_interface(ruby: &Ruby) -> Result<Value, Error> {
