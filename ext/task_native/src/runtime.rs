@@ -16,12 +16,11 @@
 use std::ffi::c_void;
 use std::future::Future;
 use std::ptr;
-use std::sync::atomic::{AtomicPtr, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use std::time::Duration;
 
 use magnus::{Error, Ruby};
 use task_core::Connector;
-use tokio::sync::Notify;
 
 use crate::errors;
 
@@ -32,6 +31,9 @@ pub struct Runtime {
 }
 
 static CURRENT: AtomicPtr<Runtime> = AtomicPtr::new(ptr::null_mut());
+
+/// How often a waiting call looks at its interrupt flag: the most an interrupt can wait.
+const CANCEL_CHECK: Duration = Duration::from_millis(5);
 
 /// The runtime of this process, made on first use (and again in a forked child).
 pub fn current(ruby: &Ruby) -> Result<&'static Runtime, Error> {
@@ -87,64 +89,86 @@ impl Runtime {
         struct Call<'a, T, Fut> {
             rt: &'a tokio::runtime::Runtime,
             fut: Option<Fut>,
-            cancel: Arc<Notify>,
+            cancelled: AtomicBool,
             out: Option<T>,
             panicked: bool,
         }
 
         unsafe extern "C" fn run<T, Fut: Future<Output = T>>(data: *mut c_void) -> *mut c_void {
-            // Safety: `data` is the Call below, alive for the whole of this call.
-            let call = unsafe { &mut *(data as *mut Call<'_, T, Fut>) };
-            if let Some(fut) = call.fut.take() {
-                let cancel = call.cancel.clone();
-                let rt = call.rt;
-                // A panic must not cross into Ruby's C frames; it is reported below.
-                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    rt.block_on(async move {
+            // Safety: `data` is the Call below, alive for the whole of this call. Its fields
+            // are reached through the raw pointer, one at a time; `unblock` (possibly on another
+            // thread) only ever touches the atomic flag.
+            let call = data as *mut Call<'_, T, Fut>;
+            let Some(fut) = (unsafe { (*call).fut.take() }) else {
+                return ptr::null_mut();
+            };
+            let cancelled: &AtomicBool = unsafe { &(*call).cancelled };
+            let rt = unsafe { (*call).rt };
+            // A panic must not cross into Ruby's C frames; it is reported below.
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                rt.block_on(async move {
+                    tokio::pin!(fut);
+                    // The first tick is immediate, so an interrupt that came before the call
+                    // began is seen at once.
+                    let mut tick = tokio::time::interval(CANCEL_CHECK);
+                    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    loop {
                         tokio::select! {
                             biased;
-                            _ = cancel.notified() => None,
-                            v = fut => Some(v),
+                            v = &mut fut => return Some(v),
+                            _ = tick.tick() => {
+                                if cancelled.load(Ordering::Acquire) {
+                                    return None;
+                                }
+                            }
                         }
-                    })
-                }));
-                match r {
-                    Ok(out) => call.out = out,
-                    Err(_) => call.panicked = true,
-                }
+                    }
+                })
+            }));
+            // Safety: as above.
+            match r {
+                Ok(out) => unsafe { (*call).out = out },
+                Err(_) => unsafe { (*call).panicked = true },
             }
             ptr::null_mut()
         }
 
+        // Ruby may call this from a signal handler (see below), so it does nothing but set an
+        // atomic flag, which the waiting loop above checks every CANCEL_CHECK.
         unsafe extern "C" fn unblock(data: *mut c_void) {
-            // Safety: `data` is the Notify owned by the Call, alive while Ruby may call this.
-            let cancel = unsafe { &*(data as *const Notify) };
-            // notify_one keeps a permit when nobody waits yet, so an early interrupt counts.
-            cancel.notify_one();
+            // Safety: `data` is the Call's flag, alive while Ruby may call this.
+            let cancelled = unsafe { &*(data as *const AtomicBool) };
+            cancelled.store(true, Ordering::Release);
         }
 
-        let cancel = Arc::new(Notify::new());
         let mut call = Call {
             rt: &self.tokio,
             fut: Some(fut),
-            cancel: cancel.clone(),
+            cancelled: AtomicBool::new(false),
             out: None,
             panicked: false,
         };
+        let flag = &call.cancelled as *const AtomicBool as *mut c_void;
         let data = &mut call as *mut Call<'_, T, Fut> as *mut c_void;
-        let cancel_ptr = Arc::as_ptr(&cancel) as *mut c_void;
         // Ruby handles pending interrupts just before and just after the call, and may raise
         // there; rb_protect turns that into an Error here, so the exception never passes
         // through a Rust frame that owns anything (`call` is dropped normally on return).
         // (rb_thread_call_without_gvl2 instead refuses to run while any interrupt is pending,
         // finalizer and GC jobs included, which under GC.stress is always.)
+        //
+        // RB_NOGVL_UBF_ASYNC_SAFE: when the main thread is the only Ruby thread, Ruby would
+        // otherwise start (and then join) a helper thread for every call just to be able to
+        // run the unblock function on Ctrl-C; measured, that cost about 150 us per call. With
+        // the flag Ruby calls `unblock` from its signal handler instead, which is safe because
+        // `unblock` only stores to an atomic.
         magnus::rb_sys::protect(|| {
             unsafe {
-                rb_sys::rb_thread_call_without_gvl(
+                rb_sys::rb_nogvl(
                     Some(run::<T, Fut>),
                     data,
                     Some(unblock),
-                    cancel_ptr,
+                    flag,
+                    rb_sys::RB_NOGVL_UBF_ASYNC_SAFE as i32,
                 );
             }
             rb_sys::Qnil as rb_sys::VALUE
