@@ -17,7 +17,8 @@ use scylla::policies::load_balancing::DefaultPolicy;
 use scylla::policies::retry::FallthroughRetryPolicy;
 use scylla::response::{PagingState, PagingStateResponse};
 use scylla::statement::prepared::PreparedStatement;
-use tokio::sync::{OnceCell, Semaphore};
+use tokio::sync::OnceCell;
+use tokio::task::JoinSet;
 
 pub use config::{
     consistency_name, parse_consistency, CassandraConfig, ConnectionKey, Consistency,
@@ -425,30 +426,46 @@ impl CassandraStore {
         F: Fn(Arc<Self>, Arc<[I]>, usize) -> Fut,
         Fut: Future<Output = Result<()>> + Send + 'static,
     {
-        let permits = Arc::new(Semaphore::new(concurrency.max(1)));
-        let mut handles = Vec::with_capacity(items.len());
-        for i in 0..items.len() {
-            let permit = match permits.clone().acquire_owned().await {
-                Ok(p) => p,
-                Err(_) => unreachable!("the semaphore is never closed"),
+        // At most `concurrency` tasks exist at a time: each finished one is collected (and its
+        // memory freed) before the next is started.
+        let n = items.len();
+        let limit = concurrency.max(1);
+        let mut out: Vec<Option<Result<()>>> = (0..n).map(|_| None).collect();
+        let mut running = JoinSet::new();
+        let mut index_of: HashMap<tokio::task::Id, usize> = HashMap::with_capacity(limit);
+        let mut next = 0;
+        loop {
+            while next < n && running.len() < limit {
+                let fut = f(self.clone(), items.clone(), next);
+                let handle = running.spawn(fut);
+                index_of.insert(handle.id(), next);
+                next += 1;
+            }
+            let Some(done) = running.join_next_with_id().await else {
+                break;
             };
-            let fut = f(self.clone(), items.clone(), i);
-            handles.push(tokio::spawn(async move {
-                let r = fut.await;
-                drop(permit);
-                r
-            }));
+            let (id, result) = match done {
+                Ok((id, r)) => (id, r),
+                Err(e) => (
+                    e.id(),
+                    Err(Error::Unavailable(format!(
+                        "a bulk request did not finish: {e}"
+                    ))),
+                ),
+            };
+            if let Some(i) = index_of.remove(&id) {
+                out[i] = Some(result);
+            }
         }
-        let mut out = Vec::with_capacity(handles.len());
-        for h in handles {
-            out.push(match h.await {
-                Ok(r) => r,
-                Err(e) => Err(Error::Unavailable(format!(
-                    "a bulk request did not finish: {e}"
-                ))),
-            });
-        }
-        out
+        out.into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| {
+                    Err(Error::Unavailable(
+                        "a bulk request was never run".to_string(),
+                    ))
+                })
+            })
+            .collect()
     }
 
     /// Creates the keyspace (SimpleStrategy, the given replication factor) and the table the
