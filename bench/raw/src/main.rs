@@ -6,6 +6,10 @@
 //! workloads: sequential (save, find, complete one task at a time), threads (n saves from 8
 //! concurrent callers), bulk (n saves, 64 in flight), scan (page through `list`, 5000 a page),
 //! load (store n tasks into `list`, for scan). Prints one JSON line: {"ops":..,"seconds":..}.
+//!
+//! RAW_RUNTIME=current runs everything on one thread (a current-thread tokio runtime, as the
+//! gem does); the default is a two-worker multi-thread runtime. bin/bench runs both and keeps
+//! the faster as the reference.
 
 use std::ops::ControlFlow;
 use std::sync::Arc;
@@ -16,7 +20,7 @@ use scylla::client::session_builder::SessionBuilder;
 use scylla::frame::types::Consistency;
 use scylla::response::PagingState;
 use scylla::statement::prepared::PreparedStatement;
-use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 
 struct Stmts {
     insert: PreparedStatement,
@@ -59,27 +63,45 @@ fn data(i: usize) -> String {
 }
 
 async fn saves(session: Arc<Session>, st: Arc<Stmts>, list: String, n: usize, in_flight: usize) {
-    let permits = Arc::new(Semaphore::new(in_flight));
-    let mut handles = Vec::with_capacity(n);
+    // At most `in_flight` tasks exist at once; each finished one is reaped before the next
+    // starts, so memory stays flat however many rows are written.
+    let mut running = JoinSet::new();
     for i in 0..n {
-        let permit = permits.clone().acquire_owned().await.expect("semaphore");
+        if running.len() >= in_flight {
+            running.join_next().await.expect("a task").expect("join");
+        }
         let (session, st, list) = (session.clone(), st.clone(), list.clone());
-        handles.push(tokio::spawn(async move {
+        running.spawn(async move {
             let id = format!("{i:07}");
             session
                 .execute_unpaged(&st.insert, (&list, &id, data(i), "BenchTask"))
                 .await
                 .expect("insert");
-            drop(permit);
-        }));
+        });
     }
-    for h in handles {
-        h.await.expect("join");
+    while let Some(done) = running.join_next().await {
+        done.expect("join");
     }
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
+fn main() {
+    let runtime = match std::env::var("RAW_RUNTIME").as_deref() {
+        Ok("current") => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        Ok("multi") | Err(_) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build(),
+        Ok(other) => {
+            eprintln!("RAW_RUNTIME must be current or multi, got {other:?}");
+            std::process::exit(2);
+        }
+    };
+    runtime.expect("tokio runtime").block_on(run());
+}
+
+async fn run() {
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 5 {
         eprintln!("usage: raw-bench <host:port> <keyspace> <sequential|threads|bulk|scan|load> <n> [list]");
