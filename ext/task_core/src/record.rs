@@ -23,15 +23,20 @@ impl TaskKey {
             task_list: task_list.into(),
             id: id.into(),
         };
-        check_list(&key.task_list)?;
-        if key.id.is_empty() {
-            return Err(Error::InvalidArgument(format!(
-                "task id must not be empty (task list {:?})",
-                key.task_list
-            )));
-        }
+        check_key(&key.task_list, &key.id)?;
         Ok(key)
     }
+}
+
+/// The checks `TaskKey::new` makes, on borrowed text.
+pub fn check_key(task_list: &str, id: &str) -> Result<()> {
+    check_list(task_list)?;
+    if id.is_empty() {
+        return Err(Error::InvalidArgument(format!(
+            "task id must not be empty (task list {task_list:?})"
+        )));
+    }
+    Ok(())
 }
 
 pub fn check_list(task_list: &str) -> Result<()> {
@@ -64,7 +69,7 @@ impl TaskRecord {
 impl TaskRecord {
     /// The checks a raw row must pass: the key columns and the type, whatever the data.
     pub fn validate_columns(&self) -> Result<()> {
-        TaskKey::new(self.task_list.as_str(), self.id.as_str())?;
+        check_key(&self.task_list, &self.id)?;
         if self.type_name.is_empty() {
             return Err(Error::InvalidArgument(format!(
                 "task {:?} in list {:?} has no type",

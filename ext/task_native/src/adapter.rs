@@ -323,14 +323,14 @@ impl Adapter {
         for t in tasks.into_iter() {
             records.push(backend::record_from_task(ruby, t)?);
         }
-        let labels: Vec<(String, String)> = records
-            .iter()
-            .map(|r| (r.task_list.clone(), r.id.clone()))
-            .collect();
-        let results = rb_self
-            .backend
-            .store_many(ruby, records, concurrency(ruby, opts)?)?;
-        bulk_outcome(ruby, "store", &labels, results)
+        let records: Arc<[TaskRecord]> = records.into();
+        let results =
+            rb_self
+                .backend
+                .store_many(ruby, records.clone(), concurrency(ruby, opts)?)?;
+        bulk_outcome(ruby, "store", results, |i| {
+            (records[i].task_list.as_str(), records[i].id.as_str())
+        })
     }
 
     /// `delete_many(tasks_or_pairs, concurrency: 64)`: completes each (a task, or a
@@ -351,14 +351,13 @@ impl Adapter {
             };
             keys.push(key);
         }
-        let labels: Vec<(String, String)> = keys
-            .iter()
-            .map(|k: &TaskKey| (k.task_list.clone(), k.id.clone()))
-            .collect();
+        let keys: Arc<[TaskKey]> = keys.into();
         let results = rb_self
             .backend
-            .delete_many(ruby, keys, concurrency(ruby, opts)?)?;
-        bulk_outcome(ruby, "complete", &labels, results)
+            .delete_many(ruby, keys.clone(), concurrency(ruby, opts)?)?;
+        bulk_outcome(ruby, "complete", results, |i| {
+            (keys[i].task_list.as_str(), keys[i].id.as_str())
+        })
     }
 
     fn create_schema(ruby: &Ruby, rb_self: &Self, args: &[Value]) -> Result<(), Error> {
@@ -465,36 +464,36 @@ fn bulk_args(ruby: &Ruby, args: &[Value], usage: &str) -> Result<(RArray, Option
     Ok((items, opts))
 }
 
-fn bulk_outcome(
+/// The count, or BulkFailure naming each failed item (`label(i)`: its list and id).
+fn bulk_outcome<'a>(
     ruby: &Ruby,
     verb: &str,
-    labels: &[(String, String)],
     results: Vec<task_core::Result<()>>,
+    label: impl Fn(usize) -> (&'a str, &'a str),
 ) -> Result<usize, Error> {
+    let total = results.len();
     let failed: Vec<(usize, task_core::Error)> = results
         .into_iter()
         .enumerate()
         .filter_map(|(i, r)| r.err().map(|e| (i, e)))
         .collect();
     if failed.is_empty() {
-        return Ok(labels.len());
+        return Ok(total);
     }
     let failures = ruby.ary_new();
     for (i, e) in &failed {
-        let (list, id) = &labels[*i];
+        let (list, id) = label(*i);
         let entry = ruby.hash_new();
-        entry.aset(ruby.sym_new("task_list"), list.as_str())?;
-        entry.aset(ruby.sym_new("id"), id.as_str())?;
+        entry.aset(ruby.sym_new("task_list"), list)?;
+        entry.aset(ruby.sym_new("id"), id)?;
         entry.aset(ruby.sym_new("error"), errors::exception(ruby, e)?)?;
         failures.push(entry)?;
     }
     let (i0, e0) = &failed[0];
+    let (list0, id0) = label(*i0);
     let msg = format!(
-        "could not {verb} {} of {} tasks (first: task {:?} of list {:?}: {e0}); see #failures",
+        "could not {verb} {} of {total} tasks (first: task {id0:?} of list {list0:?}: {e0}); see #failures",
         failed.len(),
-        labels.len(),
-        labels[*i0].1,
-        labels[*i0].0
     );
     Err(errors::bulk_failure(ruby, msg, failures)?)
 }

@@ -129,7 +129,7 @@ impl Backend {
     pub fn store_many(
         &self,
         ruby: &Ruby,
-        records: Vec<TaskRecord>,
+        records: Arc<[TaskRecord]>,
         concurrency: usize,
     ) -> Result<Vec<task_core::Result<()>>, Error> {
         match &self.store {
@@ -138,7 +138,6 @@ impl Backend {
                 let (rt, store) = self.cassandra(ruby, c)?;
                 // A spurious wake-up re-runs the whole batch; that is safe, upserts are
                 // idempotent.
-                let records: Arc<[TaskRecord]> = records.into();
                 rt.block_on(ruby, || {
                     let store = store.clone();
                     let records = records.clone();
@@ -151,7 +150,7 @@ impl Backend {
     pub fn delete_many(
         &self,
         ruby: &Ruby,
-        keys: Vec<TaskKey>,
+        keys: Arc<[TaskKey]>,
         concurrency: usize,
     ) -> Result<Vec<task_core::Result<()>>, Error> {
         match &self.store {
@@ -164,7 +163,6 @@ impl Backend {
                 .collect()),
             Store::Cassandra(c) => {
                 let (rt, store) = self.cassandra(ruby, c)?;
-                let keys: Arc<[TaskKey]> = keys.into();
                 rt.block_on(ruby, || {
                     let store = store.clone();
                     let keys = keys.clone();
