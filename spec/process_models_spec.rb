@@ -79,6 +79,27 @@ RSpec.describe "the extension in Ruby's process models", :faults do
       end
     end
 
+    it "stops a scan waiting on the page it read ahead, and the next scan is whole" do
+      paged = FaultNode.adapter(page_size: 50, request_timeout: 5, retry_deadline: 5)
+      paged.store_many((0...200).map { |i| FetchFile.build(task_list: list, id: format("s%03d", i)) })
+      use_adapter(paged)
+      seen = 0
+      pid = FaultNode.pid
+      begin
+        # Paused from inside the block: the page after the next one is asked for after the
+        # pause, so the scan must block waiting for it until the timeout stops it.
+        expect do
+          Timeout.timeout(1) do
+            Task::Task.all(list).each { |_t| Process.kill("STOP", pid) if (seen += 1) == 1 }
+          end
+        end.to raise_error(Timeout::Error)
+      ensure
+        Process.kill("CONT", pid)
+      end
+      expect(seen).to be_between(50, 150)
+      expect(Task::Task.all(list).map(&:id).to_a).to eq((0...200).map { |i| format("s%03d", i) })
+    end
+
     it "stops a blocked call on Ctrl-C (SIGINT) in a process of its own" do
       script = <<~RUBY
         require "task"

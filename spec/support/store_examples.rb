@@ -96,6 +96,16 @@ RSpec.shared_examples "a task store" do
       expect(paged_adapter.pages_read - before).to eq(4)
     end
 
+    it "serves several scans at once, from threads, each whole and in order" do
+      lists = 3.times.map { |t| unique_list("scan#{t}") }
+      lists.each do |l|
+        paged_adapter.store_many((0...page_size * 3 + 1).map { |i| FetchFile.build(task_list: l, id: format("%04d", i)) })
+      end
+      use_adapter(paged_adapter)
+      ids = lists.map { |l| Thread.new { Task::Task.all(l).map(&:id).to_a } }.map(&:value)
+      expect(ids).to all(eq((0...page_size * 3 + 1).map { |i| format("%04d", i) }))
+    end
+
     it "is empty for a list with no tasks" do
       expect(Task::Task.all(list).to_a).to eq([])
     end

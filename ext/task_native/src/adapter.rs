@@ -523,10 +523,18 @@ impl TaskScan {
                 "TaskScan#each needs a block (use #lazy or #to_a)",
             ));
         }
+        let backend = &rb_self.backend;
         let mut cursor = Cursor::Start;
+        let mut ahead: Option<backend::Prefetch> = None;
         loop {
-            let (records, next) = rb_self.backend.page(ruby, &rb_self.task_list, &cursor)?;
+            let (records, next) = match ahead.take() {
+                Some(p) => backend.take(ruby, p)?,
+                None => backend.page(ruby, &rb_self.task_list, &cursor)?,
+            };
             cursor = next;
+            // The node reads the next page while this one is handed to the block; leaving
+            // the loop (break, exception) drops and cancels it.
+            ahead = backend.prefetch(ruby, &rb_self.task_list, &cursor)?;
             let mut types = backend::TypeCache::default();
             for r in &records {
                 let item = if rb_self.raw {

@@ -1,6 +1,7 @@
 //! The two stores behind one face, and the conversions between Ruby task objects and the
 //! records the stores hold. Every I/O wait goes through `Runtime::block_on` (GVL released).
 
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -8,6 +9,7 @@ use magnus::prelude::*;
 use magnus::value::{LazyId, ReprValue};
 use magnus::{Error, RClass, RHash, RString, Ruby, Value};
 use task_core::{CassandraConfig, CassandraStore, MemoryStore, TaskKey, TaskRecord};
+use tokio::task::JoinHandle;
 
 use crate::{codec, errors, runtime, task};
 
@@ -20,8 +22,22 @@ pub enum Store {
 /// A store and what has been read from it.
 pub struct Backend {
     pub store: Store,
-    /// Pages fetched by scans (`all`, `rows`), to show a scan reads lazily.
+    /// Pages scans (`all`, `rows`) have handed over, to show a scan reads lazily. (A
+    /// Cassandra scan also has the page after the current one requested, see `Prefetch`.)
     pub pages_read: AtomicU64,
+}
+
+/// The next page of a Cassandra scan, requested while the caller works through the current
+/// one, so the node reads it meanwhile. Dropping it (the scan ended early) cancels it.
+pub struct Prefetch {
+    rt: &'static runtime::Runtime,
+    handle: RefCell<JoinHandle<task_core::Result<task_core::Page<task_core::ScanCursor>>>>,
+}
+
+impl Drop for Prefetch {
+    fn drop(&mut self) {
+        self.handle.borrow().abort();
+    }
 }
 
 /// How many rows a memory scan takes at a time by default (a Cassandra scan uses its
@@ -170,6 +186,50 @@ impl Backend {
                 })
             }
         }
+    }
+
+    /// Requests the page at `cursor` ahead of need (Cassandra; `None` for the memory store,
+    /// whose pages cost nothing to wait for, and at the end of a scan).
+    pub fn prefetch(
+        &self,
+        ruby: &Ruby,
+        task_list: &str,
+        cursor: &Cursor,
+    ) -> Result<Option<Prefetch>, Error> {
+        let (Store::Cassandra(c), Cursor::Cassandra(start)) = (&self.store, cursor) else {
+            return Ok(None);
+        };
+        let (rt, store) = self.cassandra(ruby, c)?;
+        let (list, start) = (task_list.to_string(), start.clone());
+        let handle = rt.spawn(async move { store.page(&list, Some(start)).await });
+        rt.nudge();
+        Ok(Some(Prefetch {
+            rt,
+            handle: RefCell::new(handle),
+        }))
+    }
+
+    /// Waits for a prefetched page (GVL released, interruptible, as `page`).
+    pub fn take(
+        &self,
+        ruby: &Ruby,
+        prefetch: Prefetch,
+    ) -> Result<(Vec<TaskRecord>, Cursor), Error> {
+        self.pages_read.fetch_add(1, Ordering::Relaxed);
+        let p = &prefetch;
+        let page = p.rt.block_on(ruby, move || async move {
+            let mut handle = p.handle.borrow_mut();
+            match (&mut *handle).await {
+                Ok(page) => page,
+                Err(e) => Err(task_core::Error::Unavailable(format!(
+                    "reading the next page did not finish: {e}"
+                ))),
+            }
+        })?;
+        Ok((
+            page.records,
+            page.next.map_or(Cursor::Done, Cursor::Cassandra),
+        ))
     }
 
     /// The next page of a scan, and where the one after starts.

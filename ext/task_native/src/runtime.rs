@@ -65,6 +65,27 @@ pub fn current(ruby: &Ruby) -> Result<&'static Runtime, Error> {
 }
 
 impl Runtime {
+    /// Starts `fut` on the runtime; it makes progress whenever some thread waits in
+    /// `block_on` (and during `nudge`).
+    pub fn spawn<F>(&self, fut: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.tokio.spawn(fut)
+    }
+
+    /// Runs whatever is ready on the runtime for a moment, without waiting for anything:
+    /// enough for a request just spawned to be written to its connection. Called with the GVL
+    /// held; it never blocks (a `yield_now` loop is always ready again at once).
+    pub fn nudge(&self) {
+        self.tokio.block_on(async {
+            for _ in 0..16 {
+                tokio::task::yield_now().await;
+            }
+        })
+    }
+
     /// Runs the future made by `make` to completion with the GVL released. Ctrl-C,
     /// `Thread#kill`, `Thread#raise` and `Timeout.timeout` interrupt it: the future is dropped
     /// (with the GVL still released), then the pending interrupt is raised as an Error that
