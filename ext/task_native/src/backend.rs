@@ -1,7 +1,6 @@
 //! The two stores behind one face, and the conversions between Ruby task objects and the
 //! records the stores hold. Every I/O wait goes through `Runtime::block_on` (GVL released).
 
-use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -31,12 +30,14 @@ pub struct Backend {
 /// one, so the node reads it meanwhile. Dropping it (the scan ended early) cancels it.
 pub struct Prefetch {
     rt: &'static runtime::Runtime,
-    handle: RefCell<JoinHandle<task_core::Result<task_core::Page<task_core::ScanCursor>>>>,
+    // A lock only so the handle can be awaited again after an interrupt that did not raise.
+    handle:
+        tokio::sync::Mutex<JoinHandle<task_core::Result<task_core::Page<task_core::ScanCursor>>>>,
 }
 
 impl Drop for Prefetch {
     fn drop(&mut self) {
-        self.handle.borrow().abort();
+        self.handle.get_mut().abort();
     }
 }
 
@@ -205,7 +206,7 @@ impl Backend {
         rt.nudge();
         Ok(Some(Prefetch {
             rt,
-            handle: RefCell::new(handle),
+            handle: tokio::sync::Mutex::new(handle),
         }))
     }
 
@@ -218,7 +219,7 @@ impl Backend {
         self.pages_read.fetch_add(1, Ordering::Relaxed);
         let p = &prefetch;
         let page = p.rt.block_on(ruby, move || async move {
-            let mut handle = p.handle.borrow_mut();
+            let mut handle = p.handle.lock().await;
             match (&mut *handle).await {
                 Ok(page) => page,
                 Err(e) => Err(task_core::Error::Unavailable(format!(
