@@ -267,29 +267,62 @@ fn set_data(ruby: &Ruby, rb_self: RObject, v: Value) -> Result<(), Error> {
     rb_self.ivar_set(*IV_DATA, coerce_data(ruby, v)?)
 }
 
-fn attributes(ruby: &Ruby, rb_self: RObject) -> Result<RHash, Error> {
+/// A new Hash of `pairs` (keys and values alternating), as a Hash literal is built.
+fn hash_of(ruby: &Ruby, pairs: &[Value]) -> RHash {
     let h = ruby.hash_new();
-    h.aset(
-        sym(ruby, &ID_TASK_LIST),
-        rb_self.funcall::<_, _, Value>(*ID_TASK_LIST, ())?,
-    )?;
-    h.aset(
-        sym(ruby, &ID_ID),
-        rb_self.funcall::<_, _, Value>(*ID_ID, ())?,
-    )?;
-    h.aset(
-        sym(ruby, &ID_DATA),
-        rb_self.funcall::<_, _, Value>(*ID_DATA, ())?,
-    )?;
-    Ok(h)
+    // Safety: Value is a transparent VALUE, so the slice is an array of VALUEs; a fresh Hash
+    // and Symbol keys: inserting calls no Ruby code and cannot raise.
+    unsafe {
+        rb_sys::rb_hash_bulk_insert(
+            pairs.len() as _,
+            pairs.as_ptr() as *const rb_sys::VALUE,
+            h.as_raw(),
+        )
+    };
+    h
+}
+
+/// The three attributes through their readers (a task class may override them).
+fn readers(rb_self: RObject) -> Result<[Value; 3], Error> {
+    Ok([
+        rb_self.funcall(*ID_TASK_LIST, ())?,
+        rb_self.funcall(*ID_ID, ())?,
+        rb_self.funcall(*ID_DATA, ())?,
+    ])
+}
+
+fn attributes(ruby: &Ruby, rb_self: RObject) -> Result<RHash, Error> {
+    let [task_list, id, data] = readers(rb_self)?;
+    Ok(hash_of(
+        ruby,
+        &[
+            sym(ruby, &ID_TASK_LIST),
+            task_list,
+            sym(ruby, &ID_ID),
+            id,
+            sym(ruby, &ID_DATA),
+            data,
+        ],
+    ))
 }
 
 /// `attributes` plus `type: "ClassName"`: the wire form.
 fn as_hash(ruby: &Ruby, rb_self: RObject) -> Result<RHash, Error> {
-    let h = attributes(ruby, rb_self)?;
+    let [task_list, id, data] = readers(rb_self)?;
     let name: Value = rb_self.class().funcall("name", ())?;
-    h.aset(sym(ruby, &ID_TYPE), name)?;
-    Ok(h)
+    Ok(hash_of(
+        ruby,
+        &[
+            sym(ruby, &ID_TASK_LIST),
+            task_list,
+            sym(ruby, &ID_ID),
+            id,
+            sym(ruby, &ID_DATA),
+            data,
+            sym(ruby, &ID_TYPE),
+            name,
+        ],
+    ))
 }
 
 fn save(ruby: &Ruby, rb_self: RObject) -> Result<(), Error> {
