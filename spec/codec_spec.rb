@@ -74,6 +74,13 @@ RSpec.describe "the data codec" do
       .to raise_error(Task::Error::BadData, /nested deeper/)
   end
 
+  it "names where in the data a value cannot be stored, and stores nothing" do
+    bad = "\xFF".dup.force_encoding("UTF-8")
+    task = FetchFile.new(task_list: "codec", id: "p", data: { outer: { "inner" => [1, bad] } })
+    expect { task.save }.to raise_error(Task::Error::BadData, /at data\[:outer\]\["inner"\]\[1\]: string "\\xFF" is not valid UTF-8/)
+    expect(adapter.rows("codec").to_a).to be_empty
+  end
+
   it "stores strings of other encodings as UTF-8, as JSON.generate does" do
     latin = "caf\xE9".dup.force_encoding("ISO-8859-1")
     FetchFile.new(task_list: "codec", id: "e", data: { name: latin, latin => 1 }).save

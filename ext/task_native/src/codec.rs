@@ -20,7 +20,6 @@ pub fn data_to_json(ruby: &Ruby, data: RHash, what: &dyn Fn() -> String) -> Resu
     let mut w = Writer {
         ruby,
         out: &mut out,
-        path: Vec::new(),
     };
     w.hash(data, 1).map_err(|e| match e {
         WriteError::Ruby(e) => e,
@@ -38,7 +37,18 @@ pub fn data_to_json(ruby: &Ruby, data: RHash, what: &dyn Fn() -> String) -> Resu
 
 enum WriteError {
     Ruby(Error),
+    /// What is wrong, and where: the path (`[:key][2]`) is filled in as the error travels
+    /// up through the hashes and arrays it is in, so success never pays for it.
     Bad(String, String),
+}
+
+impl WriteError {
+    fn within(self, segment: impl FnOnce() -> String) -> Self {
+        match self {
+            WriteError::Bad(msg, path) => WriteError::Bad(msg, segment() + &path),
+            other => other,
+        }
+    }
 }
 
 impl From<Error> for WriteError {
@@ -50,12 +60,11 @@ impl From<Error> for WriteError {
 struct Writer<'a> {
     ruby: &'a Ruby,
     out: &'a mut String,
-    path: Vec<String>,
 }
 
 impl Writer<'_> {
     fn bad<T>(&self, msg: impl Into<String>) -> Result<T, WriteError> {
-        Err(WriteError::Bad(msg.into(), self.path.concat()))
+        Err(WriteError::Bad(msg.into(), String::new()))
     }
 
     fn value(&mut self, v: Value, depth: usize) -> Result<(), WriteError> {
@@ -155,10 +164,8 @@ impl Writer<'_> {
                 first = false;
                 self.key(k)?;
                 self.out.push(':');
-                self.path.push(format!("[{}]", k.inspect()));
-                self.value(v, depth)?;
-                self.path.pop();
-                Ok::<_, WriteError>(())
+                self.value(v, depth)
+                    .map_err(|e| e.within(|| format!("[{}]", k.inspect())))
             })();
             match r {
                 Ok(()) => Ok(ForEach::Continue),
@@ -189,9 +196,8 @@ impl Writer<'_> {
                 self.out.push(',');
             }
             let v: Value = a.entry(i as isize)?;
-            self.path.push(format!("[{i}]"));
-            self.value(v, depth)?;
-            self.path.pop();
+            self.value(v, depth)
+                .map_err(|e| e.within(|| format!("[{i}]")))?;
             i += 1;
         }
         self.out.push(']');
