@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use magnus::{Error, Ruby};
 use task_core::Connector;
+use tokio::sync::Notify;
 
 use crate::errors;
 
@@ -110,7 +111,7 @@ impl Runtime {
         struct Call<'a, T, Fut> {
             rt: &'a tokio::runtime::Runtime,
             fut: Option<Fut>,
-            cancelled: AtomicBool,
+            cancel: Cancel,
             out: Option<T>,
             panicked: bool,
         }
@@ -118,17 +119,25 @@ impl Runtime {
         unsafe extern "C" fn run<T, Fut: Future<Output = T>>(data: *mut c_void) -> *mut c_void {
             // Safety: `data` is the Call below, alive for the whole of this call. Its fields
             // are reached through the raw pointer, one at a time; `unblock` (possibly on another
-            // thread) only ever touches the atomic flag.
+            // thread) only ever touches `cancel`.
             let call = data as *mut Call<'_, T, Fut>;
             let Some(fut) = (unsafe { (*call).fut.take() }) else {
                 return ptr::null_mut();
             };
-            let cancelled: &AtomicBool = unsafe { &(*call).cancelled };
+            let cancel: &Cancel = unsafe { &(*call).cancel };
             let rt = unsafe { (*call).rt };
             // A panic must not cross into Ruby's C frames; it is reported below.
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 rt.block_on(async move {
                     tokio::pin!(fut);
+                    if let Some(wake) = &cancel.wake {
+                        // A permit left by an early interrupt completes this at once.
+                        return tokio::select! {
+                            biased;
+                            v = &mut fut => Some(v),
+                            _ = wake.notified() => None,
+                        };
+                    }
                     // The first tick is immediate, so an interrupt that came before the call
                     // began is seen at once.
                     let mut tick = tokio::time::interval(CANCEL_CHECK);
@@ -138,7 +147,7 @@ impl Runtime {
                             biased;
                             v = &mut fut => return Some(v),
                             _ = tick.tick() => {
-                                if cancelled.load(Ordering::Acquire) {
+                                if cancel.flag.load(Ordering::Acquire) {
                                     return None;
                                 }
                             }
@@ -154,43 +163,60 @@ impl Runtime {
             ptr::null_mut()
         }
 
-        // Ruby may call this from a signal handler (see below), so it does nothing but set an
-        // atomic flag, which the waiting loop above checks every CANCEL_CHECK.
         unsafe extern "C" fn unblock(data: *mut c_void) {
-            // Safety: `data` is the Call's flag, alive while Ruby may call this.
-            let cancelled = unsafe { &*(data as *const AtomicBool) };
-            cancelled.store(true, Ordering::Release);
+            // Safety: `data` is the Call's Cancel, alive while Ruby may call this.
+            let cancel = unsafe { &*(data as *const Cancel) };
+            cancel.flag.store(true, Ordering::Release);
+            if let Some(wake) = &cancel.wake {
+                // Only present when Ruby calls this from a thread, never a signal handler.
+                wake.notify_one();
+            }
         }
 
+        // Which thread may run `unblock`, and so how it may wake the waiting call:
+        //
+        // * The main thread is the only Ruby thread: Ruby would start (and then join) a helper
+        //   thread for every call just to be able to run `unblock` on Ctrl-C; measured, about
+        //   150 us per call. With RB_NOGVL_UBF_ASYNC_SAFE it calls `unblock` from its signal
+        //   handler instead, so `unblock` only sets an atomic flag, which the call checks
+        //   every CANCEL_CHECK (a timer, cheap when one thread drives the runtime alone).
+        // * Other threads exist: Ruby calls `unblock` from a thread (the one interrupting, or
+        //   its timer thread), never from a signal handler (the flag is not passed), so it can
+        //   wake the call at once through a Notify. No timer per call: with several threads
+        //   each new timer can wake the thread driving the runtime; measured with 8 threads
+        //   saving, dropping it took ~8 us of CPU off every save.
+        //
+        // Should the other threads end between this check and the call, Ruby falls back to
+        // its helper thread, which calls `unblock` from a thread too.
+        let alone = unsafe {
+            rb_sys::rb_thread_alone() != 0
+                && rb_sys::rb_thread_current() == rb_sys::rb_thread_main()
+        };
         let mut call = Call {
             rt: &self.tokio,
             fut: Some(fut),
-            cancelled: AtomicBool::new(false),
+            cancel: Cancel {
+                flag: AtomicBool::new(false),
+                wake: (!alone).then(Notify::new),
+            },
             out: None,
             panicked: false,
         };
-        let flag = &call.cancelled as *const AtomicBool as *mut c_void;
+        let cancel = &call.cancel as *const Cancel as *mut c_void;
         let data = &mut call as *mut Call<'_, T, Fut> as *mut c_void;
+        let flags = if alone {
+            rb_sys::RB_NOGVL_UBF_ASYNC_SAFE as i32
+        } else {
+            0
+        };
         // Ruby handles pending interrupts just before and just after the call, and may raise
         // there; rb_protect turns that into an Error here, so the exception never passes
         // through a Rust frame that owns anything (`call` is dropped normally on return).
         // (rb_thread_call_without_gvl2 instead refuses to run while any interrupt is pending,
         // finalizer and GC jobs included, which under GC.stress is always.)
-        //
-        // RB_NOGVL_UBF_ASYNC_SAFE: when the main thread is the only Ruby thread, Ruby would
-        // otherwise start (and then join) a helper thread for every call just to be able to
-        // run the unblock function on Ctrl-C; measured, that cost about 150 us per call. With
-        // the flag Ruby calls `unblock` from its signal handler instead, which is safe because
-        // `unblock` only stores to an atomic.
         magnus::rb_sys::protect(|| {
             unsafe {
-                rb_sys::rb_nogvl(
-                    Some(run::<T, Fut>),
-                    data,
-                    Some(unblock),
-                    flag,
-                    rb_sys::RB_NOGVL_UBF_ASYNC_SAFE as i32,
-                );
+                rb_sys::rb_nogvl(Some(run::<T, Fut>), data, Some(unblock), cancel, flags);
             }
             rb_sys::Qnil as rb_sys::VALUE
         })?;
@@ -202,6 +228,12 @@ impl Runtime {
         }
         Ok(call.out.take())
     }
+}
+
+/// How an interrupt reaches a waiting call (see `Runtime::wait`).
+struct Cancel {
+    flag: AtomicBool,
+    wake: Option<Notify>,
 }
 
 /// Raises a pending interrupt (Interrupt, Thread#raise's exception, Thread#kill) as an
