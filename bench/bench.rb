@@ -63,21 +63,23 @@ def n(count)
   [(count * SCALE).round, 1].max
 end
 
-# The reference rate for a workload: bench/raw run on a multi-thread and on a current-thread
-# tokio runtime, the faster of the two (which one wins depends on the workload). The best rate
-# of each runtime is kept in RAW_BEST for the results file.
-RAW_BEST = Hash.new { |h, k| h[k] = Hash.new(0.0) }
+# One run of bench/raw on a multi-thread and on a current-thread tokio runtime: the rate of
+# each, by runtime (which one is faster depends on the workload).
 def raw(workload, count, list = nil, runtimes: %w[multi current])
-  runtimes.map do |runtime|
+  runtimes.to_h do |runtime|
     out = IO.popen({ "RAW_RUNTIME" => runtime }, [RAW, "#{HOSTS.first}:#{PORT}", KEYSPACE, workload, count.to_s, *list],
                    &:read)
     raise "raw-bench #{workload} (#{runtime} runtime) failed" unless $?.success?
 
     r = JSON.parse(out)
-    rate = r["ops"] / r["seconds"]
-    RAW_BEST[workload][runtime] = [RAW_BEST[workload][runtime], rate].max
-    rate
-  end.max
+    [runtime, r["ops"] / r["seconds"]]
+  end
+end
+
+def median(rates)
+  sorted = rates.sort
+  mid = sorted.size / 2
+  sorted.size.odd? ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2.0
 end
 
 def adapter(**options)
@@ -89,18 +91,23 @@ def data(i)
 end
 
 results = []
-record = lambda do |name, gem_rate, ref_rate, target, unit, extra = {}|
+# `m`: what `rounds` measured for one workload.
+record = lambda do |name, m, target, unit, extra = {}|
+  gem_rate = m[:gem]
+  ref_rate = m[:reference]
   ratio = gem_rate / ref_rate
-  by_runtime = RAW_BEST.key?(name) ? RAW_BEST[name].transform_values { |r| r.round(1) } : nil
   results << { workload: name, unit: unit, gem_rate: gem_rate.round(1), reference_rate: ref_rate.round(1),
-               ratio: ratio.round(3), target: target, met: ratio >= target }
-             .merge(by_runtime ? { reference_by_runtime: by_runtime } : {}).merge(extra)
+               ratio: ratio.round(3), target: target, met: ratio >= target,
+               gem_rounds: m[:gem_rounds].map { |r| r.round(1) },
+               reference_rounds: m[:reference_rounds].transform_values { |rs| rs.map { |r| r.round(1) } } }
+             .merge(extra)
   printf("%-12s %12.0f %12.0f %8.2f   (target >= %.1f%s)%s\n", name, gem_rate, ref_rate, ratio, target,
          extra[:note] ? ", #{extra[:note]}" : "", ratio >= target ? "" : "  NOT MET")
-  if by_runtime
+  by_runtime = m[:reference_rounds]
+  if by_runtime.key?("multi")
     puts format("%-12s raw on a multi-thread runtime %.0f/s (ratio %.2f), current-thread %.0f/s (ratio %.2f)", "",
-                by_runtime["multi"], gem_rate / by_runtime["multi"], by_runtime["current"],
-                gem_rate / by_runtime["current"])
+                median(by_runtime["multi"]), gem_rate / median(by_runtime["multi"]),
+                median(by_runtime["current"]), gem_rate / median(by_runtime["current"]))
   end
 end
 
@@ -113,19 +120,22 @@ puts format("%-12s %12s %12s %8s", "workload", "gem /s", "raw Rust /s", "ratio")
 warm = "warm-#{SecureRandom.hex(4)}"
 200.times { |i| BenchTask.new(task_list: warm, id: i.to_s, data: data(i)).tap(&:save).complete }
 raw("sequential", 200)
-RAW_BEST.clear
 
-# Each workload runs the gem and the reference alternately, ROUNDS times each, and keeps the
-# best rate of each side: on a shared machine the slow runs measure the neighbours (and
-# Cassandra's own compactions), and alternating keeps either side from always going first.
-ROUNDS = Integer(ENV.fetch("TASK_BENCH_ROUNDS", "3"))
-def best_of(gem, ref)
-  g = r = 0.0
+# Each workload runs the gem and the reference alternately, ROUNDS times each, and compares
+# medians: on a shared machine single runs measure the neighbours (and Cassandra's own
+# compactions and JVM pauses), and alternating keeps either side from always going first. The
+# reference is the faster runtime's median. Every round's rate goes to results.json.
+ROUNDS = Integer(ENV.fetch("TASK_BENCH_ROUNDS", "5"))
+def rounds(gem, ref)
+  gem_rates = []
+  ref_rates = Hash.new { |h, k| h[k] = [] }
   ROUNDS.times do
-    g = [g, gem.call].max
-    r = [r, ref.call].max
+    gem_rates << gem.call
+    r = ref.call
+    (r.is_a?(Hash) ? r : { "reference" => r }).each { |k, v| ref_rates[k] << v }
   end
-  [g, r]
+  { gem: median(gem_rates), reference: ref_rates.values.map { |rs| median(rs) }.max,
+    gem_rounds: gem_rates, reference_rounds: ref_rates }
 end
 
 # 4. scan: Task::Task.all over a 100,000-task list, and the memory it takes. Run first, while
@@ -148,13 +158,13 @@ count = n(100_000)
 list = "scan-#{count}-#{SecureRandom.hex(4)}"
 raw("load", count, list, runtimes: %w[multi])
 growth = 0.0
-rate, ref = best_of(lambda {
+m = rounds(lambda {
   r, g = scan_once(list, count)
   growth = [growth, g].max
   r
 }, -> { raw("scan", count, list) })
 a.delete_list(list)
-record.call("scan", rate, ref, 0.5, "tasks", note: format("peak RSS +%.1f MB", growth), peak_rss_growth_mb: growth.round(1))
+record.call("scan", m, 0.5, "tasks", note: format("peak RSS +%.1f MB", growth), peak_rss_growth_mb: growth.round(1))
 
 count = n(200_000)
 list = "scan-#{count}-#{SecureRandom.hex(4)}"
@@ -167,8 +177,8 @@ results << { workload: "scan-200k-memory", tasks: count, peak_rss_growth_mb: gro
 
 # 1. sequential: save, find, complete one task at a time from one thread.
 count = n(3000)
-seq_save_rate = 0.0
-seq_rate, ref = best_of(lambda {
+seq_save_rates = []
+m = rounds(lambda {
   list = "seq-#{SecureRandom.hex(4)}"
   save_time = 0.0
   started = now
@@ -180,14 +190,15 @@ seq_rate, ref = best_of(lambda {
     Task::Task.find(list, task.id)
     task.complete
   end
-  seq_save_rate = [seq_save_rate, count / save_time].max
+  seq_save_rates << count / save_time
   count / (now - started)
 }, -> { raw("sequential", count) })
-record.call("sequential", seq_rate, ref, 0.7, "cycles")
+record.call("sequential", m, 0.7, "cycles")
+seq_save_rate = median(seq_save_rates)
 
 # 2. threads: 8 Ruby threads saving.
 count = n(16_000)
-thr_rate, ref = best_of(lambda {
+m = rounds(lambda {
   list = "thr-#{SecureRandom.hex(4)}"
   started = now
   8.times.map do |t|
@@ -199,13 +210,13 @@ thr_rate, ref = best_of(lambda {
   a.delete_list(list)
   rate
 }, -> { raw("threads", count) })
-record.call("threads", thr_rate, ref, 0.8, "saves",
-            note: format("%.1fx workload 1's save rate (target >= 2)", thr_rate / seq_save_rate),
-            vs_sequential_saves: (thr_rate / seq_save_rate).round(2))
+record.call("threads", m, 0.8, "saves",
+            note: format("%.1fx workload 1's save rate (target >= 2)", m[:gem] / seq_save_rate),
+            vs_sequential_saves: (m[:gem] / seq_save_rate).round(2))
 
 # 3. bulk: store 50,000 tasks at once.
 count = n(50_000)
-bulk_rate, ref = best_of(lambda {
+m = rounds(lambda {
   list = "bulk-#{SecureRandom.hex(4)}"
   tasks = Array.new(count) { |i| BenchTask.new(task_list: list, id: format("%07d", i), data: data(i)) }
   started = now
@@ -214,7 +225,7 @@ bulk_rate, ref = best_of(lambda {
   a.delete_list(list)
   rate
 }, -> { raw("bulk", count) })
-record.call("bulk", bulk_rate, ref, 0.9, "saves")
+record.call("bulk", m, 0.9, "saves")
 
 # 5. objects: build + as_hash + JSON + from_hash, no I/O, against the plain-Ruby class.
 def objects(klass, count, from_hash)
@@ -226,9 +237,9 @@ def objects(klass, count, from_hash)
   count / (now - started)
 end
 count = n(50_000)
-gem_best, plain_best = best_of(-> { objects(BenchTask, count, Task::Task.method(:from_hash)) },
-                               -> { objects(PlainTask, count, PlainTask.method(:from_hash)) })
-record.call("objects", gem_best, plain_best, 1.0, "round trips", note: "reference: plain Ruby class")
+m = rounds(-> { objects(BenchTask, count, Task::Task.method(:from_hash)) },
+           -> { objects(PlainTask, count, PlainTask.method(:from_hash)) })
+record.call("objects", m, 1.0, "round trips", note: "reference: plain Ruby class")
 
 File.write(File.join(__dir__, "results.json"), JSON.pretty_generate(
   { date: Time.now.utc.strftime("%Y-%m-%d %H:%M UTC"), ruby: RUBY_VERSION, cpus: File.read("/proc/cpuinfo").scan(/^processor/).size,
