@@ -4,7 +4,7 @@
 
 use magnus::encoding::EncodingCapable;
 use magnus::r_hash::ForEach;
-use magnus::rb_sys::AsRawValue;
+use magnus::rb_sys::{AsRawValue, FromRawValue};
 use magnus::value::ReprValue;
 use magnus::{Error, Float, Integer, RArray, RHash, RString, Ruby, Symbol, Value};
 use task_core::json;
@@ -142,6 +142,16 @@ impl Writer<'_> {
     fn key(&mut self, k: Value) -> Result<(), WriteError> {
         let s = match RString::from_value(k) {
             Some(s) => s,
+            // The Symbol's own frozen name, as JSON's generator takes it: no new String.
+            // Safety: rb_sym2str takes any Symbol and neither allocates nor raises.
+            None if Symbol::from_value(k).is_some() => {
+                // Safety: rb_sym2str takes any Symbol and neither allocates nor raises.
+                let name = unsafe { Value::from_raw(rb_sys::rb_sym2str(k.as_raw())) };
+                match RString::from_value(name) {
+                    Some(s) => s,
+                    None => k.to_r_string()?,
+                }
+            }
             None => k.to_r_string()?,
         };
         self.string(s)
