@@ -195,6 +195,14 @@ RSpec.describe Task::Task do
       expect(copy.attributes).to eq(task.attributes)
     end
 
+    it "takes a Symbol type, and prefers a Symbol key over the same name as a String" do
+      mixed = { "type" => "FetchFile", type: :"Jobs::Cleanup::DeleteItem", "id" => "s", id: "1",
+                "task_list" => "l", "data" => { "item_id" => 3 }, extra: true }
+      copy = Task::Task.from_hash(mixed)
+      expect(copy).to be_a(Jobs::Cleanup::DeleteItem)
+      expect(copy.attributes).to eq(task_list: "l", id: "1", data: { item_id: 3 })
+    end
+
     it "raises NameError for an unknown class name" do
       expect { Task::Task.from_hash(task.as_hash.merge(type: "NoSuchClass")) }.to raise_error(NameError, /NoSuchClass/)
     end

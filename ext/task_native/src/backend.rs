@@ -345,13 +345,22 @@ pub fn record_from_task(ruby: &Ruby, task: Value) -> Result<TaskRecord, Error> {
 /// Looks up a task class by name (`Foo::Bar` too). `Ok(Err(msg))` when the name is not a
 /// task class; NameError (from const_get) when nothing has that name.
 pub fn task_class(ruby: &Ruby, name: &str) -> Result<Result<RClass, String>, Error> {
+    task_class_named(ruby, ruby.str_new(name).as_value(), &|| name.to_string())
+}
+
+/// `task_class` for a name already in a Ruby String (`shown` gives it for messages).
+pub fn task_class_named(
+    ruby: &Ruby,
+    name: Value,
+    shown: &dyn Fn() -> String,
+) -> Result<Result<RClass, String>, Error> {
     let found: Value = ruby.class_object().funcall("const_get", (name,))?;
     let Some(class) = RClass::from_value(found) else {
-        return Ok(Err(format!("{name} is not a class")));
+        return Ok(Err(format!("{} is not a class", shown())));
     };
     let includes: bool = class.funcall("include?", (task::task_module(ruby)?,))?;
     if !includes {
-        return Ok(Err(format!("{name} does not include Task::Task")));
+        return Ok(Err(format!("{} does not include Task::Task", shown())));
     }
     Ok(Ok(class))
 }

@@ -7,7 +7,7 @@ use magnus::prelude::*;
 use magnus::r_hash::ForEach;
 use magnus::rb_sys::AsRawId;
 use magnus::rb_sys::{AsRawValue, FromRawValue};
-use magnus::value::{IntoId, Lazy, LazyId, Opaque, ReprValue, StaticSymbol};
+use magnus::value::{IntoId, LazyId, Opaque, ReprValue, StaticSymbol};
 use magnus::{
     function, method, Error, Float, Integer, RClass, RHash, RModule, RObject, RString, Ruby,
     Symbol, Value,
@@ -26,18 +26,6 @@ static ID_DATA: LazyId = LazyId::new("data");
 static ID_TYPE: LazyId = LazyId::new("type");
 static ID_INITIALIZE: LazyId = LazyId::new("initialize");
 static ID_NEW: LazyId = LazyId::new("new");
-
-/// The wire form's keys as frozen Strings, for hashes that came back from JSON.parse.
-static STR_TASK_LIST: Lazy<RString> = Lazy::new(|ruby| frozen(ruby, "task_list"));
-static STR_ID: Lazy<RString> = Lazy::new(|ruby| frozen(ruby, "id"));
-static STR_DATA: Lazy<RString> = Lazy::new(|ruby| frozen(ruby, "data"));
-static STR_TYPE: Lazy<RString> = Lazy::new(|ruby| frozen(ruby, "type"));
-
-fn frozen(ruby: &Ruby, text: &str) -> RString {
-    let s = ruby.str_new(text);
-    s.freeze();
-    s
-}
 
 /// The Symbol for an interned name, without a symbol-table lookup by text.
 fn sym(ruby: &Ruby, id: &LazyId) -> Value {
@@ -95,9 +83,12 @@ pub fn new_plain(
             format!("{} does not make plain objects", class.inspect()),
         )
     })?;
-    obj.ivar_set(*IV_TASK_LIST, task_list)?;
-    obj.ivar_set(*IV_ID, id)?;
-    obj.ivar_set(*IV_DATA, data)?;
+    // Safety: a fresh, unfrozen object: setting its instance variables cannot raise.
+    unsafe {
+        for (iv, v) in [(&IV_TASK_LIST, task_list), (&IV_ID, id), (&IV_DATA, data)] {
+            rb_sys::rb_ivar_set(obj.as_raw(), (**iv).into_id_with(ruby).as_raw(), v.as_raw());
+        }
+    }
     Ok(obj.as_value())
 }
 
@@ -168,6 +159,7 @@ enum Attr {
     TaskList,
     Id,
     Data,
+    Type,
     Other,
 }
 
@@ -180,6 +172,8 @@ fn attr_of(ruby: &Ruby, k: Value) -> Attr {
             Attr::Id
         } else if raw == sym(ruby, &ID_DATA).as_raw() {
             Attr::Data
+        } else if raw == sym(ruby, &ID_TYPE).as_raw() {
+            Attr::Type
         } else {
             Attr::Other
         };
@@ -190,6 +184,7 @@ fn attr_of(ruby: &Ruby, k: Value) -> Attr {
             b"task_list" => Attr::TaskList,
             b"id" => Attr::Id,
             b"data" => Attr::Data,
+            b"type" => Attr::Type,
             _ => Attr::Other,
         };
     }
@@ -234,7 +229,7 @@ fn initialize(ruby: &Ruby, rb_self: RObject, args: &[Value]) -> Result<(), Error
             Attr::TaskList => rb_self.ivar_set(*IV_TASK_LIST, coerce_string(v)?)?,
             Attr::Id => rb_self.ivar_set(*IV_ID, coerce_string(v)?)?,
             Attr::Data => data = Some(coerce_data(ruby, v)?),
-            Attr::Other => {}
+            Attr::Type | Attr::Other => {}
         }
         Ok(ForEach::Continue)
     })?;
@@ -413,12 +408,27 @@ fn from_hash(ruby: &Ruby, hash: Value) -> Result<Value, Error> {
             format!("from_hash takes a Hash, got {}", hash.inspect()),
         ));
     };
-    let field = |id: &LazyId, text: &Lazy<RString>| -> Value {
-        h.get(sym(ruby, id))
-            .or_else(|| h.get(ruby.get_inner(text)))
-            .unwrap_or_else(|| ruby.qnil().as_value())
-    };
-    let type_v = field(&ID_TYPE, &STR_TYPE);
+    // One pass over the hash: a Symbol key wins over the same name as a String.
+    let nil = ruby.qnil().as_value();
+    let mut by_sym = [None::<Value>; 4];
+    let mut by_str = [None::<Value>; 4];
+    h.foreach(|k: Value, v: Value| {
+        let slot = match attr_of(ruby, k) {
+            Attr::TaskList => 0,
+            Attr::Id => 1,
+            Attr::Data => 2,
+            Attr::Type => 3,
+            Attr::Other => return Ok(ForEach::Continue),
+        };
+        if Symbol::from_value(k).is_some() {
+            by_sym[slot] = Some(v);
+        } else {
+            by_str[slot] = Some(v);
+        }
+        Ok(ForEach::Continue)
+    })?;
+    let field = |slot: usize| by_sym[slot].or(by_str[slot]).unwrap_or(nil);
+    let type_v = field(3);
     if type_v.is_nil() {
         return Err(errors::argument(
             ruby,
@@ -428,32 +438,34 @@ fn from_hash(ruby: &Ruby, hash: Value) -> Result<Value, Error> {
             ),
         ));
     }
-    let type_name: String = match attr_name(type_v)? {
-        Some(s) => s,
-        None => {
-            return Err(errors::argument(
-                ruby,
-                format!("task type must be a String, got {}", type_v.inspect()),
-            ))
-        }
-    };
-    let class = match backend::task_class(ruby, &type_name)? {
+    let class = match RString::from_value(type_v) {
+        // The common case: the String from the hash is the constant path, no copy made.
+        Some(s) => backend::task_class_named(ruby, s.as_value(), &|| {
+            s.to_string().unwrap_or_else(|_| s.inspect())
+        }),
+        None => match attr_name(type_v)? {
+            Some(name) => backend::task_class(ruby, &name),
+            None => {
+                return Err(errors::argument(
+                    ruby,
+                    format!("task type must be a String, got {}", type_v.inspect()),
+                ))
+            }
+        },
+    }?;
+    let class = match class {
         Ok(c) => c,
         Err(msg) => {
             return Err(errors::invalid_type(
                 ruby,
-                format!("refusing to build a task of type {type_name:?}: {msg}"),
+                format!(
+                    "refusing to build a task of type {:?}: {msg}",
+                    attr_name(type_v)?.unwrap_or_default()
+                ),
             ))
         }
     };
-    backend::new_task(
-        ruby,
-        class,
-        field(&ID_TASK_LIST, &STR_TASK_LIST),
-        field(&ID_ID, &STR_ID),
-        field(&ID_DATA, &STR_DATA),
-        false,
-    )
+    backend::new_task(ruby, class, field(0), field(1), field(2), false)
 }
 
 pub fn current_interface(ruby: &Ruby) -> Result<Value, Error> {
