@@ -286,37 +286,30 @@ fn readers(rb_self: RObject) -> Result<[Value; 3], Error> {
     ])
 }
 
-fn attributes(ruby: &Ruby, rb_self: RObject) -> Result<RHash, Error> {
+/// `task_list:`, `id:`, `data:` and their values, as Hash pairs.
+fn attribute_pairs(ruby: &Ruby, rb_self: RObject) -> Result<[Value; 6], Error> {
     let [task_list, id, data] = readers(rb_self)?;
-    Ok(hash_of(
-        ruby,
-        &[
-            sym(ruby, &ID_TASK_LIST),
-            task_list,
-            sym(ruby, &ID_ID),
-            id,
-            sym(ruby, &ID_DATA),
-            data,
-        ],
-    ))
+    Ok([
+        sym(ruby, &ID_TASK_LIST),
+        task_list,
+        sym(ruby, &ID_ID),
+        id,
+        sym(ruby, &ID_DATA),
+        data,
+    ])
+}
+
+fn attributes(ruby: &Ruby, rb_self: RObject) -> Result<RHash, Error> {
+    Ok(hash_of(ruby, &attribute_pairs(ruby, rb_self)?))
 }
 
 /// `attributes` plus `type: "ClassName"`: the wire form.
 fn as_hash(ruby: &Ruby, rb_self: RObject) -> Result<RHash, Error> {
-    let [task_list, id, data] = readers(rb_self)?;
+    let [a, b, c, d, e, f] = attribute_pairs(ruby, rb_self)?;
     let name: Value = rb_self.class().funcall("name", ())?;
     Ok(hash_of(
         ruby,
-        &[
-            sym(ruby, &ID_TASK_LIST),
-            task_list,
-            sym(ruby, &ID_ID),
-            id,
-            sym(ruby, &ID_DATA),
-            data,
-            sym(ruby, &ID_TYPE),
-            name,
-        ],
+        &[a, b, c, d, e, f, sym(ruby, &ID_TYPE), name],
     ))
 }
 
