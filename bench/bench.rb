@@ -126,13 +126,16 @@ raw("sequential", 200)
 # compactions and JVM pauses), and alternating keeps either side from always going first. The
 # reference is the faster runtime's median. Every counted round's rate goes to results.json.
 ROUNDS = Integer(ENV.fetch("TASK_BENCH_ROUNDS", "5"))
-def rounds(gem, ref)
+def rounds(gem, ref, warmup: 1)
   gem_rates = []
   ref_rates = Hash.new { |h, k| h[k] = [] }
-  # One round first that is not counted: a node just started (or just compacting after the
-  # previous workload) is slower for whichever side happens to come first.
-  gem.call
-  ref.call
+  # Rounds first that are not counted: a node just started (or still compacting after the
+  # previous workload) is slower for whichever side happens to come first, and Ruby's heap
+  # grows to its working size over the first scans.
+  warmup.times do
+    gem.call
+    ref.call
+  end
   ROUNDS.times do
     gem_rates << gem.call
     r = ref.call
@@ -166,7 +169,7 @@ m = rounds(lambda {
   r, g = scan_once(list, count)
   growth = [growth, g].max
   r
-}, -> { raw("scan", count, list) })
+}, -> { raw("scan", count, list) }, warmup: 3)
 a.delete_list(list)
 record.call("scan", m, 0.5, "tasks", note: format("peak RSS +%.1f MB", growth), peak_rss_growth_mb: growth.round(1))
 
