@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
 use scylla::frame::types::Consistency;
+use scylla::response::query_result::QueryResult;
 use scylla::response::PagingState;
 use scylla::statement::prepared::PreparedStatement;
 use tokio::task::JoinSet;
@@ -56,6 +57,20 @@ async fn prepare(session: &Session, table: &str) -> Stmts {
         ))
         .await,
     }
+}
+
+/// Decodes every row of a result into the four columns, as the gem does; returns how many.
+fn read_rows(res: QueryResult) -> usize {
+    let rows = res.into_rows_result().expect("rows");
+    let mut count = 0;
+    for row in rows
+        .rows::<(String, String, Option<String>, String)>()
+        .expect("typed")
+    {
+        std::hint::black_box(row.expect("row"));
+        count += 1;
+    }
+    count
 }
 
 fn data(i: usize) -> String {
@@ -135,13 +150,7 @@ async fn run() {
                     .execute_unpaged(&st.find, (&list, &id))
                     .await
                     .expect("find");
-                let rows = found.into_rows_result().expect("rows");
-                for row in rows
-                    .rows::<(String, String, Option<String>, String)>()
-                    .expect("typed")
-                {
-                    std::hint::black_box(row.expect("row"));
-                }
+                read_rows(found);
                 session
                     .execute_unpaged(&st.delete, (&list, &id))
                     .await
@@ -182,14 +191,7 @@ async fn run() {
                     .execute_single_page(&st.scan, (&list,), paging)
                     .await
                     .expect("page");
-                let rows = res.into_rows_result().expect("rows");
-                for row in rows
-                    .rows::<(String, String, Option<String>, String)>()
-                    .expect("typed")
-                {
-                    std::hint::black_box(row.expect("row"));
-                    count += 1;
-                }
+                count += read_rows(res);
                 match next.into_paging_control_flow() {
                     ControlFlow::Break(()) => break,
                     ControlFlow::Continue(p) => paging = p,
