@@ -141,6 +141,38 @@ RSpec.describe "the Cassandra adapter under faults", :faults do
     report "bulk store across a 2 s pause: #{failures.size} of 3000 reported failed, every other one stored"
   end
 
+  it "ends a bulk call about a retry deadline after the node stops answering, naming every task not written" do
+    quick = FaultNode.adapter(request_timeout: 1, connect_timeout: 1, retry_deadline: 2)
+    quick.find(list, "warm-up")
+    tasks = (1..1000).map { |i| FetchFile.build(task_list: list, id: format("%05d", i)) }
+    pid = FaultNode.pid
+    failure = nil
+    Process.kill("STOP", pid)
+    begin
+      started = now
+      begin
+        quick.store_many(tasks) # 64 at a time
+      rescue Task::Error::BulkFailure => e
+        failure = e
+      end
+      elapsed = now - started
+    ensure
+      Process.kill("CONT", pid)
+    end
+    expect(failure).to be_a(Task::Error::BulkFailure)
+    # retry_deadline (2) + one request (1 + connect guard), with slack for a busy machine.
+    expect(elapsed).to be < 10
+    failed = failure.failures.map { |f| f[:id] }
+    expect(failed.uniq.size).to eq(failed.size)
+    failure.failures.each { |f| expect(f[:error]).to be_a(Task::Error) }
+    expect(failure.failures.map { |f| f[:error].message }).to include(a_string_matching(/not attempted/))
+    stored = FaultNode.adapter.rows(list).map { |r| r[:id] }.to_a
+    # A timed-out write may have been applied; every task is either reported or stored.
+    expect(tasks.map(&:id) - failed - stored).to eq([])
+    report format("store_many(1000) against a paused node (retry_deadline 2, request_timeout 1): " \
+                  "BulkFailure after %.1f s, %d of 1000 reported", elapsed, failed.size)
+  end
+
   it "logs in with a username and password, and says when the login is refused" do
     expect(FaultNode.adapter.find(list, "x")).to be_nil
     wrong = FaultNode.adapter(password: "wrong")

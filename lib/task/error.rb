@@ -24,6 +24,13 @@ module Task
     # The cluster could not serve the request now (not enough replicas, overloaded).
     class Unavailable < Error; end
 
+    # A call, a scan or a bulk write was in progress when the process forked, and the child
+    # tried to go on with it. Its requests belong to the parent's connections, which the child
+    # never touches; the parent carries on unaffected. (A scan the child iterates further
+    # continues on the child's own connection instead; this is raised only where that cannot
+    # be done.)
+    class Forked < Error; end
+
     # Some writes of a bulk call failed; #failures lists each one as
     # { task_list:, id:, error: }. All the others were stored.
     class BulkFailure < Error

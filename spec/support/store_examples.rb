@@ -211,6 +211,62 @@ RSpec.shared_examples "a task store" do
     end
   end
 
+  describe "bad rows (written by hand or by another tool)" do
+    # Ids 001..N with, among them, a null data column, data that is not JSON and a type that
+    # names no task class; on a small page size, so bad rows sit mid-page and past page one.
+    let(:bad_ids) { %w[004 009 013] }
+
+    def store_list_with_bad_rows(count = 3 * page_size + 2)
+      ids = (1..count).map { |i| format("%03d", i) }
+      paged_adapter.store_many((ids - bad_ids).map { |id| FetchFile.build(task_list: list, id: id, n: id.to_i) })
+      paged_adapter.store_row(task_list: list, id: "004", type: "FetchFile", data: nil)
+      paged_adapter.store_row(task_list: list, id: "009", type: "FetchFile", data: "{not json")
+      paged_adapter.store_row(task_list: list, id: "013", type: "NoSuchTaskClass", data: "{}")
+      ids
+    end
+
+    it "rows returns every row as stored, a null data column as nil" do
+      ids = store_list_with_bad_rows
+      rows = paged_adapter.rows(list).to_a
+      expect(rows.map { |r| r[:id] }).to eq(ids)
+      expect(rows.find { |r| r[:id] == "004" }).to eq(task_list: list, id: "004", type: "FetchFile", data: nil)
+      expect(rows.find { |r| r[:id] == "009" }[:data]).to eq("{not json")
+    end
+
+    it "all yields every good row before a bad one, then raises BadData naming its list and id" do
+      store_list_with_bad_rows
+      use_adapter(paged_adapter)
+      seen = []
+      expect { Task::Task.all(list).each { |t| seen << t.id } }
+        .to raise_error(Task::Error::BadData, /task "004" of list "#{list}".*null/)
+      expect(seen).to eq(%w[001 002 003])
+      expect { paged_adapter.find(list, "004") }.to raise_error(Task::Error::BadData, /"004".*null/)
+    end
+
+    it "all(on_bad_row: callable) hands over each bad row with its error and goes on" do
+      ids = store_list_with_bad_rows
+      use_adapter(paged_adapter)
+      bad = []
+      good = Task::Task.all(list, on_bad_row: ->(row, error) { bad << [row[:id], row[:data], error.class] }).map(&:id).to_a
+      expect(good).to eq(ids - bad_ids)
+      expect(bad).to eq([["004", nil, Task::Error::BadData], ["009", "{not json", Task::Error::BadData],
+                         ["013", "{}", Task::Error::BadData]])
+      # Every row is still stored: reporting a row changes nothing.
+      expect(paged_adapter.rows(list).count).to eq(ids.size)
+    end
+
+    it "all(on_bad_row: :skip) warns about each bad row and goes on; :raise is the default" do
+      ids = store_list_with_bad_rows
+      good = nil
+      expect { good = paged_adapter.all(list, on_bad_row: :skip).map(&:id).to_a }
+        .to output(/skipped a bad row: task "004".*\n.*task "009".*\n.*task "013"/).to_stderr
+      expect(good).to eq(ids - bad_ids)
+      expect { paged_adapter.all(list, on_bad_row: :raise).to_a }.to raise_error(Task::Error::BadData, /"004"/)
+      expect { paged_adapter.all(list, on_bad_row: :ignore) }.to raise_error(ArgumentError, /on_bad_row/)
+      expect { paged_adapter.all(list, on_bad_rows: :skip) }.to raise_error(ArgumentError, /on_bad_rows/)
+    end
+  end
+
   describe "bulk calls" do
     it "stores and completes many tasks at once" do
       tasks = (1..120).map { |i| FetchFile.build(task_list: list, id: format("b%03d", i), n: i) }

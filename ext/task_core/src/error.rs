@@ -35,6 +35,19 @@ impl Error {
         }
     }
 
+    /// An error of the same kind with another message.
+    pub fn with_message(&self, message: String) -> Error {
+        match self {
+            Error::InvalidArgument(_) => Error::InvalidArgument(message),
+            Error::BadData(_) => Error::BadData(message),
+            Error::NoHostAvailable(_) => Error::NoHostAvailable(message),
+            Error::Timeout(_) => Error::Timeout(message),
+            Error::QueryRejected(_) => Error::QueryRejected(message),
+            Error::Unavailable(_) => Error::Unavailable(message),
+            Error::Interrupted(_) => Error::Interrupted(message),
+        }
+    }
+
     /// Errors after which the same idempotent request may succeed if tried again.
     pub fn is_transient(&self) -> bool {
         matches!(

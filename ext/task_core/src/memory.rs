@@ -5,8 +5,11 @@ use crate::error::Result;
 use crate::record::{check_list, TaskKey, TaskRecord};
 use crate::Page;
 
-/// Task list -> (id, type) -> data.
-type Lists = BTreeMap<String, BTreeMap<(String, String), String>>;
+/// Task list -> (id, type) -> data (`None`: null, see `TaskRecord::data`).
+type Lists = BTreeMap<String, Rows>;
+
+/// One list: (id, type) -> data.
+type Rows = BTreeMap<(String, String), Option<String>>;
 
 /// The in-process store. It keeps what the Cassandra table keeps, ordered the way Cassandra
 /// orders a partition (by id, then type, as UTF-8 bytes), so the two can be swapped in tests.
@@ -72,12 +75,41 @@ impl MemoryStore {
 
     /// Deletes every type stored under (list, id). Deleting what is not there is fine.
     pub fn delete(&self, key: &TaskKey) {
+        Self::delete_in(&mut self.write(), key);
+    }
+
+    /// Deletes each key, under one lock.
+    pub fn delete_many(&self, keys: &[TaskKey]) -> Vec<Result<()>> {
         let mut lists = self.write();
-        if let Some(rows) = lists.get_mut(&key.task_list) {
-            rows.retain(|(id, _), _| id != &key.id);
-            if rows.is_empty() {
-                lists.remove(&key.task_list);
-            }
+        keys.iter()
+            .map(|k| {
+                Self::delete_in(&mut lists, k);
+                Ok(())
+            })
+            .collect()
+    }
+
+    /// Deletes a whole task list.
+    pub fn delete_list(&self, task_list: &str) {
+        self.write().remove(task_list);
+    }
+
+    /// The rows under one id are adjacent (the map is ordered by id, then type): found by a
+    /// range, not a walk over the list.
+    fn delete_in(lists: &mut Lists, key: &TaskKey) {
+        let Some(rows) = lists.get_mut(&key.task_list) else {
+            return;
+        };
+        let types: Vec<(String, String)> = rows
+            .range((key.id.clone(), String::new())..)
+            .take_while(|((id, _), _)| *id == key.id)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in &types {
+            rows.remove(k);
+        }
+        if rows.is_empty() {
+            lists.remove(&key.task_list);
         }
     }
 
@@ -98,13 +130,11 @@ impl MemoryStore {
             });
         };
         let limit = limit.max(1);
-        let iter: Box<dyn Iterator<Item = (&(String, String), &String)>> = match after {
-            Some(a) => Box::new(rows.range::<(String, String), _>((
-                std::ops::Bound::Excluded(a.clone()),
-                std::ops::Bound::Unbounded,
-            ))),
-            None => Box::new(rows.iter()),
+        let from = match after {
+            Some(a) => std::ops::Bound::Excluded(a.clone()),
+            None => std::ops::Bound::Unbounded,
         };
+        let iter = rows.range::<(String, String), _>((from, std::ops::Bound::Unbounded));
         let mut records = Vec::with_capacity(limit.min(rows.len()));
         let mut more = false;
         for ((id, type_name), data) in iter {
@@ -149,7 +179,7 @@ mod tests {
             task_list: list.into(),
             id: id.into(),
             type_name: ty.into(),
-            data: format!("{{\"id\":\"{id}\"}}"),
+            data: Some(format!("{{\"id\":\"{id}\"}}")),
         }
     }
 
@@ -196,11 +226,14 @@ mod tests {
         let s = MemoryStore::new();
         s.store(&rec("l", "1", "T")).unwrap();
         let mut bad = rec("l", "1", "T");
-        bad.data = "not json".into();
+        bad.data = Some("not json".into());
         assert!(s.store(&bad).is_err());
         assert_eq!(
-            s.find(&TaskKey::new("l", "1").unwrap()).unwrap().data,
-            "{\"id\":\"1\"}"
+            s.find(&TaskKey::new("l", "1").unwrap())
+                .unwrap()
+                .data
+                .as_deref(),
+            Some("{\"id\":\"1\"}")
         );
     }
 }

@@ -1,13 +1,14 @@
 use crate::error::{Error, Result};
 
 /// A stored task: the four columns of the `tasks` table. `data` is the JSON text of the data
-/// hash, kept as text so both stores hold exactly the bytes the original gem wrote.
+/// hash, kept as text so both stores hold exactly the bytes the original gem wrote; `None`
+/// is a null column, which only a raw write (or another tool) can leave in the table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskRecord {
     pub task_list: String,
     pub id: String,
     pub type_name: String,
-    pub data: String,
+    pub data: Option<String>,
 }
 
 /// Where a task lives: its list and its id (every type under that id).
@@ -53,13 +54,13 @@ impl TaskRecord {
     /// type name, and data that is a JSON object.
     pub fn validate(&self) -> Result<()> {
         self.validate_columns()?;
-        let trimmed = self.data.trim_start();
-        if !trimmed.starts_with('{') {
+        let data = self.data.as_deref().unwrap_or("null");
+        if !data.trim_start().starts_with('{') {
             return Err(Error::BadData(format!(
                 "task {:?} in list {:?}: data must be a JSON object, got {:?}",
                 self.id,
                 self.task_list,
-                truncate(&self.data, 40)
+                truncate(data, 40)
             )));
         }
         Ok(())
@@ -112,7 +113,7 @@ mod tests {
             task_list: list.into(),
             id: id.into(),
             type_name: "T".into(),
-            data: data.into(),
+            data: Some(data.into()),
         }
     }
 

@@ -39,7 +39,7 @@ fn rec(list: &str, id: &str, ty: &str, data: &str) -> TaskRecord {
         task_list: list.into(),
         id: id.into(),
         type_name: ty.into(),
-        data: data.into(),
+        data: Some(data.into()),
     }
 }
 

@@ -7,13 +7,13 @@ use std::time::Duration;
 use magnus::prelude::*;
 use magnus::r_hash::ForEach;
 use magnus::typed_data::Obj;
-use magnus::value::{Opaque, ReprValue};
+use magnus::value::{LazyId, Opaque, ReprValue};
 use magnus::{
     function, method, Error, RArray, RClass, RHash, RModule, RString, Ruby, Symbol, Value,
 };
 use task_core::{parse_consistency, CassandraConfig, MemoryStore, TaskKey, TaskRecord};
 
-use crate::backend::{self, Backend, Cursor, Store};
+use crate::backend::{self, Backend, CassandraHandle, Cursor, Store};
 use crate::errors;
 
 #[magnus::wrap(class = "Task::DataInterface::NativeAdapter", free_immediately, size)]
@@ -195,7 +195,9 @@ pub fn cassandra_adapter(ruby: &Ruby, config: CassandraConfig) -> Result<Value, 
     Ok(ruby
         .obj_wrap_as(
             Adapter {
-                backend: Arc::new(Backend::new(Store::Cassandra(Box::new(config)))),
+                backend: Arc::new(Backend::new(Store::Cassandra(Box::new(
+                    CassandraHandle::new(config),
+                )))),
             },
             class,
         )
@@ -219,7 +221,9 @@ fn cassandra_new(ruby: &Ruby, class: RClass, args: &[Value]) -> Result<Obj<Adapt
     let config = cassandra_config(ruby, opts, false)?;
     Ok(ruby.obj_wrap_as(
         Adapter {
-            backend: Arc::new(Backend::new(Store::Cassandra(Box::new(config)))),
+            backend: Arc::new(Backend::new(Store::Cassandra(Box::new(
+                CassandraHandle::new(config),
+            )))),
         },
         class,
     ))
@@ -270,29 +274,72 @@ impl Adapter {
         rb_self.backend.delete(ruby, key)
     }
 
-    fn scan(ruby: &Ruby, rb_self: &Self, task_list: Value, raw: bool) -> Result<Value, Error> {
+    fn scan(
+        ruby: &Ruby,
+        rb_self: &Self,
+        task_list: Value,
+        raw: bool,
+        on_bad_row: Option<Value>,
+    ) -> Result<Value, Error> {
         let task_list = backend::list(ruby, task_list)?;
-        let scan = TaskScan {
+        let scan = ruby.obj_wrap(TaskScan {
             backend: rb_self.backend.clone(),
             task_list,
             raw,
-        };
-        ruby.obj_wrap(scan).funcall("lazy", ())
+        });
+        if let Some(handler) = on_bad_row {
+            // An instance variable, so the GC sees the handler for as long as the scan lives.
+            scan.ivar_set(*IV_ON_BAD_ROW, handler)?;
+        }
+        scan.funcall("lazy", ())
     }
 
-    /// `all(task_list)`: every task of the list, lazily, in store order (by id).
-    fn all(ruby: &Ruby, rb_self: &Self, task_list: Value) -> Result<Value, Error> {
-        Self::scan(ruby, rb_self, task_list, false)
+    /// `all(task_list, on_bad_row: nil)`: every task of the list, lazily, in store order (by
+    /// id). A row that cannot become a task (null or broken data, a type that names no task
+    /// class) raises Task::Error::BadData naming it, after every row before it was yielded;
+    /// with `on_bad_row: :skip` it is reported with `warn` and skipped, with a callable it is
+    /// passed to `call(row, error)` (the row as `rows` gives it) and skipped.
+    fn all(ruby: &Ruby, rb_self: &Self, args: &[Value]) -> Result<Value, Error> {
+        let (task_list, opts) = match args {
+            [list] => (*list, None),
+            [list, opts] => (*list, Some(RHash::try_convert(*opts)?)),
+            _ => {
+                return Err(errors::argument(
+                    ruby,
+                    format!(
+                        "wrong number of arguments (given {}, expected 1; all(task_list, on_bad_row: nil))",
+                        args.len()
+                    ),
+                ))
+            }
+        };
+        let mut on_bad_row = None;
+        if let Some(opts) = opts {
+            opts.foreach(|k: Value, v: Value| {
+                let name = Symbol::from_value(k).map(|s| s.name().map(|n| n.into_owned()));
+                match name.transpose()?.as_deref() {
+                    Some("on_bad_row") => on_bad_row = bad_row_handler(ruby, v)?,
+                    _ => {
+                        return Err(errors::argument(
+                            ruby,
+                            format!("unknown keyword: {} (all takes on_bad_row:)", k.inspect()),
+                        ))
+                    }
+                }
+                Ok(ForEach::Continue)
+            })?;
+        }
+        Self::scan(ruby, rb_self, task_list, false, on_bad_row)
     }
 
     /// `rows(task_list)`: the stored rows as they are, `{task_list:, id:, type:, data:}` with
     /// `data` the JSON text, lazily and in store order. For migrations and inspection.
     fn rows(ruby: &Ruby, rb_self: &Self, task_list: Value) -> Result<Value, Error> {
-        Self::scan(ruby, rb_self, task_list, true)
+        Self::scan(ruby, rb_self, task_list, true, None)
     }
 
     /// `store_row(task_list:, id:, type:, data:)`: writes one row exactly as given (`data` is
-    /// JSON text and is not checked). The low-level twin of `rows`.
+    /// JSON text and is not checked; nil writes a null). The low-level twin of `rows`.
     fn store_row(ruby: &Ruby, rb_self: &Self, row: RHash) -> Result<(), Error> {
         let field = |name: &str| -> Result<String, Error> {
             let v = row
@@ -304,7 +351,10 @@ impl Adapter {
             task_list: field("task_list")?,
             id: field("id")?,
             type_name: field("type")?,
-            data: field("data")?,
+            data: match row.get(ruby.sym_new("data")) {
+                Some(v) if v.is_nil() => None,
+                _ => Some(field("data")?),
+            },
         };
         rb_self.backend.store_raw(ruby, record)
     }
@@ -390,9 +440,8 @@ impl Adapter {
         };
         match &rb_self.backend.store {
             Store::Cassandra(c) => {
-                let rt = crate::runtime::current(ruby)?;
-                let store = rt.connector.store(c);
-                rt.block_on(ruby, || store.create_schema(rf))
+                let (rt, store) = rb_self.backend.cassandra(ruby, c)?;
+                rt.block_on(ruby, store.create_schema(rf))
             }
             Store::Memory(..) => Ok(()),
         }
@@ -413,7 +462,8 @@ impl Adapter {
 
     fn options(ruby: &Ruby, rb_self: &Self) -> Result<RHash, Error> {
         let h = ruby.hash_new();
-        if let Store::Cassandra(c) = &rb_self.backend.store {
+        if let Store::Cassandra(handle) = &rb_self.backend.store {
+            let c = &handle.config;
             let hosts = ruby.ary_new();
             for host in &c.hosts {
                 hosts.push(host.as_str())?;
@@ -503,7 +553,7 @@ fn raw_row(ruby: &Ruby, r: &TaskRecord) -> Result<RHash, Error> {
     h.aset(ruby.sym_new("task_list"), r.task_list.as_str())?;
     h.aset(ruby.sym_new("id"), r.id.as_str())?;
     h.aset(ruby.sym_new("type"), r.type_name.as_str())?;
-    h.aset(ruby.sym_new("data"), r.data.as_str())?;
+    h.aset(ruby.sym_new("data"), r.data.as_deref())?;
     Ok(h)
 }
 
@@ -513,10 +563,63 @@ fn open_sessions(ruby: &Ruby) -> Result<usize, Error> {
     Ok(crate::runtime::current(ruby)?.connector.open_sessions())
 }
 
+static IV_ON_BAD_ROW: LazyId = LazyId::new("@on_bad_row");
+
+/// An `on_bad_row:` value: nil or :raise (raise, the default), :skip, or a callable.
+fn bad_row_handler(ruby: &Ruby, v: Value) -> Result<Option<Value>, Error> {
+    if v.is_nil() {
+        return Ok(None);
+    }
+    if let Some(s) = Symbol::from_value(v) {
+        match s.name()?.as_ref() {
+            "raise" => return Ok(None),
+            "skip" => return Ok(Some(v)),
+            _ => {}
+        }
+    } else if v.respond_to("call", false)? {
+        return Ok(Some(v));
+    }
+    Err(errors::argument(
+        ruby,
+        format!(
+            "on_bad_row must be :raise, :skip or respond to #call(row, error), got {}",
+            v.inspect()
+        ),
+    ))
+}
+
+/// Hands a row that could not become a task to the scan's `on_bad_row` handler.
+fn report_bad_row(ruby: &Ruby, handler: Value, r: &TaskRecord, e: Error) -> Result<(), Error> {
+    let exception: Value = match e.error_type() {
+        magnus::error::ErrorType::Error(class, msg) => class.funcall("new", (msg.as_ref(),))?,
+        magnus::error::ErrorType::Exception(x) => x.as_value(),
+        magnus::error::ErrorType::Jump(_) => return Err(e),
+    };
+    if Symbol::from_value(handler).is_some() {
+        let msg: String = exception.funcall("message", ())?;
+        let _: Value = ruby
+            .module_kernel()
+            .funcall("warn", (format!("task: skipped a bad row: {msg}"),))?;
+        return Ok(());
+    }
+    let _: Value = handler.funcall("call", (raw_row(ruby, r)?, exception))?;
+    Ok(())
+}
+
 impl TaskScan {
     /// Yields every task of the list, one page in memory at a time. Breaking out of the
     /// block stops the scan: no further page is read.
-    fn each(ruby: &Ruby, rb_self: &Self) -> Result<Value, Error> {
+    fn each(ruby: &Ruby, scan: Obj<TaskScan>) -> Result<Value, Error> {
+        let rb_self = &*scan;
+        let on_bad_row: Value = if rb_self.raw {
+            ruby.qnil().as_value()
+        } else {
+            // Unset on a scan without a handler: nil, without a warning.
+            match scan.ivar_get::<_, Option<Value>>(*IV_ON_BAD_ROW) {
+                Ok(Some(v)) => v,
+                _ => ruby.qnil().as_value(),
+            }
+        };
         if !ruby.block_given() {
             return Err(errors::argument(
                 ruby,
@@ -528,8 +631,11 @@ impl TaskScan {
         let mut ahead: Option<backend::Prefetch> = None;
         loop {
             let (records, next) = match ahead.take() {
-                Some(p) => backend.take(ruby, p)?,
-                None => backend.page(ruby, &rb_self.task_list, &cursor)?,
+                Some(p) if p.is_current_process() => backend.take(ruby, p)?,
+                // Forked since the page ahead was requested: that request is the parent's.
+                // This process reads the same page again, from the same position, on its
+                // own connection.
+                _ => backend.page(ruby, &rb_self.task_list, &cursor)?,
             };
             cursor = next;
             // The node reads the next page while this one is handed to the block; leaving
@@ -540,7 +646,14 @@ impl TaskScan {
                 let item = if rb_self.raw {
                     raw_row(ruby, r)?.as_value()
                 } else {
-                    backend::task_from_record_cached(ruby, r, &mut types)?
+                    match backend::task_from_record_cached(ruby, r, &mut types) {
+                        Ok(task) => task,
+                        Err(e) if !on_bad_row.is_nil() && errors::is_bad_data(ruby, &e) => {
+                            report_bad_row(ruby, on_bad_row, r, e)?;
+                            continue;
+                        }
+                        Err(e) => return Err(e),
+                    }
                 };
                 let _: Value = ruby.yield_value(item)?;
             }
@@ -560,7 +673,7 @@ pub fn init(ruby: &Ruby, data_interface: RModule) -> Result<(), Error> {
     native.undef_default_alloc_func();
     native.define_method("store", method!(Adapter::store, 1))?;
     native.define_method("find", method!(Adapter::find, 2))?;
-    native.define_method("all", method!(Adapter::all, 1))?;
+    native.define_method("all", method!(Adapter::all, -1))?;
     native.define_method("delete", method!(Adapter::delete, 2))?;
     native.define_method("delete_list", method!(Adapter::delete_list, 1))?;
     native.define_method("store_many", method!(Adapter::store_many, -1))?;

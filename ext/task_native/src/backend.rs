@@ -1,8 +1,9 @@
 //! The two stores behind one face, and the conversions between Ruby task objects and the
 //! records the stores hold. Every I/O wait goes through `Runtime::block_on` (GVL released).
 
+use std::mem::ManuallyDrop;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use magnus::prelude::*;
 use magnus::value::{LazyId, ReprValue};
@@ -15,7 +16,53 @@ use crate::{codec, errors, runtime, task};
 pub enum Store {
     /// The store and its page size.
     Memory(Arc<MemoryStore>, usize),
-    Cassandra(Box<CassandraConfig>),
+    Cassandra(Box<CassandraHandle>),
+}
+
+/// A Cassandra config and the store this process uses for it. Holding the store keeps its
+/// driver session open; when the last adapter holding it is garbage-collected, the session
+/// is closed (see `Connector`).
+pub struct CassandraHandle {
+    pub config: CassandraConfig,
+    /// The store, and the pid of the process whose runtime it belongs to.
+    held: Mutex<Option<(u32, Arc<CassandraStore>)>>,
+}
+
+impl CassandraHandle {
+    pub fn new(config: CassandraConfig) -> Self {
+        CassandraHandle {
+            config,
+            held: Mutex::new(None),
+        }
+    }
+
+    /// The store of this process for the config: the one held, or (first use, or first use
+    /// in a forked child) a new one from the process's connector.
+    fn store(&self, rt: &'static runtime::Runtime) -> Arc<CassandraStore> {
+        let pid = std::process::id();
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((owner, store)) = &*held {
+            if *owner == pid {
+                return store.clone();
+            }
+        }
+        let store = rt.connector.store(&self.config);
+        if let Some(inherited) = held.replace((pid, store.clone())) {
+            // The parent's store: dropping it here could close the parent's connections'
+            // registrations in the shared epoll instance.
+            std::mem::forget(inherited);
+        }
+        store
+    }
+}
+
+impl Drop for CassandraHandle {
+    fn drop(&mut self) {
+        let held = self.held.get_mut().unwrap_or_else(|p| p.into_inner());
+        if matches!(held, Some((owner, _)) if *owner != std::process::id()) {
+            std::mem::forget(held.take());
+        }
+    }
 }
 
 /// A store and what has been read from it.
@@ -30,14 +77,25 @@ pub struct Backend {
 /// one, so the node reads it meanwhile. Dropping it (the scan ended early) cancels it.
 pub struct Prefetch {
     rt: &'static runtime::Runtime,
-    // A lock only so the handle can be awaited again after an interrupt that did not raise.
-    handle:
-        tokio::sync::Mutex<JoinHandle<task_core::Result<task_core::Page<task_core::ScanCursor>>>>,
+    handle: ManuallyDrop<JoinHandle<task_core::Result<task_core::Page<task_core::ScanCursor>>>>,
+}
+
+impl Prefetch {
+    /// False in a forked child: the request is the parent's, on the parent's connection.
+    pub fn is_current_process(&self) -> bool {
+        self.rt.is_current_process()
+    }
 }
 
 impl Drop for Prefetch {
     fn drop(&mut self) {
-        self.handle.get_mut().abort();
+        // In a forked child the handle is left alone: aborting would schedule the parent's
+        // task and wake the parent's runtime through the descriptors both processes share.
+        if self.rt.is_current_process() {
+            self.handle.abort();
+            // Safety: dropped once, here.
+            unsafe { ManuallyDrop::drop(&mut self.handle) };
+        }
     }
 }
 
@@ -65,13 +123,13 @@ impl Backend {
         }
     }
 
-    fn cassandra(
+    pub fn cassandra(
         &self,
         ruby: &Ruby,
-        config: &CassandraConfig,
+        handle: &CassandraHandle,
     ) -> Result<(&'static runtime::Runtime, Arc<CassandraStore>), Error> {
         let rt = runtime::current(ruby)?;
-        Ok((rt, rt.connector.store(config)))
+        Ok((rt, handle.store(rt)))
     }
 
     pub fn store(&self, ruby: &Ruby, record: TaskRecord) -> Result<(), Error> {
@@ -79,7 +137,7 @@ impl Backend {
             Store::Memory(m, _) => m.store(&record).map_err(|e| errors::from_core(ruby, e)),
             Store::Cassandra(c) => {
                 let (rt, store) = self.cassandra(ruby, c)?;
-                rt.block_on(ruby, || store.store(&record))
+                rt.block_on(ruby, store.store(&record))
             }
         }
     }
@@ -89,7 +147,7 @@ impl Backend {
             Store::Memory(m, _) => m.store_raw(&record).map_err(|e| errors::from_core(ruby, e)),
             Store::Cassandra(c) => {
                 let (rt, store) = self.cassandra(ruby, c)?;
-                rt.block_on(ruby, || store.store_raw(&record))
+                rt.block_on(ruby, store.store_raw(&record))
             }
         }
     }
@@ -99,7 +157,7 @@ impl Backend {
             Store::Memory(m, _) => Ok(m.find(&key)),
             Store::Cassandra(c) => {
                 let (rt, store) = self.cassandra(ruby, c)?;
-                rt.block_on(ruby, || store.find(&key))
+                rt.block_on(ruby, store.find(&key))
             }
         }
     }
@@ -112,7 +170,7 @@ impl Backend {
             }
             Store::Cassandra(c) => {
                 let (rt, store) = self.cassandra(ruby, c)?;
-                rt.block_on(ruby, || store.delete(&key))
+                rt.block_on(ruby, store.delete(&key))
             }
         }
     }
@@ -121,22 +179,12 @@ impl Backend {
         task_core::record::check_list(&task_list).map_err(|e| errors::from_core(ruby, e))?;
         match &self.store {
             Store::Memory(m, _) => {
-                while let Some(first) = m
-                    .page(&task_list, None, MEMORY_PAGE)
-                    .map_err(|e| errors::from_core(ruby, e))?
-                    .records
-                    .first()
-                {
-                    m.delete(&TaskKey {
-                        task_list: first.task_list.clone(),
-                        id: first.id.clone(),
-                    });
-                }
+                m.delete_list(&task_list);
                 Ok(())
             }
             Store::Cassandra(c) => {
                 let (rt, store) = self.cassandra(ruby, c)?;
-                rt.block_on(ruby, || store.delete_list(&task_list))
+                rt.block_on(ruby, store.delete_list(&task_list))
             }
         }
     }
@@ -153,12 +201,8 @@ impl Backend {
             Store::Memory(m, _) => Ok(m.store_many(&records)),
             Store::Cassandra(c) => {
                 let (rt, store) = self.cassandra(ruby, c)?;
-                // A spurious wake-up re-runs the whole batch; that is safe, upserts are
-                // idempotent.
-                rt.block_on(ruby, || {
-                    let store = store.clone();
-                    let records = records.clone();
-                    async move { Ok(store.store_many(records, concurrency).await) }
+                rt.block_on(ruby, async move {
+                    Ok(store.store_many(records, concurrency).await)
                 })
             }
         }
@@ -171,19 +215,11 @@ impl Backend {
         concurrency: usize,
     ) -> Result<Vec<task_core::Result<()>>, Error> {
         match &self.store {
-            Store::Memory(m, _) => Ok(keys
-                .iter()
-                .map(|k| {
-                    m.delete(k);
-                    Ok(())
-                })
-                .collect()),
+            Store::Memory(m, _) => Ok(m.delete_many(&keys)),
             Store::Cassandra(c) => {
                 let (rt, store) = self.cassandra(ruby, c)?;
-                rt.block_on(ruby, || {
-                    let store = store.clone();
-                    let keys = keys.clone();
-                    async move { Ok(store.delete_many(keys, concurrency).await) }
+                rt.block_on(ruby, async move {
+                    Ok(store.delete_many(keys, concurrency).await)
                 })
             }
         }
@@ -206,7 +242,7 @@ impl Backend {
         rt.nudge();
         Ok(Some(Prefetch {
             rt,
-            handle: tokio::sync::Mutex::new(handle),
+            handle: ManuallyDrop::new(handle),
         }))
     }
 
@@ -214,13 +250,13 @@ impl Backend {
     pub fn take(
         &self,
         ruby: &Ruby,
-        prefetch: Prefetch,
+        mut prefetch: Prefetch,
     ) -> Result<(Vec<TaskRecord>, Cursor), Error> {
         self.pages_read.fetch_add(1, Ordering::Relaxed);
-        let p = &prefetch;
-        let page = p.rt.block_on(ruby, move || async move {
-            let mut handle = p.handle.lock().await;
-            match (&mut *handle).await {
+        let rt = prefetch.rt;
+        let handle = &mut *prefetch.handle;
+        let page = rt.block_on(ruby, async move {
+            match handle.await {
                 Ok(page) => page,
                 Err(e) => Err(task_core::Error::Unavailable(format!(
                     "reading the next page did not finish: {e}"
@@ -260,7 +296,7 @@ impl Backend {
                     Cursor::Cassandra(s) => Some(s.clone()),
                     _ => None,
                 };
-                let page = rt.block_on(ruby, || store.page(task_list, start.clone()))?;
+                let page = rt.block_on(ruby, store.page(task_list, start))?;
                 Ok((
                     page.records,
                     page.next.map_or(Cursor::Done, Cursor::Cassandra),
@@ -338,7 +374,7 @@ pub fn record_from_task(ruby: &Ruby, task: Value) -> Result<TaskRecord, Error> {
         task_list,
         id,
         type_name,
-        data,
+        data: Some(data),
     })
 }
 
@@ -440,7 +476,13 @@ pub fn task_from_record_cached(
 ) -> Result<Value, Error> {
     let class = types.get(ruby, record)?;
     let what = || format!("task {:?} of list {:?}", record.id, record.task_list);
-    let data = codec::json_to_data(ruby, &record.data, &what)?;
+    let Some(text) = &record.data else {
+        return Err(errors::bad_data(
+            ruby,
+            format!("{}: stored data is null", what()),
+        ));
+    };
+    let data = codec::json_to_data(ruby, text, &what)?;
     new_task(
         ruby,
         class,

@@ -24,6 +24,7 @@ static TIMEOUT: Lazy<ExceptionClass> = Lazy::new(|ruby| class(ruby, "Timeout"));
 static QUERY_REJECTED: Lazy<ExceptionClass> = Lazy::new(|ruby| class(ruby, "QueryRejected"));
 static UNAVAILABLE: Lazy<ExceptionClass> = Lazy::new(|ruby| class(ruby, "Unavailable"));
 static INVALID_TYPE: Lazy<ExceptionClass> = Lazy::new(|ruby| class(ruby, "InvalidType"));
+static FORKED: Lazy<ExceptionClass> = Lazy::new(|ruby| class(ruby, "Forked"));
 static BULK_FAILURE: Lazy<ExceptionClass> = Lazy::new(|ruby| class(ruby, "BulkFailure"));
 
 /// Task::Error::BulkFailure with its list of `{task_list:, id:, error:}` failures.
@@ -40,8 +41,16 @@ pub fn bulk_failure(ruby: &Ruby, msg: String, failures: magnus::RArray) -> Resul
     }
 }
 
+pub fn is_bad_data(ruby: &Ruby, e: &Error) -> bool {
+    e.is_kind_of(ruby.get_inner(&BAD_DATA))
+}
+
 pub fn bad_data(ruby: &Ruby, msg: String) -> Error {
     Error::new(ruby.get_inner(&BAD_DATA), msg)
+}
+
+pub fn forked(ruby: &Ruby, msg: &str) -> Error {
+    Error::new(ruby.get_inner(&FORKED), msg.to_string())
 }
 
 pub fn invalid_type(ruby: &Ruby, msg: String) -> Error {

@@ -117,8 +117,20 @@ fn store(rb_self: RObject, task: Value) -> Result<Value, Error> {
     adapter(rb_self)?.funcall("store", (task,))
 }
 
-fn all(rb_self: RObject, task_list: Value) -> Result<Value, Error> {
-    adapter(rb_self)?.funcall("all", (task_list,))
+/// `all(task_list)`, or `all(task_list, on_bad_row: ...)` passed on as given (an adapter
+/// of one's own need not take options nobody uses).
+fn all(ruby: &Ruby, rb_self: RObject, args: &[Value]) -> Result<Value, Error> {
+    match args {
+        [list] => adapter(rb_self)?.funcall("all", (*list,)),
+        [list, opts] => adapter(rb_self)?.funcall("all", (*list, *opts)),
+        _ => Err(errors::argument(
+            ruby,
+            format!(
+                "wrong number of arguments (given {}, expected 1..2)",
+                args.len()
+            ),
+        )),
+    }
 }
 
 fn find(rb_self: RObject, task_list: Value, id: Value) -> Result<Value, Error> {
@@ -157,7 +169,7 @@ pub fn init(ruby: &Ruby, data_interface: RModule) -> Result<(), Error> {
     class.define_method("initialize", method!(initialize, -1))?;
     class.define_method("adapter", method!(adapter, 0))?;
     class.define_method("store", method!(store, 1))?;
-    class.define_method("all", method!(all, 1))?;
+    class.define_method("all", method!(all, -1))?;
     class.define_method("find", method!(find, 2))?;
     class.define_method("delete", method!(delete, 2))?;
     Ok(())

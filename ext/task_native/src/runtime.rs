@@ -15,6 +15,7 @@
 
 use std::ffi::c_void;
 use std::future::Future;
+use std::pin::Pin;
 use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 use std::time::Duration;
@@ -35,6 +36,10 @@ static CURRENT: AtomicPtr<Runtime> = AtomicPtr::new(ptr::null_mut());
 
 /// How often a waiting call looks at its interrupt flag: the most an interrupt can wait.
 const CANCEL_CHECK: Duration = Duration::from_millis(5);
+
+/// How often the main thread, waiting while other Ruby threads exist, goes back to Ruby to
+/// run what is pending (see `Runtime::wait`): the most a signal can wait in that case.
+const RECHECK: Duration = Duration::from_millis(200);
 
 /// The runtime of this process, made on first use (and again in a forked child).
 pub fn current(ruby: &Ruby) -> Result<&'static Runtime, Error> {
@@ -87,31 +92,73 @@ impl Runtime {
         })
     }
 
-    /// Runs the future made by `make` to completion with the GVL released. Ctrl-C,
-    /// `Thread#kill`, `Thread#raise` and `Timeout.timeout` interrupt it: the future is dropped
-    /// (with the GVL still released), then the pending interrupt is raised as an Error that
-    /// unwinds through Rust normally. A wake-up with no exception behind it runs `make` again,
-    /// which is why only idempotent work goes through here.
-    pub fn block_on<T, F, Fut>(&self, ruby: &Ruby, mut make: F) -> Result<T, Error>
+    /// True when this runtime belongs to the running process (not inherited through fork).
+    pub fn is_current_process(&self) -> bool {
+        self.pid == std::process::id()
+    }
+
+    /// Runs `fut` to completion with the GVL released. Ctrl-C, SIGTERM, `Thread#kill`,
+    /// `Thread#raise` and `Timeout.timeout` interrupt it: the pending exception is raised as
+    /// an Error that unwinds through Rust normally, and the future is dropped (cancelling what
+    /// it had in flight). A wake-up with no exception behind it (a trapped signal whose
+    /// handler returned, `Thread#wakeup`) resumes the same future: nothing it finished is
+    /// done again, and every deadline it holds keeps counting from when the call began.
+    ///
+    /// A trap handler may fork. The child then holds a future whose sockets and timers belong
+    /// to the parent's runtime: it must neither poll nor drop it, so the future is leaked and
+    /// the child gets `Task::Error::Forked`; the parent resumes as if nothing happened.
+    pub fn block_on<T, Fut>(&self, ruby: &Ruby, fut: Fut) -> Result<T, Error>
     where
-        F: FnMut() -> Fut,
         Fut: Future<Output = task_core::Result<T>>,
     {
+        if !self.is_current_process() {
+            return Err(errors::forked(
+                ruby,
+                "this call belongs to a connection of the parent process",
+            ));
+        }
+        // Boxed so that it stays put while the thread goes back to Ruby between waits.
+        let mut fut = Box::pin(fut);
         loop {
-            match self.wait(ruby, make())? {
+            let waited = self.wait(ruby, fut.as_mut());
+            if !self.is_current_process() {
+                std::mem::forget(fut);
+                return Err(errors::forked(
+                    ruby,
+                    "the process forked while this call was waiting; the child cannot finish it \
+                     (its requests belong to the parent's connections, and the parent finishes it)",
+                ));
+            }
+            match waited? {
                 Some(Ok(v)) => return Ok(v),
                 Some(Err(e)) => return Err(errors::from_core(ruby, e)),
+                // Raises the pending interrupt, if any; `fut` is dropped on the way out.
                 None => check_interrupts()?,
+            }
+            // A trap handler run by check_interrupts may have forked too.
+            if !self.is_current_process() {
+                std::mem::forget(fut);
+                return Err(errors::forked(
+                    ruby,
+                    "the process forked in a signal handler while this call was waiting; the \
+                     child cannot finish it (the parent does)",
+                ));
             }
         }
     }
 
-    /// `Ok(None)` when an interrupt cancelled the future.
-    fn wait<T, Fut: Future<Output = T>>(&self, ruby: &Ruby, fut: Fut) -> Result<Option<T>, Error> {
+    /// Polls `fut` with the GVL released until it is done (`Some`) or the thread is woken
+    /// (`None`: an interrupt may be pending, or the periodic return of the main thread).
+    fn wait<T, Fut: Future<Output = T>>(
+        &self,
+        ruby: &Ruby,
+        fut: Pin<&mut Fut>,
+    ) -> Result<Option<T>, Error> {
         struct Call<'a, T, Fut> {
             rt: &'a tokio::runtime::Runtime,
-            fut: Option<Fut>,
+            fut: Option<Pin<&'a mut Fut>>,
             cancel: Cancel,
+            recheck: bool,
             out: Option<T>,
             panicked: bool,
         }
@@ -121,16 +168,25 @@ impl Runtime {
             // are reached through the raw pointer, one at a time; `unblock` (possibly on another
             // thread) only ever touches `cancel`.
             let call = data as *mut Call<'_, T, Fut>;
-            let Some(fut) = (unsafe { (*call).fut.take() }) else {
+            let Some(mut fut) = (unsafe { (*call).fut.take() }) else {
                 return ptr::null_mut();
             };
             let cancel: &Cancel = unsafe { &(*call).cancel };
+            let recheck = unsafe { (*call).recheck };
             let rt = unsafe { (*call).rt };
             // A panic must not cross into Ruby's C frames; it is reported below.
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 rt.block_on(async move {
-                    tokio::pin!(fut);
                     if let Some(wake) = &cancel.wake {
+                        if recheck {
+                            // See RECHECK: the main thread goes back to Ruby now and then.
+                            return tokio::select! {
+                                biased;
+                                v = &mut fut => Some(v),
+                                _ = wake.notified() => None,
+                                _ = tokio::time::sleep(RECHECK) => None,
+                            };
+                        }
                         // A permit left by an early interrupt completes this at once.
                         return tokio::select! {
                             biased;
@@ -181,16 +237,19 @@ impl Runtime {
         //   handler instead, so `unblock` only sets an atomic flag, which the call checks
         //   every CANCEL_CHECK (a timer, cheap when one thread drives the runtime alone).
         // * Other threads exist: Ruby calls `unblock` from a thread (the one interrupting, or
-        //   its timer thread), never from a signal handler (the flag is not passed), so it can
-        //   wake the call at once through a Notify. No timer per call: with several threads
-        //   each new timer can wake the thread driving the runtime; measured with 8 threads
-        //   saving, dropping it took ~8 us of CPU off every save.
+        //   one that watches for signals), never from a signal handler (the flag is not
+        //   passed), so it can wake the call at once through a Notify. No timer per call:
+        //   with several threads each new timer can wake the thread driving the runtime;
+        //   measured with 8 threads saving, dropping it took ~8 us of CPU off every save.
         //
-        // Should the other threads end between this check and the call, Ruby falls back to
-        // its helper thread, which calls `unblock` from a thread too.
-        let alone = unsafe {
-            rb_sys::rb_thread_alone() != 0
-                && rb_sys::rb_thread_current() == rb_sys::rb_thread_main()
+        // Signals are for the main thread, and are only turned into an `unblock` call by a
+        // Ruby thread that happens to be sleeping. Should the other threads end during the
+        // call, nobody would: so the main thread, when not alone, also returns to Ruby every
+        // RECHECK, runs what is pending (trap handlers, Interrupt) and, if nothing raised,
+        // resumes the same future, deciding anew how it may be woken.
+        let (alone, main) = unsafe {
+            let main = rb_sys::rb_thread_current() == rb_sys::rb_thread_main();
+            (rb_sys::rb_thread_alone() != 0 && main, main)
         };
         let mut call = Call {
             rt: &self.tokio,
@@ -199,6 +258,7 @@ impl Runtime {
                 flag: AtomicBool::new(false),
                 wake: (!alone).then(Notify::new),
             },
+            recheck: main && !alone,
             out: None,
             panicked: false,
         };

@@ -490,8 +490,21 @@ fn find(ruby: &Ruby, task_list: Value, id: Value) -> Result<Value, Error> {
     current_interface(ruby)?.funcall("find", (task_list, id))
 }
 
-fn all(ruby: &Ruby, task_list: Value) -> Result<Value, Error> {
-    let found: Value = current_interface(ruby)?.funcall("all", (task_list,))?;
+/// `Task::Task.all(task_list)`; `all(task_list, on_bad_row: ...)` as the adapter's `all`.
+fn all(ruby: &Ruby, args: &[Value]) -> Result<Value, Error> {
+    let found: Value = match args {
+        [list] => current_interface(ruby)?.funcall("all", (*list,))?,
+        [list, opts] => current_interface(ruby)?.funcall("all", (*list, *opts))?,
+        _ => {
+            return Err(errors::argument(
+                ruby,
+                format!(
+                    "wrong number of arguments (given {}, expected 1..2)",
+                    args.len()
+                ),
+            ))
+        }
+    };
     found.funcall("lazy", ())
 }
 
@@ -504,7 +517,7 @@ pub fn init(ruby: &Ruby, task: RModule) -> Result<(), Error> {
     m.define_singleton_method("included", method!(included, 1))?;
     m.define_singleton_method("from_hash", function!(from_hash, 1))?;
     m.define_singleton_method("find", function!(find, 2))?;
-    m.define_singleton_method("all", function!(all, 1))?;
+    m.define_singleton_method("all", function!(all, -1))?;
     m.define_singleton_method("interface", function!(interface_get, 0))?;
     m.define_singleton_method("interface=", function!(interface_set, 1))?;
 

@@ -7,7 +7,8 @@ mod errors;
 use std::collections::HashMap;
 use std::future::Future;
 use std::ops::ControlFlow;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use scylla::client::execution_profile::ExecutionProfile;
@@ -54,12 +55,14 @@ pub type ScanCursor = PagingState;
 type SessionSlot = Arc<OnceCell<Arc<Session>>>;
 
 /// Hands out stores, sharing one driver session among all stores with the same connection
-/// settings and one store among all adapters with the same config. Belongs to one process:
-/// the extension makes a new one after a fork.
+/// settings and one store among all adapters with the same config. It holds neither: a store
+/// lives as long as someone holds it, and its session as long as some store using it lives,
+/// so a session nobody can use any more is closed. Belongs to one process: the extension
+/// makes a new one after a fork.
 #[derive(Default)]
 pub struct Connector {
-    sessions: Mutex<HashMap<ConnectionKey, SessionSlot>>,
-    stores: Mutex<HashMap<CassandraConfig, Arc<CassandraStore>>>,
+    sessions: Mutex<HashMap<ConnectionKey, Weak<OnceCell<Arc<Session>>>>>,
+    stores: Mutex<HashMap<CassandraConfig, Weak<CassandraStore>>>,
 }
 
 impl Connector {
@@ -70,29 +73,70 @@ impl Connector {
     /// The store for this config. Cheap: nothing connects until the first request.
     pub fn store(&self, config: &CassandraConfig) -> Arc<CassandraStore> {
         let mut stores = self.stores.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(s) = stores.get(config) {
-            return s.clone();
+        if let Some(s) = stores.get(config).and_then(Weak::upgrade) {
+            return s;
         }
-        let slot = self
-            .sessions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(config.connection())
-            .or_default()
-            .clone();
+        stores.retain(|_, s| s.strong_count() > 0);
+        let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        sessions.retain(|_, s| s.strong_count() > 0);
+        let key = config.connection();
+        let slot = match sessions.get(&key).and_then(Weak::upgrade) {
+            Some(slot) => slot,
+            None => {
+                let slot = SessionSlot::default();
+                sessions.insert(key, Arc::downgrade(&slot));
+                slot
+            }
+        };
         let store = Arc::new(CassandraStore::new(config.clone(), slot));
-        stores.insert(config.clone(), store.clone());
+        stores.insert(config.clone(), Arc::downgrade(&store));
         store
     }
 
-    /// How many driver sessions this process has opened.
+    /// How many driver sessions this process holds open.
     pub fn open_sessions(&self) -> usize {
         self.sessions
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .values()
+            .filter_map(Weak::upgrade)
             .filter(|s| s.initialized())
             .count()
+    }
+}
+
+/// When a call stops retrying. One call: its retry deadline after it began. A bulk call:
+/// its retry deadline after the last of its writes that succeeded (or after it began), so a
+/// long bulk call on a healthy cluster is never cut short, and one whose node stops
+/// answering ends about a retry deadline (plus the request in flight) later.
+pub struct Deadline {
+    start: Instant,
+    retry: Duration,
+    /// Milliseconds from `start` to the last progress.
+    progress_ms: AtomicU64,
+}
+
+impl Deadline {
+    pub fn new(retry: Duration) -> Self {
+        Deadline {
+            start: Instant::now(),
+            retry,
+            progress_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn at(&self) -> Instant {
+        self.start + Duration::from_millis(self.progress_ms.load(Ordering::Relaxed)) + self.retry
+    }
+
+    /// True when waiting `pause` more would pass the deadline.
+    fn passed_after(&self, pause: Duration) -> bool {
+        Instant::now() + pause >= self.at()
+    }
+
+    fn progressed(&self) {
+        let ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.progress_ms.fetch_max(ms, Ordering::Relaxed);
     }
 }
 
@@ -220,20 +264,25 @@ impl CassandraStore {
         Ok((session.as_ref(), stmts))
     }
 
-    /// Runs an idempotent request, retrying transient failures with backoff until the
-    /// store's retry deadline. Non-transient errors come back at once. Every attempt is also
-    /// bounded here, whatever the driver does: no call can hang.
+    /// A deadline for one call beginning now.
+    fn deadline(&self) -> Deadline {
+        Deadline::new(self.config.retry_deadline)
+    }
+
+    /// Runs an idempotent request, retrying transient failures with backoff until `deadline`.
+    /// Non-transient errors come back at once. Every attempt is also bounded here, whatever
+    /// the driver does: no call can hang.
     async fn retrying<T, F, Fut>(
         &self,
         what: &(dyn Fn() -> String + Sync),
         is_write: bool,
+        deadline: &Deadline,
         mut attempt: F,
     ) -> Result<T>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T>>,
     {
-        let started = Instant::now();
         let mut backoff = Duration::from_millis(50);
         let guard = self.config.request_timeout + self.config.connect_timeout * 2;
         loop {
@@ -256,10 +305,7 @@ impl CassandraStore {
                 ))),
             };
             match outcome {
-                Err(e)
-                    if e.is_transient()
-                        && started.elapsed() + backoff < self.config.retry_deadline =>
-                {
+                Err(e) if e.is_transient() && !deadline.passed_after(backoff) => {
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(2));
                 }
@@ -276,6 +322,10 @@ impl CassandraStore {
 
     /// Writes the row as given, checking only the key columns (see `MemoryStore::store_raw`).
     pub async fn store_raw(&self, record: &TaskRecord) -> Result<()> {
+        self.store_raw_until(record, &self.deadline()).await
+    }
+
+    async fn store_raw_until(&self, record: &TaskRecord, deadline: &Deadline) -> Result<()> {
         record.validate_columns()?;
         let what = || format!("saving task {:?} of list {:?}", record.id, record.task_list);
         let values = (
@@ -284,7 +334,7 @@ impl CassandraStore {
             &record.data,
             &record.type_name,
         );
-        self.retrying(&what, true, || async {
+        self.retrying(&what, true, deadline, || async {
             let (session, st) = self.statements().await?;
             session
                 .execute_unpaged(&st.insert, values)
@@ -298,7 +348,7 @@ impl CassandraStore {
     /// The first row under (list, id), or `None`.
     pub async fn find(&self, key: &TaskKey) -> Result<Option<TaskRecord>> {
         let what = || format!("finding task {:?} of list {:?}", key.id, key.task_list);
-        self.retrying(&what, false, || async {
+        self.retrying(&what, false, &self.deadline(), || async {
             let (session, st) = self.statements().await?;
             let res = session
                 .execute_unpaged(&st.find, (&key.task_list, &key.id))
@@ -312,8 +362,12 @@ impl CassandraStore {
 
     /// Deletes every type under (list, id); deleting what is not there is fine.
     pub async fn delete(&self, key: &TaskKey) -> Result<()> {
+        self.delete_until(key, &self.deadline()).await
+    }
+
+    async fn delete_until(&self, key: &TaskKey, deadline: &Deadline) -> Result<()> {
         let what = || format!("completing task {:?} of list {:?}", key.id, key.task_list);
-        self.retrying(&what, true, || async {
+        self.retrying(&what, true, deadline, || async {
             let (session, st) = self.statements().await?;
             session
                 .execute_unpaged(&st.delete, (&key.task_list, &key.id))
@@ -328,7 +382,7 @@ impl CassandraStore {
     pub async fn delete_list(&self, task_list: &str) -> Result<()> {
         check_list(task_list)?;
         let what = || format!("deleting task list {task_list:?}");
-        self.retrying(&what, true, || async {
+        self.retrying(&what, true, &self.deadline(), || async {
             let (session, st) = self.statements().await?;
             session
                 .execute_unpaged(&st.delete_list, (task_list,))
@@ -348,7 +402,7 @@ impl CassandraStore {
         check_list(task_list)?;
         let cursor = cursor.unwrap_or_else(PagingState::start);
         let what = || format!("reading task list {task_list:?}");
-        self.retrying(&what, false, || async {
+        self.retrying(&what, false, &self.deadline(), || async {
             let (session, st) = self.statements().await?;
             let (res, paging) = session
                 .execute_single_page(&st.scan, (task_list,), cursor.clone())
@@ -382,13 +436,9 @@ impl CassandraStore {
         let rows = res.into_rows_result().map_err(|e| bad(&e))?;
         let mut out = Vec::with_capacity(rows.rows_num());
         for row in rows.rows::<Row>().map_err(|e| bad(&e))? {
+            // A null `data` is kept: `rows` shows it as stored, and a scan of tasks reports
+            // that one row as bad without losing the others.
             let (list, id, data, type_name) = row.map_err(|e| bad(&e))?;
-            let data = data.ok_or_else(|| {
-                Error::BadData(format!(
-                    "task {id:?} of list {list:?} in {} has no data (null)",
-                    self.table
-                ))
-            })?;
             out.push(TaskRecord {
                 task_list: list,
                 id,
@@ -400,14 +450,18 @@ impl CassandraStore {
     }
 
     /// Stores many tasks with at most `concurrency` requests in flight. Returns once every
-    /// write has finished, one result per record, in the order given.
+    /// write has finished or been given up, one result per record, in the order given: once
+    /// no write has succeeded for the retry deadline, the writes not yet started fail
+    /// without being sent (see `Deadline`).
     pub async fn store_many(
         self: &Arc<Self>,
         records: Arc<[TaskRecord]>,
         concurrency: usize,
     ) -> Vec<Result<()>> {
-        self.for_each_concurrently(records, concurrency, |store, all, i| async move {
-            store.store(&all[i]).await
+        self.for_each_concurrently(records, concurrency, |store, all, i, deadline| async move {
+            let record = &all[i];
+            record.validate()?;
+            store.store_raw_until(record, &deadline).await
         })
         .await
     }
@@ -418,8 +472,8 @@ impl CassandraStore {
         keys: Arc<[TaskKey]>,
         concurrency: usize,
     ) -> Vec<Result<()>> {
-        self.for_each_concurrently(keys, concurrency, |store, all, i| async move {
-            store.delete(&all[i]).await
+        self.for_each_concurrently(keys, concurrency, |store, all, i, deadline| async move {
+            store.delete_until(&all[i], &deadline).await
         })
         .await
     }
@@ -432,21 +486,44 @@ impl CassandraStore {
     ) -> Vec<Result<()>>
     where
         I: Send + Sync + 'static,
-        F: Fn(Arc<Self>, Arc<[I]>, usize) -> Fut,
+        F: Fn(Arc<Self>, Arc<[I]>, usize, Arc<Deadline>) -> Fut,
         Fut: Future<Output = Result<()>> + Send + 'static,
     {
         // At most `concurrency` tasks exist at a time: each finished one is collected (and its
         // memory freed) before the next is started.
         let n = items.len();
         let limit = concurrency.max(1);
+        let deadline = Arc::new(self.deadline());
         let mut out: Vec<Option<Result<()>>> = (0..n).map(|_| None).collect();
         let mut running = JoinSet::new();
         let mut index_of: HashMap<tokio::task::Id, usize> = HashMap::with_capacity(limit);
+        let mut last_error: Option<Error> = None;
         let mut next = 0;
         loop {
             while next < n && running.len() < limit {
-                let fut = f(self.clone(), items.clone(), next);
-                let handle = running.spawn(fut);
+                if let Some(e) = &last_error {
+                    if deadline.passed_after(Duration::ZERO) {
+                        let given_up = e.with_message(format!(
+                            "not attempted: no write of this bulk call had succeeded for {:.1}s \
+                             (retry_deadline) when its turn came; the last error was: {e}",
+                            self.config.retry_deadline.as_secs_f64()
+                        ));
+                        for slot in &mut out[next..] {
+                            *slot = Some(Err(given_up.clone()));
+                        }
+                        next = n;
+                        break;
+                    }
+                }
+                let fut = f(self.clone(), items.clone(), next, deadline.clone());
+                let deadline = deadline.clone();
+                let handle = running.spawn(async move {
+                    let r = fut.await;
+                    if r.is_ok() {
+                        deadline.progressed();
+                    }
+                    r
+                });
                 index_of.insert(handle.id(), next);
                 next += 1;
             }
@@ -462,6 +539,11 @@ impl CassandraStore {
                     ))),
                 ),
             };
+            if let Err(e) = &result {
+                if e.is_transient() {
+                    last_error = Some(e.clone());
+                }
+            }
             if let Some(i) = index_of.remove(&id) {
                 out[i] = Some(result);
             }
