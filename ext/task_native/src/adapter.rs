@@ -14,7 +14,7 @@ use magnus::{
 use task_core::{parse_consistency, CassandraConfig, MemoryStore, TaskKey, TaskRecord};
 
 use crate::backend::{self, Backend, Cursor, Store};
-use crate::errors;
+use crate::{args, errors};
 
 #[magnus::wrap(class = "Task::DataInterface::NativeAdapter", free_immediately, size)]
 pub struct Adapter {
@@ -38,32 +38,18 @@ fn memory_new(ruby: &Ruby, class: RClass, args: &[Value]) -> Result<Obj<Adapter>
         [] => {}
         [h] => {
             let opts = RHash::try_convert(*h)?;
-            opts.foreach(|k: Symbol, v: Value| {
-                match k.name()?.as_ref() {
-                    "page_size" => {
-                        page_size =
-                            usize::try_convert(v)
-                                .ok()
-                                .filter(|n| *n >= 1)
-                                .ok_or_else(|| {
-                                    errors::argument(
-                                        ruby,
-                                        format!(
-                                            "page_size must be at least 1, got {}",
-                                            v.inspect()
-                                        ),
-                                    )
-                                })?
-                    }
-                    other => {
-                        return Err(errors::argument(
+            let given = args::options_by_name(ruby, opts, "MemoryAdapter", &["page_size"])?;
+            if let Some(v) = given.into_iter().flatten().next() {
+                page_size = usize::try_convert(v)
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .ok_or_else(|| {
+                        errors::argument(
                             ruby,
-                            format!("unknown MemoryAdapter option :{other}"),
-                        ))
-                    }
-                }
-                Ok(ForEach::Continue)
-            })?;
+                            format!("page_size must be at least 1, got {}", v.inspect()),
+                        )
+                    })?
+            }
         }
         _ => return Err(errors::argument(ruby, "MemoryAdapter.new(page_size: 1000)")),
     }
@@ -76,16 +62,44 @@ fn memory_new(ruby: &Ruby, class: RClass, args: &[Value]) -> Result<Obj<Adapter>
     ))
 }
 
+/// What `CassandraAdapter.new` takes, in the order error messages list them.
+const CASSANDRA_OPTIONS: [&str; 14] = [
+    "hosts",
+    "port",
+    "keyspace",
+    "tasks_table_name",
+    "consistency",
+    "request_timeout",
+    "connect_timeout",
+    "retry_deadline",
+    "page_size",
+    "local_datacenter",
+    "username",
+    "password",
+    "tls",
+    "tls_ca_file",
+];
+
 /// Reads `CassandraAdapter.new(hosts:, port:, ...)` options; unknown ones are an error.
+/// `what` names the call in that error and `also_accepted` are further names the caller
+/// reads itself (Interface.new's `:adapter`).
 pub fn cassandra_config(
     ruby: &Ruby,
     opts: Option<RHash>,
-    ignore_unknown: bool,
+    what: &str,
+    also_accepted: &[&str],
 ) -> Result<CassandraConfig, Error> {
     let mut c = CassandraConfig::default();
     let Some(opts) = opts else {
         return c.validated().map_err(|e| errors::from_core(ruby, e));
     };
+    let accepted: Vec<&str> = also_accepted
+        .iter()
+        .chain(CASSANDRA_OPTIONS.iter())
+        .copied()
+        .collect();
+    // Every name checked first, so that all the unknown ones are named together.
+    args::options_by_name(ruby, opts, what, &accepted)?;
     let text = |name: &str, v: Value| -> Result<String, Error> {
         if let Some(s) = Symbol::from_value(v) {
             return Ok(s.name()?.into_owned());
@@ -165,12 +179,7 @@ pub fn cassandra_config(
             "tls" => c.tls = v.to_bool(),
             "tls_ca_file" => c.tls_ca_file = optional_text("tls_ca_file", v)?,
             "password" => c.password = optional_text("password", v)?,
-            other if !ignore_unknown => {
-                return Err(errors::argument(
-                    ruby,
-                    format!("unknown CassandraAdapter option :{other}"),
-                ))
-            }
+            // Checked above: a name the caller reads itself (`also_accepted`).
             _ => {}
         }
         Ok(ForEach::Continue)
@@ -216,7 +225,7 @@ fn cassandra_new(ruby: &Ruby, class: RClass, args: &[Value]) -> Result<Obj<Adapt
             ))
         }
     };
-    let config = cassandra_config(ruby, opts, false)?;
+    let config = cassandra_config(ruby, opts, "CassandraAdapter", &[])?;
     Ok(ruby.obj_wrap_as(
         Adapter {
             backend: Arc::new(Backend::new(Store::Cassandra(Box::new(config)))),
@@ -225,12 +234,14 @@ fn cassandra_new(ruby: &Ruby, class: RClass, args: &[Value]) -> Result<Obj<Adapt
     ))
 }
 
-/// Reads a `concurrency:` keyword from an optional trailing hash.
+/// Reads a `concurrency:` keyword from an optional trailing hash (whose names `bulk_args`
+/// has checked).
 fn concurrency(ruby: &Ruby, opts: Option<RHash>) -> Result<usize, Error> {
     let Some(opts) = opts else {
         return Ok(DEFAULT_CONCURRENCY);
     };
-    match opts.get(ruby.sym_new("concurrency")) {
+    let given = args::options_by_name(ruby, opts, "bulk call", &["concurrency"])?;
+    match given.into_iter().flatten().next() {
         None => Ok(DEFAULT_CONCURRENCY),
         Some(v) => match usize::try_convert(v) {
             Ok(n) if (1..=4096).contains(&n) => Ok(n),
@@ -294,17 +305,19 @@ impl Adapter {
     /// `store_row(task_list:, id:, type:, data:)`: writes one row exactly as given (`data` is
     /// JSON text and is not checked). The low-level twin of `rows`.
     fn store_row(ruby: &Ruby, rb_self: &Self, row: RHash) -> Result<(), Error> {
-        let field = |name: &str| -> Result<String, Error> {
-            let v = row
-                .get(ruby.sym_new(name))
+        const FIELDS: [&str; 4] = ["task_list", "id", "type", "data"];
+        let values = args::options_by_name(ruby, row, "store_row", &FIELDS)?;
+        let field = |i: usize| -> Result<String, Error> {
+            let name = FIELDS[i];
+            let v = values[i]
                 .ok_or_else(|| errors::argument(ruby, format!("store_row needs :{name}")))?;
             RString::try_convert(v)?.to_string()
         };
         let record = TaskRecord {
-            task_list: field("task_list")?,
-            id: field("id")?,
-            type_name: field("type")?,
-            data: field("data")?,
+            task_list: field(0)?,
+            id: field(1)?,
+            type_name: field(2)?,
+            data: field(3)?,
         };
         rb_self.backend.store_raw(ruby, record)
     }
@@ -365,7 +378,9 @@ impl Adapter {
             [] => 1,
             [h] => {
                 let h = RHash::try_convert(*h)?;
-                match h.get(ruby.sym_new("replication_factor")) {
+                let given =
+                    args::options_by_name(ruby, h, "create_schema", &["replication_factor"])?;
+                match given.into_iter().flatten().next() {
                     None => 1,
                     Some(v) => u32::try_convert(v)
                         .ok()
@@ -457,6 +472,11 @@ fn bulk_args(ruby: &Ruby, args: &[Value], usage: &str) -> Result<(RArray, Option
         [items, opts] => (*items, Some(RHash::try_convert(*opts)?)),
         _ => return Err(errors::argument(ruby, usage.to_string())),
     };
+    if let Some(opts) = opts {
+        // Checked before any item is read, so a misspelt option stores or deletes nothing.
+        let what = usage.split_once('(').map_or(usage, |(name, _)| name);
+        args::options_by_name(ruby, opts, what, &["concurrency"])?;
+    }
     let items: RArray = match RArray::from_value(items) {
         Some(a) => a,
         None => items.funcall("to_a", ())?,
