@@ -72,4 +72,74 @@ RSpec.describe "Careless calls" do
       expect(adapter.options).to include(hosts: ["127.0.0.2"], port: 9999)
     end
   end
+
+  describe "ids and task lists" do
+    # What every call refuses, and how the message shows the value given.
+    let(:refused) do
+      bad_utf8 = "\xff".dup.force_encoding("UTF-8")
+      [[nil, "nil"], [[1, 2], "Array"], [{ a: 1 }, "Hash"], [Object.new, "Object"], ["", '""'], [true, "TrueClass"],
+       [bad_utf8, "not valid UTF-8"]]
+    end
+
+    def refusal(name, shown)
+      if shown == "not valid UTF-8"
+        /task #{name} must be valid UTF-8, got "\\xFF"/
+      else
+        /task #{name} must be a non-empty String, Symbol, Integer or Float; got #{Regexp.escape(shown)}/
+      end
+    end
+
+    on_each_store do
+      it "are refused in every call when not a String, Symbol, Integer or Float, and nothing is changed" do
+        # Rows whose ids and list are what to_s would make of the refused values.
+        lookalikes = ["[1, 2]", { a: 1 }.to_s, "true", ""].reject(&:empty?)
+        lookalikes.each { |id| FetchFile.create(task_list: list, id: id, filename: "keep #{id}") }
+        FetchFile.create(task_list: [list].to_s, id: "x", filename: "keep list")
+        before = stored(list)
+        refused.each do |value, shown|
+          id_error = refusal("id", shown)
+          list_error = refusal("task_list", shown)
+          expect { FetchFile.new(task_list: list, id: value).save }.to raise_error(ArgumentError, id_error)
+          expect { FetchFile.new(task_list: list, id: value).complete }.to raise_error(ArgumentError, id_error)
+          expect { Task::Task.find(list, value) }.to raise_error(ArgumentError, id_error)
+          expect { adapter.delete(list, value) }.to raise_error(ArgumentError, id_error)
+          expect { adapter.store_many([FetchFile.new(task_list: list, id: value)]) }.to raise_error(ArgumentError, id_error)
+          expect { adapter.delete_many([[list, value]]) }.to raise_error(ArgumentError, id_error)
+          expect { adapter.delete_many([FetchFile.new(task_list: list, id: value)]) }.to raise_error(ArgumentError, id_error)
+          expect { adapter.store_row(task_list: list, id: value, type: "FetchFile", data: "{}") }
+            .to raise_error(ArgumentError, id_error)
+          expect { FetchFile.new(task_list: value, id: "x").save }.to raise_error(ArgumentError, list_error)
+          expect { FetchFile.new(task_list: value, id: "x").complete }.to raise_error(ArgumentError, list_error)
+          expect { Task::Task.find(value, "x") }.to raise_error(ArgumentError, list_error)
+          expect { Task::Task.all(value) }.to raise_error(ArgumentError, list_error)
+          expect { adapter.rows(value) }.to raise_error(ArgumentError, list_error)
+          expect { adapter.delete_list(value) }.to raise_error(ArgumentError, list_error)
+          expect { adapter.delete_many([[value, "x"]]) }.to raise_error(ArgumentError, list_error)
+        end
+        expect { adapter.delete_many([[list, "[1, 2]"], [list, [1, 2]]]) }.to raise_error(ArgumentError, /Array/)
+        expect { adapter.store_many([FetchFile.build(task_list: list, id: "new"), FetchFile.new(task_list: list, id: [1])]) }
+          .to raise_error(ArgumentError, /Array/)
+        expect(stored(list)).to eq(before)
+        expect(stored([list].to_s).map(&:first)).to eq(["x"])
+      end
+
+      it "are taken as their to_s when Symbols, Integers or Floats, the same in every call" do
+        FetchFile.new(task_list: list.to_sym, id: 42, data: { filename: "int" }).save
+        FetchFile.create(task_list: list, id: 1.5, filename: "float")
+        adapter.store_many([FetchFile.new(task_list: list.to_sym, id: :sym)])
+        adapter.store_row(task_list: list.to_sym, id: 7, type: "FetchFile", data: "{}")
+        expect(stored(list).map(&:first)).to eq(%w[1.5 42 7 sym])
+        expect(Task::Task.find(list.to_sym, 42).id).to eq("42")
+        expect(Task::Task.find(list, 1.5).filename).to eq("float")
+        expect(Task::Task.all(list.to_sym).map(&:id).to_a).to eq(%w[1.5 42 7 sym])
+        expect(adapter.rows(list.to_sym).count).to eq(4)
+        FetchFile.new(task_list: list.to_sym, id: 42).complete
+        adapter.delete(list, :sym)
+        expect(adapter.delete_many([[list.to_sym, 1.5]])).to eq(1)
+        expect(stored(list).map(&:first)).to eq(%w[7])
+        adapter.delete_list(list.to_sym)
+        expect(stored(list)).to eq([])
+      end
+    end
+  end
 end

@@ -307,15 +307,16 @@ impl Adapter {
     fn store_row(ruby: &Ruby, rb_self: &Self, row: RHash) -> Result<(), Error> {
         const FIELDS: [&str; 4] = ["task_list", "id", "type", "data"];
         let values = args::options_by_name(ruby, row, "store_row", &FIELDS)?;
-        let field = |i: usize| -> Result<String, Error> {
-            let name = FIELDS[i];
-            let v = values[i]
-                .ok_or_else(|| errors::argument(ruby, format!("store_row needs :{name}")))?;
-            RString::try_convert(v)?.to_string()
+        let given = |i: usize| -> Result<Value, Error> {
+            values[i]
+                .ok_or_else(|| errors::argument(ruby, format!("store_row needs :{}", FIELDS[i])))
         };
+        let field =
+            |i: usize| -> Result<String, Error> { RString::try_convert(given(i)?)?.to_string() };
         let record = TaskRecord {
-            task_list: field(0)?,
-            id: field(1)?,
+            // The key columns by the rule every call follows; the type and data as given.
+            task_list: backend::key_text(ruby, "task_list", given(0)?, &String::new)?,
+            id: backend::key_text(ruby, "id", given(1)?, &String::new)?,
             type_name: field(2)?,
             data: field(3)?,
         };

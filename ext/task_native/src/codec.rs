@@ -293,6 +293,16 @@ pub fn json_to_data(ruby: &Ruby, text: &str, what: &dyn Fn() -> String) -> Resul
     }
 }
 
+/// `v.inspect`, cut to about 40 characters: for messages about values that may be huge.
+pub fn short_inspect(v: Value) -> String {
+    let full = v.inspect();
+    let mut s: String = full.chars().take(40).collect();
+    if s.len() < full.len() {
+        s.push('…');
+    }
+    s
+}
+
 fn snippet(text: &str) -> String {
     let mut s: String = text.chars().take(60).collect();
     if s.len() < text.len() {
