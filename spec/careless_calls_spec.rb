@@ -142,4 +142,63 @@ RSpec.describe "Careless calls" do
       end
     end
   end
+
+  describe "values whose to_json takes JSON's generator state" do
+    # As JSON's own to_json methods are written: the state is required, and used.
+    let(:needs_state) do
+      Class.new do
+        def to_json(state)
+          { "kind" => "needs state", "depth" => state.depth }.to_json(state)
+        end
+      end
+    end
+    let(:splat) do
+      Class.new do
+        def to_json(*args)
+          [args.size, args[0].class.name, args[0].depth].to_json(*args)
+        end
+      end
+    end
+    let(:optional) do
+      Class.new do
+        def to_json(state = nil)
+          state ? '"given a state"' : '"given none"'
+        end
+      end
+    end
+    let(:legacy) do
+      Class.new do
+        def to_json
+          '{"legacy":true}'
+        end
+      end
+    end
+
+    on_each_store do
+      it "are stored as JSON.generate writes them, at every depth" do
+        data = { top: needs_state.new, nested: [{ "deep" => needs_state.new }, splat.new], splat: splat.new,
+                 optional: optional.new }
+        FetchFile.create(task_list: list, id: "j", **data)
+        expect(stored(list)).to eq([["j", "FetchFile", JSON.generate(data)]])
+        expect(JSON.parse(stored(list)[0][2])["nested"][0]["deep"]).to eq("kind" => "needs state", "depth" => 3)
+      end
+
+      it "still stores a legacy to_json that takes no argument, as it writes itself" do
+        FetchFile.create(task_list: list, id: "l", old: legacy.new, new: needs_state.new)
+        expect(stored(list)).to eq([["l", "FetchFile", %({"old":{"legacy":true},"new":{"kind":"needs state","depth":1}})]])
+      end
+
+      it "lets an error raised by to_json through, and keeps the stored version" do
+        FetchFile.create(task_list: list, id: "e", filename: "kept")
+        failing = Class.new do
+          def to_json(_state)
+            raise ArgumentError, "cannot write this one"
+          end
+        end
+        expect { FetchFile.create(task_list: list, id: "e", bad: failing.new) }
+          .to raise_error(ArgumentError, "cannot write this one")
+        expect(Task::Task.find(list, "e").data).to eq(filename: "kept")
+      end
+    end
+  end
 end

@@ -4,9 +4,9 @@
 
 use magnus::encoding::EncodingCapable;
 use magnus::r_hash::ForEach;
-use magnus::rb_sys::{AsRawValue, FromRawValue};
+use magnus::rb_sys::{AsRawId, AsRawValue, FromRawValue};
 use magnus::value::ReprValue;
-use magnus::{Error, Float, Integer, RArray, RHash, RString, Ruby, Symbol, Value};
+use magnus::{Error, Float, Integer, Module, RArray, RHash, RModule, RString, Ruby, Symbol, Value};
 use task_core::json;
 
 use crate::errors;
@@ -20,6 +20,7 @@ pub fn data_to_json(ruby: &Ruby, data: RHash, what: &dyn Fn() -> String) -> Resu
     let mut w = Writer {
         ruby,
         out: &mut out,
+        state: None,
     };
     w.hash(data, 1).map_err(|e| match e {
         WriteError::Ruby(e) => e,
@@ -60,6 +61,10 @@ impl From<Error> for WriteError {
 struct Writer<'a> {
     ruby: &'a Ruby,
     out: &'a mut String,
+    /// The `JSON::State` handed to `to_json` methods, made on first need and shared by the
+    /// whole document as JSON.generate shares its one. (The Writer lives on the stack, so the
+    /// GC sees it.)
+    state: Option<Value>,
 }
 
 impl Writer<'_> {
@@ -216,9 +221,18 @@ impl Writer<'_> {
 
     /// A value with no JSON type: what JSON.generate would write, i.e. its `to_json` when the
     /// json library gives it one (by default `to_s` as a string), otherwise its `to_s`.
-    fn object(&mut self, v: Value, _depth: usize) -> Result<(), WriteError> {
+    /// `depth`: how many hashes and arrays enclose it.
+    fn object(&mut self, v: Value, depth: usize) -> Result<(), WriteError> {
         if v.respond_to("to_json", false)? {
-            let text: String = v.funcall("to_json", ())?;
+            let text: String = if takes_no_argument(self.ruby, v, "to_json")? {
+                // A legacy `def to_json` (JSON.generate itself would fail on it).
+                v.funcall("to_json", ())?
+            } else {
+                // As JSON's generator calls it: with its state, at the current depth, which
+                // the method may need (`def to_json(state)`, `to_h.to_json(*a)`).
+                let state = self.state(depth)?;
+                v.funcall("to_json", (state,))?
+            };
             if serde_json::from_str::<serde_json::Value>(&text).is_err() {
                 return self.bad(format!(
                     "{}#to_json returned {:?}, which is not JSON",
@@ -233,6 +247,55 @@ impl Writer<'_> {
         }
         Ok(())
     }
+}
+
+impl Writer<'_> {
+    /// The generator state for a `to_json` call on a value `depth` containers deep.
+    fn state(&mut self, depth: usize) -> Result<Value, Error> {
+        let state = match self.state {
+            Some(s) => s,
+            None => {
+                let s: Value = json_state_class(self.ruby)?.funcall("new", ())?;
+                self.state = Some(s);
+                s
+            }
+        };
+        let _: Value = state.funcall("depth=", (depth,))?;
+        Ok(state)
+    }
+}
+
+/// `JSON::State`, loading the json library if nothing has yet: a `to_json` that wants a state
+/// may be defined without it.
+fn json_state_class(ruby: &Ruby) -> Result<Value, Error> {
+    let loaded = || -> Option<Value> {
+        let json: RModule = ruby.class_object().const_get("JSON").ok()?;
+        json.const_get("State").ok()
+    };
+    if let Some(c) = loaded() {
+        return Ok(c);
+    }
+    ruby.require("json")?;
+    let json: RModule = ruby.class_object().const_get("JSON")?;
+    json.const_get("State")
+}
+
+/// True when `v`'s method `name` is defined to take no argument at all.
+fn takes_no_argument(ruby: &Ruby, v: Value, name: &str) -> Result<bool, Error> {
+    let id = ruby.intern(name);
+    // Safety: a plain method-table lookup on the receiver's class (singleton included); it
+    // neither allocates nor raises, and gives 0 when there is no method entry.
+    let arity = unsafe { rb_sys::rb_obj_method_arity(v.as_raw(), id.as_raw()) };
+    if arity != 0 {
+        return Ok(false);
+    }
+    // 0 is also what a method served by method_missing reports: ask Kernel#method (not the
+    // receiver's own `method`, which some classes redefine), which sees respond_to_missing?.
+    let method: Value = ruby
+        .module_kernel()
+        .funcall::<_, _, Value>("instance_method", (ruby.to_symbol("method"),))?
+        .funcall("bind_call", (v, ruby.to_symbol(name)))?;
+    Ok(method.funcall::<_, _, i64>("arity", ())? == 0)
 }
 
 /// Writes a JSON string the way Ruby's json 2.x generator does: `"` and `\` escaped, control
