@@ -201,4 +201,81 @@ RSpec.describe "Careless calls" do
       end
     end
   end
+
+  describe "a data key that is not valid UTF-8" do
+    let(:bad) { "\xff".dup.force_encoding("UTF-8") }
+
+    on_each_store do
+      it "is accepted by new, build and data=, and refused by save as BadData naming the task, at every depth" do
+        FetchFile.create(task_list: list, id: "k", filename: "kept")
+        expect { FetchFile.new(task_list: list, id: "k", data: { bad => 1 }) }.not_to raise_error
+        expect { FetchFile.build(task_list: list, id: "k", bad => 1) }.not_to raise_error
+        expect { FetchFile.new(task_list: list, id: "k").data = { bad => 1 } }.not_to raise_error
+        tasks = [
+          [FetchFile.new(task_list: list, id: "k", data: { bad => 1 }), "cannot store data: key"],
+          [FetchFile.build(task_list: list, id: "k", bad => 1), "cannot store data: key"],
+          [FetchFile.new(task_list: list, id: "k", data: { n: { bad => 1 } }), "cannot store data at data\\[:n\\]: key"],
+          [FetchFile.new(task_list: list, id: "k", data: { n: [{ bad => 1 }] }), "cannot store data at data\\[:n\\]\\[0\\]: key"]
+        ]
+        tasks.each do |task, where|
+          message = /task "k" of list "#{list}": #{where} "\\xFF" is not valid UTF-8/
+          expect { task.save }.to raise_error(Task::Error::BadData, message)
+          expect { adapter.store_many([task]) }.to raise_error(Task::Error::BadData, message)
+        end
+        expect(stored(list)).to eq([["k", "FetchFile", '{"filename":"kept"}']])
+      end
+    end
+  end
+
+  describe "keys over Cassandra's 65,535-byte limit" do
+    let(:long) { "x" * 70_000 }
+
+    def refused_briefly(pattern)
+      raise_error(ArgumentError) do |e|
+        expect(e.message).to match(pattern)
+        expect(e.message.bytesize).to be < 300
+      end
+    end
+
+    on_each_store do
+      it "are refused before any request, with a short message, and nothing is changed" do
+        FetchFile.create(task_list: list, id: "keep")
+        id_error = /task id is 70000 bytes long; Cassandra holds at most 65535 \(it starts "x{20}…"\)/
+        list_error = /task task_list is 70000 bytes long; Cassandra holds at most 65535 \(it starts "x{20}…"\)/
+        expect { FetchFile.create(task_list: list, id: long) }.to refused_briefly(id_error)
+        expect { Task::Task.find(list, long) }.to refused_briefly(id_error)
+        expect { FetchFile.new(task_list: list, id: long).complete }.to refused_briefly(id_error)
+        expect { adapter.delete(list, long) }.to refused_briefly(id_error)
+        expect { adapter.store_many([FetchFile.build(task_list: list, id: "a"), FetchFile.build(task_list: list, id: long)]) }
+          .to refused_briefly(id_error)
+        expect { adapter.delete_many([[list, "keep"], [list, long]]) }.to refused_briefly(id_error)
+        expect { adapter.store_row(task_list: list, id: long, type: "FetchFile", data: "{}") }.to refused_briefly(id_error)
+        expect { FetchFile.create(task_list: long, id: "keep") }.to refused_briefly(list_error)
+        expect { Task::Task.find(long, "keep") }.to refused_briefly(list_error)
+        expect { Task::Task.all(long) }.to refused_briefly(list_error)
+        expect { adapter.rows(long) }.to refused_briefly(list_error)
+        expect { adapter.delete_list(long) }.to refused_briefly(list_error)
+        expect(stored(list).map(&:first)).to eq(["keep"])
+      end
+
+      it "count the id and the type together, as Cassandra's clustering key does" do
+        together = /task id and type are 80000 bytes together; Cassandra holds at most 65535 \(id starts "i{20}…", type "T{20}…"\)/
+        expect { adapter.store_row(task_list: list, id: "i" * 40_000, type: "T" * 40_000, data: "{}") }
+          .to refused_briefly(together)
+        expect { adapter.store_row(task_list: list, id: "i", type: "T" * 70_000, data: "{}") }
+          .to refused_briefly(/task id and type are 70001 bytes together/)
+        expect { FetchFile.create(task_list: list, id: "i" * 65_535) }.to refused_briefly(/65544 bytes together/)
+        expect { adapter.store_many([FetchFile.build(task_list: list, id: "i" * 65_535)]) }.to refused_briefly(/65544 bytes/)
+        expect(stored(list)).to eq([])
+        # The longest id a FetchFile can have: 65,535 bytes with its 9-byte type.
+        longest = "é" * 32_763
+        expect(longest.bytesize + "FetchFile".bytesize).to eq(65_535)
+        FetchFile.create(task_list: list, id: longest)
+        expect(Task::Task.find(list, longest).id).to eq(longest)
+        longest_list = "é" * 32_767 + "l"
+        FetchFile.create(task_list: longest_list, id: "1")
+        expect(Task::Task.all(longest_list).map(&:id).to_a).to eq(["1"])
+      end
+    end
+  end
 end

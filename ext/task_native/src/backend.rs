@@ -309,12 +309,18 @@ pub fn record_from_task(ruby: &Ruby, task: Value) -> Result<TaskRecord, Error> {
         ));
     };
     let data = codec::data_to_json(ruby, data, &|| format!("task {id:?} of list {task_list:?}"))?;
-    Ok(TaskRecord {
+    let record = TaskRecord {
         task_list,
         id,
         type_name,
         data,
-    })
+    };
+    // The stores check this again; checked here too so that a bulk call refuses the whole
+    // batch before writing any of it (an id and type over Cassandra's key limit together).
+    record
+        .validate_columns()
+        .map_err(|e| errors::from_core(ruby, e))?;
+    Ok(record)
 }
 
 /// Looks up a task class by name (`Foo::Bar` too). `Ok(Err(msg))` when the name is not a
@@ -489,6 +495,8 @@ pub fn key_text(
     if text.is_empty() {
         return Err(refuse("\"\"".to_string()));
     }
+    task_core::record::check_length(name, &text)
+        .map_err(|e| errors::argument(ruby, format!("{}{}", e.message(), context())))?;
     Ok(text)
 }
 

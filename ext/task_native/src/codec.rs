@@ -121,6 +121,11 @@ impl Writer<'_> {
     /// Writes a String as JSON; other encodings are converted to UTF-8 first, as
     /// JSON.generate does, and bytes that are not valid UTF-8 are refused.
     fn string(&mut self, s: RString) -> Result<(), WriteError> {
+        self.text(s, "string")
+    }
+
+    /// `string`, for a hash key (`what` names it in a refusal).
+    fn text(&mut self, s: RString, what: &str) -> Result<(), WriteError> {
         let ruby = self.ruby;
         let enc = s.enc_get();
         let s = if enc == ruby.utf8_encindex()
@@ -131,14 +136,19 @@ impl Writer<'_> {
         } else {
             match s.funcall::<_, _, RString>("encode", ("UTF-8",)) {
                 Ok(u) => u,
-                Err(e) => return self.bad(format!("string could not be converted to UTF-8: {e}")),
+                Err(e) => return self.bad(format!("{what} could not be converted to UTF-8: {e}")),
             }
         };
         // Safety: the bytes are copied into `out` before any Ruby code can run.
         let bytes = unsafe { s.as_slice() };
         match std::str::from_utf8(bytes) {
             Ok(text) => write_str(self.out, text),
-            Err(_) => return self.bad(format!("string {} is not valid UTF-8", s.inspect())),
+            Err(_) => {
+                return self.bad(format!(
+                    "{what} {} is not valid UTF-8",
+                    short_inspect(s.as_value())
+                ))
+            }
         }
         Ok(())
     }
@@ -159,7 +169,9 @@ impl Writer<'_> {
             }
             None => k.to_r_string()?,
         };
-        self.string(s)
+        // A top-level String key that could not become a Symbol (see task.rs) ends up here
+        // as well as a nested one: both are refused the same way.
+        self.text(s, "key")
     }
 
     fn hash(&mut self, h: RHash, depth: usize) -> Result<(), WriteError> {
