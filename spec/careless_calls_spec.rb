@@ -278,4 +278,106 @@ RSpec.describe "Careless calls" do
       end
     end
   end
+
+  describe "option values" do
+    let(:cassandra) { Task::DataInterface::CassandraAdapter }
+    let(:memory) { Task::DataInterface::MemoryAdapter }
+
+    it "take an Integer where a count is meant, never a Float truncated or a String" do
+      expect { cassandra.new(port: 9350.7) }.to raise_error(ArgumentError, /port must be an Integer from 1 to 65535, got 9350.7/)
+      [0, 65_536, "9042", 2**70].each do |port|
+        expect { cassandra.new(port: port) }.to raise_error(ArgumentError, /port must be an Integer from 1 to 65535, got #{Regexp.escape(port.inspect)}/)
+      end
+      expect(cassandra.new(port: 9043).options[:port]).to eq(9043)
+      expect { cassandra.new(page_size: 1.5) }
+        .to raise_error(ArgumentError, /page_size must be an Integer from 1 to 2147483647, got 1.5/)
+      expect { cassandra.new(page_size: 2**31) }.to raise_error(ArgumentError, /page_size must be an Integer/)
+      expect(cassandra.new(page_size: 10).options[:page_size]).to eq(10)
+      [1.5, 0, "10"].each do |page_size|
+        expect { memory.new(page_size: page_size) }
+          .to raise_error(ArgumentError, /page_size must be an Integer of at least 1, got #{Regexp.escape(page_size.inspect)}/)
+      end
+    end
+
+    on_each_store do
+      it "refuse a concurrency that is not an Integer from 1 to 4096, before anything is written" do
+        FetchFile.create(task_list: list, id: "keep")
+        tasks = [FetchFile.build(task_list: list, id: "new")]
+        [1.5, 0, 4097, "8", nil].each do |concurrency|
+          message = /concurrency must be an Integer from 1 to 4096, got #{Regexp.escape(concurrency.inspect)}/
+          expect { adapter.store_many(tasks, concurrency: concurrency) }.to raise_error(ArgumentError, message)
+          expect { adapter.delete_many([[list, "keep"]], concurrency: concurrency) }.to raise_error(ArgumentError, message)
+        end
+        expect(stored(list).map(&:first)).to eq(["keep"])
+        expect(adapter.store_many(tasks, concurrency: 2)).to eq(1)
+      end
+    end
+
+    it "refuse a replication_factor that is not a positive Integer, creating nothing" do
+      keyspace = "task_spec_#{SecureRandom.hex(4)}"
+      adapter = cassandra_adapter(keyspace: keyspace)
+      [1.5, 0, "3"].each do |rf|
+        expect { adapter.create_schema(replication_factor: rf) }
+          .to raise_error(ArgumentError, /replication_factor must be an Integer of at least 1, got #{Regexp.escape(rf.inspect)}/)
+      end
+      expect { adapter.find("l", "1") }.to raise_error(Task::Error::QueryRejected, /#{keyspace}/)
+    end
+
+    it "take only true, false or nil for tls" do
+      ["false", "true", 1, 0, :false].each do |tls|
+        expect { cassandra.new(tls: tls) }.to raise_error(ArgumentError, /tls must be true, false or nil, got #{Regexp.escape(tls.inspect)}/)
+      end
+      expect(cassandra.new(tls: false).options[:tls]).to be(false)
+      expect(cassandra.new(tls: nil).options[:tls]).to be(false)
+      expect(cassandra.new(tls: true).options[:tls]).to be(true)
+    end
+
+    it "refuse a host that is not host, host:port, an IPv6 address or [IPv6]:port, when the adapter is made" do
+      {
+        "127.0.0.1:abc" => /host "127.0.0.1:abc": port "abc" is not a number from 1 to 65535/,
+        "host:0" => /host "host:0": port "0" is not a number from 1 to 65535/,
+        "host:99999" => /host "host:99999": port "99999" is not a number from 1 to 65535/,
+        "host:" => /host "host:": port "" is not a number from 1 to 65535/,
+        "" => /host "" is empty/,
+        " " => /host " " is empty/,
+        "db 1" => /host "db 1": "db 1" is not a host name or IP address/,
+        "1:2:3" => /host "1:2:3": "1:2" is not a host name or IP address/,
+        "[::1" => /host "\[::1": no closing \]/,
+        "[::1]:abc" => /host "\[::1\]:abc": port "abc" is not a number/,
+        "[::1]9042" => /host "\[::1\]9042": only :port may follow \]/,
+        "[db1]:9042" => /host "\[db1\]:9042": "db1" is not an IPv6 address/
+      }.each do |host, message|
+        expect { cassandra.new(hosts: [host]) }.to raise_error(ArgumentError, message)
+      end
+      expect { cassandra.new(hosts: "127.0.0.1, 127.0.0.2:abc") }.to raise_error(ArgumentError, /host "127.0.0.2:abc"/)
+      expect { Task::DataInterface::Interface.new(hosts: ["127.0.0.1:abc"]) }.to raise_error(ArgumentError, /port "abc"/)
+      good = ["db-1.example.com", "host_2:9043", "10.0.0.1", "10.0.0.1:65535", "::1", "[::1]", "[::1]:9043", "fe80::1"]
+      expect(cassandra.new(hosts: good).options[:hosts]).to eq(good)
+    end
+
+    it "refuse a reserved CQL keyword as keyspace or table name, and take the non-reserved ones" do
+      %w[select SELECT Table keyspace where is materialized replace].each do |word|
+        expect { cassandra.new(keyspace: word) }
+          .to raise_error(ArgumentError, /keyspace name "#{word}" is a reserved CQL keyword/)
+        expect { cassandra.new(tasks_table_name: word.to_sym) }
+          .to raise_error(ArgumentError, /table name "#{word}" is a reserved CQL keyword/)
+      end
+      expect { Task::DataInterface::Interface.new(keyspace: "select") }.to raise_error(ArgumentError, /reserved CQL keyword/)
+      %w[type key keys user ttl text tasks].each do |word|
+        expect(cassandra.new(keyspace: word, tasks_table_name: word.to_sym).options)
+          .to include(keyspace: word, tasks_table_name: word.to_sym)
+      end
+    end
+
+    it "take timeouts in seconds as a positive, finite Integer or Float" do
+      %i[request_timeout connect_timeout retry_deadline].each do |name|
+        ["5", Rational(1, 2), nil, 0, -1, 0.0, Float::INFINITY, Float::NAN].each do |value|
+          expect { cassandra.new(name => value) }
+            .to raise_error(ArgumentError, /#{name} must be a positive, finite Integer or Float of seconds, got #{Regexp.escape(value.inspect)}/)
+        end
+        expect(cassandra.new(name => 2).options[name]).to eq(2.0)
+        expect(cassandra.new(name => 0.25).options[name]).to eq(0.25)
+      end
+    end
+  end
 end

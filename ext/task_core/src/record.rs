@@ -130,20 +130,94 @@ pub(crate) fn truncate(s: &str, max: usize) -> &str {
     }
 }
 
+/// CQL's reserved keywords: the words marked reserved in Appendix A of the Cassandra CQL
+/// documentation, plus IS and MATERIALIZED, which Cassandra 5.0's own list
+/// (cql3/reserved_keywords.txt) also reserves. Unquoted, none can name a keyspace or table.
+/// The non-reserved keywords (TYPE, KEY, USER, TTL, ...) can, and are not here.
+const RESERVED_KEYWORDS: [&str; 58] = [
+    "ADD",
+    "ALLOW",
+    "ALTER",
+    "AND",
+    "APPLY",
+    "ASC",
+    "AUTHORIZE",
+    "BATCH",
+    "BEGIN",
+    "BY",
+    "COLUMNFAMILY",
+    "CREATE",
+    "DELETE",
+    "DESC",
+    "DESCRIBE",
+    "DROP",
+    "ENTRIES",
+    "EXECUTE",
+    "FROM",
+    "FULL",
+    "GRANT",
+    "IF",
+    "IN",
+    "INDEX",
+    "INFINITY",
+    "INSERT",
+    "INTO",
+    "IS",
+    "KEYSPACE",
+    "LIMIT",
+    "MATERIALIZED",
+    "MODIFY",
+    "NAN",
+    "NORECURSIVE",
+    "NOT",
+    "NULL",
+    "OF",
+    "ON",
+    "OR",
+    "ORDER",
+    "PRIMARY",
+    "RENAME",
+    "REPLACE",
+    "REVOKE",
+    "SCHEMA",
+    "SELECT",
+    "SET",
+    "TABLE",
+    "TO",
+    "TOKEN",
+    "TRUNCATE",
+    "UNLOGGED",
+    "UPDATE",
+    "USE",
+    "USING",
+    "VIEW",
+    "WHERE",
+    "WITH",
+];
+
 /// Keyspace and table names go into query text, so only plain CQL identifiers are accepted:
-/// a letter, then letters, digits or underscores, at most 48 characters.
+/// a letter, then letters, digits or underscores, at most 48 characters, and not a reserved
+/// keyword (the statements would fail with a syntax error naming neither).
 pub fn validate_identifier(kind: &str, name: &str) -> Result<()> {
     let mut chars = name.chars();
     let ok = matches!(chars.next(), Some(c) if c.is_ascii_alphabetic())
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
         && name.len() <= 48;
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::InvalidArgument(format!(
+    if !ok {
+        return Err(Error::InvalidArgument(format!(
             "{kind} name {name:?} is not a valid CQL identifier (a letter, then letters, digits or _; at most 48)"
-        )))
+        )));
     }
+    // Keywords are case-insensitive, as unquoted identifiers are.
+    if RESERVED_KEYWORDS
+        .iter()
+        .any(|k| k.eq_ignore_ascii_case(name))
+    {
+        return Err(Error::InvalidArgument(format!(
+            "{kind} name {name:?} is a reserved CQL keyword; choose another name"
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -229,6 +303,25 @@ mod tests {
         for bad in ["", "2tasks", "tasks;drop", "t\"x", "a b", &"x".repeat(49)] {
             let e = validate_identifier("keyspace", bad).unwrap_err();
             assert!(e.message().starts_with("keyspace name"), "{e}");
+        }
+        for reserved in ["select", "SELECT", "Table", "keyspace", "is", "with"] {
+            let e = validate_identifier("table", reserved).unwrap_err();
+            assert_eq!(
+                e.message(),
+                format!("table name {reserved:?} is a reserved CQL keyword; choose another name")
+            );
+        }
+        for word in [
+            "type",
+            "key",
+            "keys",
+            "user",
+            "ttl",
+            "text",
+            "tasks",
+            "selection",
+        ] {
+            assert!(validate_identifier("table", word).is_ok(), "{word}");
         }
     }
 }

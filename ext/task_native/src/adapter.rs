@@ -9,7 +9,8 @@ use magnus::r_hash::ForEach;
 use magnus::typed_data::Obj;
 use magnus::value::{Opaque, ReprValue};
 use magnus::{
-    function, method, Error, RArray, RClass, RHash, RModule, RString, Ruby, Symbol, Value,
+    function, method, Error, Float, Integer, RArray, RClass, RHash, RModule, RString, Ruby, Symbol,
+    Value,
 };
 use task_core::{parse_consistency, CassandraConfig, MemoryStore, TaskKey, TaskRecord};
 
@@ -40,15 +41,9 @@ fn memory_new(ruby: &Ruby, class: RClass, args: &[Value]) -> Result<Obj<Adapter>
             let opts = RHash::try_convert(*h)?;
             let given = args::options_by_name(ruby, opts, "MemoryAdapter", &["page_size"])?;
             if let Some(v) = given.into_iter().flatten().next() {
-                page_size = usize::try_convert(v)
-                    .ok()
-                    .filter(|n| *n >= 1)
-                    .ok_or_else(|| {
-                        errors::argument(
-                            ruby,
-                            format!("page_size must be at least 1, got {}", v.inspect()),
-                        )
-                    })?
+                // Memory pages are Vecs: any count that fits in memory is fine.
+                let n = args::integer_in(ruby, "page_size", v, 1, i64::MAX)?;
+                page_size = usize::try_from(n).unwrap_or(usize::MAX);
             }
         }
         _ => return Err(errors::argument(ruby, "MemoryAdapter.new(page_size: 1000)")),
@@ -113,16 +108,31 @@ pub fn cassandra_config(
         }
     };
     let seconds = |name: &str, v: Value| -> Result<Duration, Error> {
-        let x: f64 = f64::try_convert(v).map_err(|_| {
-            errors::argument(
-                ruby,
-                format!("{name} must be a number of seconds, got {}", v.inspect()),
-            )
-        })?;
-        if !(x > 0.0 && x.is_finite() && x < 1e9) {
+        // An Integer or Float only: f64::try_convert would also take a Rational, and the
+        // message should not suggest that a String of digits might do.
+        let x = if let Some(f) = Float::from_value(v) {
+            Some(f.to_f64())
+        } else {
+            Integer::from_value(v).and_then(|i| i.to_i64().ok().map(|n| n as f64))
+        };
+        match x {
+            Some(x) if x > 0.0 && x.is_finite() => {}
+            _ => {
+                return Err(errors::argument(
+                    ruby,
+                    format!(
+                        "{name} must be a positive, finite Integer or Float of seconds, got {}",
+                        v.inspect()
+                    ),
+                ))
+            }
+        }
+        let x = x.unwrap_or_default();
+        // Duration::from_secs_f64 panics beyond its range; no wait needs to be this long.
+        if x >= 1e9 {
             return Err(errors::argument(
                 ruby,
-                format!("{name} must be a positive number of seconds, got {x}"),
+                format!("{name} of {x} seconds is too long (at most 1e9)"),
             ));
         }
         Ok(Duration::from_secs_f64(x))
@@ -153,9 +163,8 @@ pub fn cassandra_config(
                 }
             }
             "port" => {
-                c.port = u16::try_convert(v).map_err(|_| {
-                    errors::argument(ruby, format!("port must be 1-65535, got {}", v.inspect()))
-                })?
+                let port = args::integer_in(ruby, "port", v, 1, u16::MAX.into())?;
+                c.port = u16::try_from(port).unwrap_or(u16::MAX); // in range: checked above
             }
             "keyspace" => c.keyspace = text("keyspace", v)?,
             "tasks_table_name" => c.table = text("tasks_table_name", v)?,
@@ -167,16 +176,24 @@ pub fn cassandra_config(
             "connect_timeout" => c.connect_timeout = seconds("connect_timeout", v)?,
             "retry_deadline" => c.retry_deadline = seconds("retry_deadline", v)?,
             "page_size" => {
-                c.page_size = i32::try_convert(v).map_err(|_| {
-                    errors::argument(
-                        ruby,
-                        format!("page_size must be an Integer, got {}", v.inspect()),
-                    )
-                })?
+                let n = args::integer_in(ruby, "page_size", v, 1, i32::MAX.into())?;
+                c.page_size = i32::try_from(n).unwrap_or(i32::MAX); // in range: checked above
             }
             "local_datacenter" => c.local_datacenter = optional_text("local_datacenter", v)?,
             "username" => c.username = optional_text("username", v)?,
-            "tls" => c.tls = v.to_bool(),
+            // Not Ruby truthiness: `tls: "false"` must not turn TLS on.
+            "tls" => {
+                c.tls = if v.is_nil() || v.is_kind_of(ruby.class_false_class()) {
+                    false
+                } else if v.is_kind_of(ruby.class_true_class()) {
+                    true
+                } else {
+                    return Err(errors::argument(
+                        ruby,
+                        format!("tls must be true, false or nil, got {}", v.inspect()),
+                    ));
+                }
+            }
             "tls_ca_file" => c.tls_ca_file = optional_text("tls_ca_file", v)?,
             "password" => c.password = optional_text("password", v)?,
             // Checked above: a name the caller reads itself (`also_accepted`).
@@ -243,13 +260,10 @@ fn concurrency(ruby: &Ruby, opts: Option<RHash>) -> Result<usize, Error> {
     let given = args::options_by_name(ruby, opts, "bulk call", &["concurrency"])?;
     match given.into_iter().flatten().next() {
         None => Ok(DEFAULT_CONCURRENCY),
-        Some(v) => match usize::try_convert(v) {
-            Ok(n) if (1..=4096).contains(&n) => Ok(n),
-            _ => Err(errors::argument(
-                ruby,
-                format!("concurrency must be 1-4096, got {}", v.inspect()),
-            )),
-        },
+        Some(v) => {
+            let n = args::integer_in(ruby, "concurrency", v, 1, 4096)?;
+            Ok(usize::try_from(n).unwrap_or(DEFAULT_CONCURRENCY)) // 1-4096: always fits
+        }
     }
 }
 
@@ -383,18 +397,12 @@ impl Adapter {
                     args::options_by_name(ruby, h, "create_schema", &["replication_factor"])?;
                 match given.into_iter().flatten().next() {
                     None => 1,
-                    Some(v) => u32::try_convert(v)
-                        .ok()
-                        .filter(|n| *n >= 1)
-                        .ok_or_else(|| {
-                            errors::argument(
-                                ruby,
-                                format!(
-                                    "replication_factor must be a positive Integer, got {}",
-                                    v.inspect()
-                                ),
-                            )
-                        })?,
+                    Some(v) => {
+                        let n = args::integer_in(ruby, "replication_factor", v, 1, i64::MAX)?;
+                        u32::try_from(n).map_err(|_| {
+                            errors::argument(ruby, format!("replication_factor {n} is too large"))
+                        })?
+                    }
                 }
             }
             _ => {

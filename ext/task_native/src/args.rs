@@ -2,7 +2,7 @@
 
 use magnus::prelude::*;
 use magnus::r_hash::ForEach;
-use magnus::{Error, RHash, RString, Ruby, Symbol, Value};
+use magnus::{Error, Integer, RHash, RString, Ruby, Symbol, Value};
 
 use crate::errors;
 
@@ -71,4 +71,28 @@ pub fn options_by_name(
             accepted.join(", ")
         ),
     ))
+}
+
+/// An option that counts something: an Integer within `min..=max`, nothing else. magnus'
+/// integer conversions would take a Float and truncate it (`page_size: 1.5` became 1).
+pub fn integer_in(ruby: &Ruby, name: &str, v: Value, min: i64, max: i64) -> Result<i64, Error> {
+    let refuse = || {
+        let range = if max == i64::MAX {
+            format!("of at least {min}")
+        } else {
+            format!("from {min} to {max}")
+        };
+        errors::argument(
+            ruby,
+            format!("{name} must be an Integer {range}, got {}", v.inspect()),
+        )
+    };
+    let n = Integer::from_value(v)
+        .ok_or_else(refuse)?
+        .to_i64()
+        .map_err(|_| refuse())?;
+    if n < min || n > max {
+        return Err(refuse());
+    }
+    Ok(n)
 }
