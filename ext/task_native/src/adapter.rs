@@ -9,12 +9,13 @@ use magnus::r_hash::ForEach;
 use magnus::typed_data::Obj;
 use magnus::value::{LazyId, Opaque, ReprValue};
 use magnus::{
-    function, method, Error, RArray, RClass, RHash, RModule, RString, Ruby, Symbol, Value,
+    function, method, Error, Float, Integer, RArray, RClass, RHash, RModule, RString, Ruby, Symbol,
+    Value,
 };
 use task_core::{parse_consistency, CassandraConfig, MemoryStore, TaskKey, TaskRecord};
 
 use crate::backend::{self, Backend, CassandraHandle, Cursor, Store};
-use crate::errors;
+use crate::{args, errors};
 
 #[magnus::wrap(class = "Task::DataInterface::NativeAdapter", free_immediately, size)]
 pub struct Adapter {
@@ -38,32 +39,12 @@ fn memory_new(ruby: &Ruby, class: RClass, args: &[Value]) -> Result<Obj<Adapter>
         [] => {}
         [h] => {
             let opts = RHash::try_convert(*h)?;
-            opts.foreach(|k: Symbol, v: Value| {
-                match k.name()?.as_ref() {
-                    "page_size" => {
-                        page_size =
-                            usize::try_convert(v)
-                                .ok()
-                                .filter(|n| *n >= 1)
-                                .ok_or_else(|| {
-                                    errors::argument(
-                                        ruby,
-                                        format!(
-                                            "page_size must be at least 1, got {}",
-                                            v.inspect()
-                                        ),
-                                    )
-                                })?
-                    }
-                    other => {
-                        return Err(errors::argument(
-                            ruby,
-                            format!("unknown MemoryAdapter option :{other}"),
-                        ))
-                    }
-                }
-                Ok(ForEach::Continue)
-            })?;
+            let given = args::options_by_name(ruby, opts, "MemoryAdapter", &["page_size"])?;
+            if let Some(v) = given.into_iter().flatten().next() {
+                // Memory pages are Vecs: any count that fits in memory is fine.
+                let n = args::integer_in(ruby, "page_size", v, 1, i64::MAX)?;
+                page_size = usize::try_from(n).unwrap_or(usize::MAX);
+            }
         }
         _ => return Err(errors::argument(ruby, "MemoryAdapter.new(page_size: 1000)")),
     }
@@ -76,16 +57,44 @@ fn memory_new(ruby: &Ruby, class: RClass, args: &[Value]) -> Result<Obj<Adapter>
     ))
 }
 
+/// What `CassandraAdapter.new` takes, in the order error messages list them.
+const CASSANDRA_OPTIONS: [&str; 14] = [
+    "hosts",
+    "port",
+    "keyspace",
+    "tasks_table_name",
+    "consistency",
+    "request_timeout",
+    "connect_timeout",
+    "retry_deadline",
+    "page_size",
+    "local_datacenter",
+    "username",
+    "password",
+    "tls",
+    "tls_ca_file",
+];
+
 /// Reads `CassandraAdapter.new(hosts:, port:, ...)` options; unknown ones are an error.
+/// `what` names the call in that error and `also_accepted` are further names the caller
+/// reads itself (Interface.new's `:adapter`).
 pub fn cassandra_config(
     ruby: &Ruby,
     opts: Option<RHash>,
-    ignore_unknown: bool,
+    what: &str,
+    also_accepted: &[&str],
 ) -> Result<CassandraConfig, Error> {
     let mut c = CassandraConfig::default();
     let Some(opts) = opts else {
         return c.validated().map_err(|e| errors::from_core(ruby, e));
     };
+    let accepted: Vec<&str> = also_accepted
+        .iter()
+        .chain(CASSANDRA_OPTIONS.iter())
+        .copied()
+        .collect();
+    // Every name checked first, so that all the unknown ones are named together.
+    args::options_by_name(ruby, opts, what, &accepted)?;
     let text = |name: &str, v: Value| -> Result<String, Error> {
         if let Some(s) = Symbol::from_value(v) {
             return Ok(s.name()?.into_owned());
@@ -99,16 +108,31 @@ pub fn cassandra_config(
         }
     };
     let seconds = |name: &str, v: Value| -> Result<Duration, Error> {
-        let x: f64 = f64::try_convert(v).map_err(|_| {
-            errors::argument(
-                ruby,
-                format!("{name} must be a number of seconds, got {}", v.inspect()),
-            )
-        })?;
-        if !(x > 0.0 && x.is_finite() && x < 1e9) {
+        // An Integer or Float only: f64::try_convert would also take a Rational, and the
+        // message should not suggest that a String of digits might do.
+        let x = if let Some(f) = Float::from_value(v) {
+            Some(f.to_f64())
+        } else {
+            Integer::from_value(v).and_then(|i| i.to_i64().ok().map(|n| n as f64))
+        };
+        match x {
+            Some(x) if x > 0.0 && x.is_finite() => {}
+            _ => {
+                return Err(errors::argument(
+                    ruby,
+                    format!(
+                        "{name} must be a positive, finite Integer or Float of seconds, got {}",
+                        v.inspect()
+                    ),
+                ))
+            }
+        }
+        let x = x.unwrap_or_default();
+        // Duration::from_secs_f64 panics beyond its range; no wait needs to be this long.
+        if x >= 1e9 {
             return Err(errors::argument(
                 ruby,
-                format!("{name} must be a positive number of seconds, got {x}"),
+                format!("{name} of {x} seconds is too long (at most 1e9)"),
             ));
         }
         Ok(Duration::from_secs_f64(x))
@@ -139,9 +163,8 @@ pub fn cassandra_config(
                 }
             }
             "port" => {
-                c.port = u16::try_convert(v).map_err(|_| {
-                    errors::argument(ruby, format!("port must be 1-65535, got {}", v.inspect()))
-                })?
+                let port = args::integer_in(ruby, "port", v, 1, u16::MAX.into())?;
+                c.port = u16::try_from(port).unwrap_or(u16::MAX); // in range: checked above
             }
             "keyspace" => c.keyspace = text("keyspace", v)?,
             "tasks_table_name" => c.table = text("tasks_table_name", v)?,
@@ -153,24 +176,27 @@ pub fn cassandra_config(
             "connect_timeout" => c.connect_timeout = seconds("connect_timeout", v)?,
             "retry_deadline" => c.retry_deadline = seconds("retry_deadline", v)?,
             "page_size" => {
-                c.page_size = i32::try_convert(v).map_err(|_| {
-                    errors::argument(
-                        ruby,
-                        format!("page_size must be an Integer, got {}", v.inspect()),
-                    )
-                })?
+                let n = args::integer_in(ruby, "page_size", v, 1, i32::MAX.into())?;
+                c.page_size = i32::try_from(n).unwrap_or(i32::MAX); // in range: checked above
             }
             "local_datacenter" => c.local_datacenter = optional_text("local_datacenter", v)?,
             "username" => c.username = optional_text("username", v)?,
-            "tls" => c.tls = v.to_bool(),
+            // Not Ruby truthiness: `tls: "false"` must not turn TLS on.
+            "tls" => {
+                c.tls = if v.is_nil() || v.is_kind_of(ruby.class_false_class()) {
+                    false
+                } else if v.is_kind_of(ruby.class_true_class()) {
+                    true
+                } else {
+                    return Err(errors::argument(
+                        ruby,
+                        format!("tls must be true, false or nil, got {}", v.inspect()),
+                    ));
+                }
+            }
             "tls_ca_file" => c.tls_ca_file = optional_text("tls_ca_file", v)?,
             "password" => c.password = optional_text("password", v)?,
-            other if !ignore_unknown => {
-                return Err(errors::argument(
-                    ruby,
-                    format!("unknown CassandraAdapter option :{other}"),
-                ))
-            }
+            // Checked above: a name the caller reads itself (`also_accepted`).
             _ => {}
         }
         Ok(ForEach::Continue)
@@ -218,7 +244,7 @@ fn cassandra_new(ruby: &Ruby, class: RClass, args: &[Value]) -> Result<Obj<Adapt
             ))
         }
     };
-    let config = cassandra_config(ruby, opts, false)?;
+    let config = cassandra_config(ruby, opts, "CassandraAdapter", &[])?;
     Ok(ruby.obj_wrap_as(
         Adapter {
             backend: Arc::new(Backend::new(Store::Cassandra(Box::new(
@@ -229,20 +255,19 @@ fn cassandra_new(ruby: &Ruby, class: RClass, args: &[Value]) -> Result<Obj<Adapt
     ))
 }
 
-/// Reads a `concurrency:` keyword from an optional trailing hash.
+/// Reads a `concurrency:` keyword from an optional trailing hash (whose names `bulk_args`
+/// has checked).
 fn concurrency(ruby: &Ruby, opts: Option<RHash>) -> Result<usize, Error> {
     let Some(opts) = opts else {
         return Ok(DEFAULT_CONCURRENCY);
     };
-    match opts.get(ruby.sym_new("concurrency")) {
+    let given = args::options_by_name(ruby, opts, "bulk call", &["concurrency"])?;
+    match given.into_iter().flatten().next() {
         None => Ok(DEFAULT_CONCURRENCY),
-        Some(v) => match usize::try_convert(v) {
-            Ok(n) if (1..=4096).contains(&n) => Ok(n),
-            _ => Err(errors::argument(
-                ruby,
-                format!("concurrency must be 1-4096, got {}", v.inspect()),
-            )),
-        },
+        Some(v) => {
+            let n = args::integer_in(ruby, "concurrency", v, 1, 4096)?;
+            Ok(usize::try_from(n).unwrap_or(DEFAULT_CONCURRENCY)) // 1-4096: always fits
+        }
     }
 }
 
@@ -313,22 +338,13 @@ impl Adapter {
                 ))
             }
         };
-        let mut on_bad_row = None;
-        if let Some(opts) = opts {
-            opts.foreach(|k: Value, v: Value| {
-                let name = Symbol::from_value(k).map(|s| s.name().map(|n| n.into_owned()));
-                match name.transpose()?.as_deref() {
-                    Some("on_bad_row") => on_bad_row = bad_row_handler(ruby, v)?,
-                    _ => {
-                        return Err(errors::argument(
-                            ruby,
-                            format!("unknown keyword: {} (all takes on_bad_row:)", k.inspect()),
-                        ))
-                    }
-                }
-                Ok(ForEach::Continue)
-            })?;
-        }
+        let on_bad_row = match opts {
+            Some(opts) => match args::options_by_name(ruby, opts, "all", &["on_bad_row"])?[0] {
+                Some(v) => bad_row_handler(ruby, v)?,
+                None => None,
+            },
+            None => None,
+        };
         Self::scan(ruby, rb_self, task_list, false, on_bad_row)
     }
 
@@ -341,19 +357,22 @@ impl Adapter {
     /// `store_row(task_list:, id:, type:, data:)`: writes one row exactly as given (`data` is
     /// JSON text and is not checked; nil writes a null). The low-level twin of `rows`.
     fn store_row(ruby: &Ruby, rb_self: &Self, row: RHash) -> Result<(), Error> {
-        let field = |name: &str| -> Result<String, Error> {
-            let v = row
-                .get(ruby.sym_new(name))
-                .ok_or_else(|| errors::argument(ruby, format!("store_row needs :{name}")))?;
-            RString::try_convert(v)?.to_string()
+        const FIELDS: [&str; 4] = ["task_list", "id", "type", "data"];
+        let values = args::options_by_name(ruby, row, "store_row", &FIELDS)?;
+        let given = |i: usize| -> Result<Value, Error> {
+            values[i]
+                .ok_or_else(|| errors::argument(ruby, format!("store_row needs :{}", FIELDS[i])))
         };
+        let field =
+            |i: usize| -> Result<String, Error> { RString::try_convert(given(i)?)?.to_string() };
         let record = TaskRecord {
-            task_list: field("task_list")?,
-            id: field("id")?,
-            type_name: field("type")?,
-            data: match row.get(ruby.sym_new("data")) {
+            // The key columns by the rule every call follows; the type and data as given.
+            task_list: backend::key_text(ruby, "task_list", given(0)?, &String::new)?,
+            id: backend::key_text(ruby, "id", given(1)?, &String::new)?,
+            type_name: field(2)?,
+            data: match values[3] {
                 Some(v) if v.is_nil() => None,
-                _ => Some(field("data")?),
+                _ => Some(field(3)?),
             },
         };
         rb_self.backend.store_raw(ruby, record)
@@ -415,20 +434,16 @@ impl Adapter {
             [] => 1,
             [h] => {
                 let h = RHash::try_convert(*h)?;
-                match h.get(ruby.sym_new("replication_factor")) {
+                let given =
+                    args::options_by_name(ruby, h, "create_schema", &["replication_factor"])?;
+                match given.into_iter().flatten().next() {
                     None => 1,
-                    Some(v) => u32::try_convert(v)
-                        .ok()
-                        .filter(|n| *n >= 1)
-                        .ok_or_else(|| {
-                            errors::argument(
-                                ruby,
-                                format!(
-                                    "replication_factor must be a positive Integer, got {}",
-                                    v.inspect()
-                                ),
-                            )
-                        })?,
+                    Some(v) => {
+                        let n = args::integer_in(ruby, "replication_factor", v, 1, i64::MAX)?;
+                        u32::try_from(n).map_err(|_| {
+                            errors::argument(ruby, format!("replication_factor {n} is too large"))
+                        })?
+                    }
                 }
             }
             _ => {
@@ -507,6 +522,11 @@ fn bulk_args(ruby: &Ruby, args: &[Value], usage: &str) -> Result<(RArray, Option
         [items, opts] => (*items, Some(RHash::try_convert(*opts)?)),
         _ => return Err(errors::argument(ruby, usage.to_string())),
     };
+    if let Some(opts) = opts {
+        // Checked before any item is read, so a misspelt option stores or deletes nothing.
+        let what = usage.split_once('(').map_or(usage, |(name, _)| name);
+        args::options_by_name(ruby, opts, what, &["concurrency"])?;
+    }
     let items: RArray = match RArray::from_value(items) {
         Some(a) => a,
         None => items.funcall("to_a", ())?,

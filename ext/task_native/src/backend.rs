@@ -5,9 +5,10 @@ use std::mem::ManuallyDrop;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use magnus::encoding::EncodingCapable;
 use magnus::prelude::*;
 use magnus::value::{LazyId, ReprValue};
-use magnus::{Error, RClass, RHash, RString, Ruby, Value};
+use magnus::{Error, Float, Integer, RClass, RHash, RString, Ruby, Symbol, Value};
 use task_core::{CassandraConfig, CassandraStore, MemoryStore, TaskKey, TaskRecord};
 use tokio::task::JoinHandle;
 
@@ -310,38 +311,12 @@ impl Backend {
     }
 }
 
-/// A String attribute of a task for the store: must be a non-empty String.
+/// A String attribute of a task for the store, by the rule of `key_text`; an error also
+/// names the task's class.
 fn string_attr(ruby: &Ruby, task: Value, name: &str, value: Value) -> Result<String, Error> {
-    let Some(s) = RString::from_value(value) else {
-        let got = if value.is_nil() {
-            "nil".to_string()
-        } else {
-            value.class().inspect()
-        };
-        return Err(errors::argument(
-            ruby,
-            format!(
-                "task {name} must be a non-empty String, got {got} (task {})",
-                task.inspect()
-            ),
-        ));
-    };
-    let text = s.to_string().map_err(|_| {
-        errors::bad_data(
-            ruby,
-            format!("task {name} {} is not valid UTF-8", s.inspect()),
-        )
-    })?;
-    if text.is_empty() {
-        return Err(errors::argument(
-            ruby,
-            format!(
-                "task {name} must be a non-empty String, got \"\" (task {})",
-                task.inspect()
-            ),
-        ));
-    }
-    Ok(text)
+    key_text(ruby, name, value, &|| {
+        format!(" (saving a {} task)", task.class().inspect())
+    })
 }
 
 /// The record for a task object, or a clear error before anything is written.
@@ -370,12 +345,18 @@ pub fn record_from_task(ruby: &Ruby, task: Value) -> Result<TaskRecord, Error> {
         ));
     };
     let data = codec::data_to_json(ruby, data, &|| format!("task {id:?} of list {task_list:?}"))?;
-    Ok(TaskRecord {
+    let record = TaskRecord {
         task_list,
         id,
         type_name,
         data: Some(data),
-    })
+    };
+    // The stores check this again; checked here too so that a bulk call refuses the whole
+    // batch before writing any of it (an id and type over Cassandra's key limit together).
+    record
+        .validate_columns()
+        .map_err(|e| errors::from_core(ruby, e))?;
+    Ok(record)
 }
 
 /// Looks up a task class by name (`Foo::Bar` too). `Ok(Err(msg))` when the name is not a
@@ -493,16 +474,76 @@ pub fn task_from_record_cached(
     )
 }
 
-fn text_arg(ruby: &Ruby, name: &str, v: Value) -> Result<String, Error> {
-    if v.is_nil() {
-        return Err(errors::argument(ruby, format!("{name} must not be nil")));
-    }
-    let s: RString = match RString::from_value(v) {
-        Some(s) => s,
-        None => v.funcall("to_s", ())?,
+/// The one rule for a task list or an id (`name`), in every call that takes one: save,
+/// complete, find, delete, all, rows, delete_list, store_row and the bulk calls, on every
+/// store. task_rb coerced these with Virtus' String coercion, so what it could coerce is taken
+/// as its `to_s` (a Symbol, Integer or Float); a String must be valid UTF-8 (another encoding
+/// is converted to it) and non-empty; anything else is an ArgumentError naming the argument
+/// and the class given (a `to_s` of an Array or object would name some other task).
+/// `context` is appended to a refusal.
+pub fn key_text(
+    ruby: &Ruby,
+    name: &str,
+    v: Value,
+    context: &dyn Fn() -> String,
+) -> Result<String, Error> {
+    let refuse = |got: String| {
+        errors::argument(
+            ruby,
+            format!(
+                "task {name} must be a non-empty String, Symbol, Integer or Float; got {got}{}",
+                context()
+            ),
+        )
     };
-    s.to_string()
-        .map_err(|_| errors::argument(ruby, format!("{name} {} is not valid UTF-8", s.inspect())))
+    let s: RString = if let Some(s) = RString::from_value(v) {
+        s
+    } else if Symbol::from_value(v).is_some()
+        || Integer::from_value(v).is_some()
+        || Float::from_value(v).is_some()
+    {
+        v.funcall("to_s", ())?
+    } else if v.is_nil() {
+        return Err(refuse("nil".to_string()));
+    } else {
+        return Err(refuse(v.class().inspect()));
+    };
+    let invalid = || {
+        errors::argument(
+            ruby,
+            format!(
+                "task {name} must be valid UTF-8, got {}{}",
+                codec::short_inspect(s.as_value()),
+                context()
+            ),
+        )
+    };
+    let enc = s.enc_get();
+    let utf8 = if enc == ruby.utf8_encindex()
+        || enc == ruby.usascii_encindex()
+        || enc == ruby.ascii8bit_encindex()
+    {
+        s
+    } else {
+        // As JSON.generate treats data strings: other encodings are converted.
+        s.funcall::<_, _, RString>("encode", ("UTF-8",))
+            .map_err(|_| invalid())?
+    };
+    // Safety: the bytes are copied before any Ruby code can run.
+    let text = match std::str::from_utf8(unsafe { utf8.as_slice() }) {
+        Ok(t) => t.to_owned(),
+        Err(_) => return Err(invalid()),
+    };
+    if text.is_empty() {
+        return Err(refuse("\"\"".to_string()));
+    }
+    task_core::record::check_length(name, &text)
+        .map_err(|e| errors::argument(ruby, format!("{}{}", e.message(), context())))?;
+    Ok(text)
+}
+
+fn text_arg(ruby: &Ruby, name: &str, v: Value) -> Result<String, Error> {
+    key_text(ruby, name, v, &String::new)
 }
 
 /// (list, id) arguments to a key, with the errors the store would give.

@@ -4,9 +4,9 @@
 
 use magnus::encoding::EncodingCapable;
 use magnus::r_hash::ForEach;
-use magnus::rb_sys::{AsRawValue, FromRawValue};
+use magnus::rb_sys::{AsRawId, AsRawValue, FromRawValue};
 use magnus::value::ReprValue;
-use magnus::{Error, Float, Integer, RArray, RHash, RString, Ruby, Symbol, Value};
+use magnus::{Error, Float, Integer, Module, RArray, RHash, RModule, RString, Ruby, Symbol, Value};
 use task_core::json;
 
 use crate::errors;
@@ -20,6 +20,7 @@ pub fn data_to_json(ruby: &Ruby, data: RHash, what: &dyn Fn() -> String) -> Resu
     let mut w = Writer {
         ruby,
         out: &mut out,
+        state: None,
     };
     w.hash(data, 1).map_err(|e| match e {
         WriteError::Ruby(e) => e,
@@ -60,6 +61,10 @@ impl From<Error> for WriteError {
 struct Writer<'a> {
     ruby: &'a Ruby,
     out: &'a mut String,
+    /// The `JSON::State` handed to `to_json` methods, made on first need and shared by the
+    /// whole document as JSON.generate shares its one. (The Writer lives on the stack, so the
+    /// GC sees it.)
+    state: Option<Value>,
 }
 
 impl Writer<'_> {
@@ -116,6 +121,11 @@ impl Writer<'_> {
     /// Writes a String as JSON; other encodings are converted to UTF-8 first, as
     /// JSON.generate does, and bytes that are not valid UTF-8 are refused.
     fn string(&mut self, s: RString) -> Result<(), WriteError> {
+        self.text(s, "string")
+    }
+
+    /// `string`, for a hash key (`what` names it in a refusal).
+    fn text(&mut self, s: RString, what: &str) -> Result<(), WriteError> {
         let ruby = self.ruby;
         let enc = s.enc_get();
         let s = if enc == ruby.utf8_encindex()
@@ -126,14 +136,19 @@ impl Writer<'_> {
         } else {
             match s.funcall::<_, _, RString>("encode", ("UTF-8",)) {
                 Ok(u) => u,
-                Err(e) => return self.bad(format!("string could not be converted to UTF-8: {e}")),
+                Err(e) => return self.bad(format!("{what} could not be converted to UTF-8: {e}")),
             }
         };
         // Safety: the bytes are copied into `out` before any Ruby code can run.
         let bytes = unsafe { s.as_slice() };
         match std::str::from_utf8(bytes) {
             Ok(text) => write_str(self.out, text),
-            Err(_) => return self.bad(format!("string {} is not valid UTF-8", s.inspect())),
+            Err(_) => {
+                return self.bad(format!(
+                    "{what} {} is not valid UTF-8",
+                    short_inspect(s.as_value())
+                ))
+            }
         }
         Ok(())
     }
@@ -154,7 +169,9 @@ impl Writer<'_> {
             }
             None => k.to_r_string()?,
         };
-        self.string(s)
+        // A top-level String key that could not become a Symbol (see task.rs) ends up here
+        // as well as a nested one: both are refused the same way.
+        self.text(s, "key")
     }
 
     fn hash(&mut self, h: RHash, depth: usize) -> Result<(), WriteError> {
@@ -216,9 +233,18 @@ impl Writer<'_> {
 
     /// A value with no JSON type: what JSON.generate would write, i.e. its `to_json` when the
     /// json library gives it one (by default `to_s` as a string), otherwise its `to_s`.
-    fn object(&mut self, v: Value, _depth: usize) -> Result<(), WriteError> {
+    /// `depth`: how many hashes and arrays enclose it.
+    fn object(&mut self, v: Value, depth: usize) -> Result<(), WriteError> {
         if v.respond_to("to_json", false)? {
-            let text: String = v.funcall("to_json", ())?;
+            let text: String = if takes_no_argument(self.ruby, v, "to_json")? {
+                // A legacy `def to_json` (JSON.generate itself would fail on it).
+                v.funcall("to_json", ())?
+            } else {
+                // As JSON's generator calls it: with its state, at the current depth, which
+                // the method may need (`def to_json(state)`, `to_h.to_json(*a)`).
+                let state = self.state(depth)?;
+                v.funcall("to_json", (state,))?
+            };
             if serde_json::from_str::<serde_json::Value>(&text).is_err() {
                 return self.bad(format!(
                     "{}#to_json returned {:?}, which is not JSON",
@@ -233,6 +259,55 @@ impl Writer<'_> {
         }
         Ok(())
     }
+}
+
+impl Writer<'_> {
+    /// The generator state for a `to_json` call on a value `depth` containers deep.
+    fn state(&mut self, depth: usize) -> Result<Value, Error> {
+        let state = match self.state {
+            Some(s) => s,
+            None => {
+                let s: Value = json_state_class(self.ruby)?.funcall("new", ())?;
+                self.state = Some(s);
+                s
+            }
+        };
+        let _: Value = state.funcall("depth=", (depth,))?;
+        Ok(state)
+    }
+}
+
+/// `JSON::State`, loading the json library if nothing has yet: a `to_json` that wants a state
+/// may be defined without it.
+fn json_state_class(ruby: &Ruby) -> Result<Value, Error> {
+    let loaded = || -> Option<Value> {
+        let json: RModule = ruby.class_object().const_get("JSON").ok()?;
+        json.const_get("State").ok()
+    };
+    if let Some(c) = loaded() {
+        return Ok(c);
+    }
+    ruby.require("json")?;
+    let json: RModule = ruby.class_object().const_get("JSON")?;
+    json.const_get("State")
+}
+
+/// True when `v`'s method `name` is defined to take no argument at all.
+fn takes_no_argument(ruby: &Ruby, v: Value, name: &str) -> Result<bool, Error> {
+    let id = ruby.intern(name);
+    // Safety: a plain method-table lookup on the receiver's class (singleton included); it
+    // neither allocates nor raises, and gives 0 when there is no method entry.
+    let arity = unsafe { rb_sys::rb_obj_method_arity(v.as_raw(), id.as_raw()) };
+    if arity != 0 {
+        return Ok(false);
+    }
+    // 0 is also what a method served by method_missing reports: ask Kernel#method (not the
+    // receiver's own `method`, which some classes redefine), which sees respond_to_missing?.
+    let method: Value = ruby
+        .module_kernel()
+        .funcall::<_, _, Value>("instance_method", (ruby.to_symbol("method"),))?
+        .funcall("bind_call", (v, ruby.to_symbol(name)))?;
+    Ok(method.funcall::<_, _, i64>("arity", ())? == 0)
 }
 
 /// Writes a JSON string the way Ruby's json 2.x generator does: `"` and `\` escaped, control
@@ -291,6 +366,16 @@ pub fn json_to_data(ruby: &Ruby, text: &str, what: &dyn Fn() -> String) -> Resul
             ),
         )),
     }
+}
+
+/// `v.inspect`, cut to about 40 characters: for messages about values that may be huge.
+pub fn short_inspect(v: Value) -> String {
+    let full = v.inspect();
+    let mut s: String = full.chars().take(40).collect();
+    if s.len() < full.len() {
+        s.push('…');
+    }
+    s
 }
 
 fn snippet(text: &str) -> String {

@@ -78,13 +78,14 @@ fn set_adapter_builder(ruby: &Ruby, rb_self: RClass, builder: Value) -> Result<V
 }
 
 /// The default builder: a CassandraAdapter from the options (`:hosts`, `:port`, `:keyspace`,
-/// and any other CassandraAdapter option).
+/// and any other CassandraAdapter option). `:adapter` is Interface#initialize's own (nil when
+/// it gets here); any other name is refused, as CassandraAdapter.new refuses it.
 fn default_builder(ruby: &Ruby, args: &[Value]) -> Result<Value, Error> {
     let opts = match args.first() {
         Some(v) if !v.is_nil() => Some(RHash::try_convert(*v)?),
         _ => None,
     };
-    let config = adapter::cassandra_config(ruby, opts, true)?;
+    let config = adapter::cassandra_config(ruby, opts, "Interface", &["adapter"])?;
     adapter::cassandra_adapter(ruby, config)
 }
 

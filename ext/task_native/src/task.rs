@@ -3,6 +3,7 @@
 
 use std::sync::OnceLock;
 
+use magnus::encoding::Coderange;
 use magnus::prelude::*;
 use magnus::r_hash::ForEach;
 use magnus::rb_sys::AsRawId;
@@ -148,8 +149,15 @@ fn coerce_data(ruby: &Ruby, v: Value) -> Result<RHash, Error> {
     Ok(data)
 }
 
+/// A top-level data key as a Symbol. A String whose bytes are not valid in its encoding
+/// cannot be one (rb_str_intern raises EncodingError for it), so it stays the String: `new` and
+/// `build` accept it, and `save` refuses it as Task::Error::BadData naming the task, exactly
+/// as it refuses the same key nested deeper.
 fn str_to_sym(s: RString) -> Value {
-    // Safety: rb_str_intern takes any String (any encoding) and does not raise.
+    if s.enc_coderange_scan() == Coderange::Broken {
+        return s.as_value();
+    }
+    // Safety: rb_str_intern raises only for a String of broken encoding, excluded above.
     unsafe { Value::from_raw(rb_sys::rb_str_intern(s.as_raw())) }
 }
 

@@ -86,8 +86,10 @@ impl CassandraConfig {
                 "hosts must name at least one Cassandra contact host".into(),
             ));
         }
-        if let Some(h) = self.hosts.iter().find(|h| h.trim().is_empty()) {
-            return Err(Error::InvalidArgument(format!("host {h:?} is empty")));
+        // Every contact point is read now, so a typo is an error here and not a
+        // NoHostAvailable once the driver has tried to connect for the whole retry deadline.
+        for h in &self.hosts {
+            parse_host(h, self.port)?;
         }
         if self.port == 0 {
             return Err(Error::InvalidArgument("port must be 1-65535".into()));
@@ -150,21 +152,68 @@ impl CassandraConfig {
     }
 }
 
+/// The forms a contact host may take, for error messages.
+const HOST_FORMS: &str =
+    "hosts are \"host\", \"host:port\", an IPv6 address or \"[IPv6]:port\", port 1-65535";
+
+/// A contact host as the driver takes it, `host:port` (`[IPv6]:port`): `entry` is `host`,
+/// `host:port`, an IPv6 address (`::1`) or `[IPv6]` with or without `:port`; `port` is used
+/// when it gives none. A host is an IPv4 address or a name of letters, digits, `-`, `.`, `_`.
+pub fn parse_host(entry: &str, port: u16) -> Result<String> {
+    let bad = |why: String| Error::InvalidArgument(format!("host {entry:?}: {why} ({HOST_FORMS})"));
+    if entry.trim().is_empty() {
+        return Err(Error::InvalidArgument(format!("host {entry:?} is empty")));
+    }
+    let port_of = |text: &str| -> Result<u16> {
+        let ok = !text.is_empty() && text.len() <= 5 && text.bytes().all(|b| b.is_ascii_digit());
+        match text.parse::<u16>() {
+            Ok(p) if ok && p >= 1 => Ok(p),
+            _ => Err(bad(format!(
+                "port {text:?} is not a number from 1 to 65535"
+            ))),
+        }
+    };
+    if let Some(rest) = entry.strip_prefix('[') {
+        let Some((addr, after)) = rest.split_once(']') else {
+            return Err(bad("no closing ]".into()));
+        };
+        if addr.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(bad(format!("{addr:?} is not an IPv6 address")));
+        }
+        let port = match after {
+            "" => port,
+            _ => match after.strip_prefix(':') {
+                Some(p) => port_of(p)?,
+                None => return Err(bad("only :port may follow ]".into())),
+            },
+        };
+        return Ok(format!("[{addr}]:{port}"));
+    }
+    if entry.parse::<std::net::Ipv6Addr>().is_ok() {
+        return Ok(format!("[{entry}]:{port}"));
+    }
+    let (host, port) = match entry.rsplit_once(':') {
+        Some((host, p)) => (host, port_of(p)?),
+        None => (entry, port),
+    };
+    let name_ok = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
+    if !name_ok {
+        return Err(bad(format!("{host:?} is not a host name or IP address")));
+    }
+    Ok(format!("{host}:{port}"))
+}
+
 impl ConnectionKey {
     pub fn contact_points(&self) -> Vec<String> {
         self.hosts
             .iter()
             .map(|h| {
-                if h.contains(':')
-                    && !h.starts_with('[')
-                    && h.parse::<std::net::Ipv6Addr>().is_err()
-                {
-                    h.clone() // already host:port
-                } else if h.parse::<std::net::Ipv6Addr>().is_ok() {
-                    format!("[{h}]:{}", self.port)
-                } else {
-                    format!("{h}:{}", self.port)
-                }
+                // `validated` has parsed every host; the fallback only serves a config that
+                // skipped it (the driver then reports the host it cannot use).
+                parse_host(h, self.port).unwrap_or_else(|_| format!("{h}:{}", self.port))
             })
             .collect()
     }
@@ -245,14 +294,67 @@ mod tests {
     #[test]
     fn contact_points() {
         let c = CassandraConfig {
-            hosts: vec!["127.0.0.1".into(), "127.0.0.2:9999".into(), "::1".into()],
+            hosts: vec![
+                "127.0.0.1".into(),
+                "127.0.0.2:9999".into(),
+                "::1".into(),
+                "[::1]".into(),
+                "[fe80::1]:9999".into(),
+                "db-1.example.com".into(),
+                "host_2:65535".into(),
+            ],
             port: 9043,
             ..Default::default()
         };
+        let c = c.validated().unwrap();
         assert_eq!(
             c.connection().contact_points(),
-            vec!["127.0.0.1:9043", "127.0.0.2:9999", "[::1]:9043"]
+            vec![
+                "127.0.0.1:9043",
+                "127.0.0.2:9999",
+                "[::1]:9043",
+                "[::1]:9043",
+                "[fe80::1]:9999",
+                "db-1.example.com:9043",
+                "host_2:65535"
+            ]
         );
+    }
+
+    #[test]
+    fn bad_hosts_are_refused_naming_them() {
+        for (host, why) in [
+            (
+                "127.0.0.1:abc",
+                "port \"abc\" is not a number from 1 to 65535",
+            ),
+            ("host:0", "port \"0\" is not a number"),
+            ("host:99999", "port \"99999\" is not a number"),
+            ("host:+1", "port \"+1\" is not a number"),
+            ("host:", "port \"\" is not a number"),
+            ("db 1", "\"db 1\" is not a host name or IP address"),
+            ("1:2:3", "\"1:2\" is not a host name"),
+            (":9042", "\"\" is not a host name"),
+            ("[::1", "no closing ]"),
+            ("[::1]:x", "port \"x\""),
+            ("[::1]9042", "only :port may follow ]"),
+            ("[db1]:9042", "\"db1\" is not an IPv6 address"),
+        ] {
+            let c = CassandraConfig {
+                hosts: vec!["127.0.0.1".into(), host.into()],
+                ..Default::default()
+            };
+            let e = c.validated().unwrap_err();
+            assert!(matches!(e, Error::InvalidArgument(_)), "{host}: {e}");
+            assert!(
+                e.message().starts_with(&format!("host {host:?}: {why}")),
+                "{host}: {e}"
+            );
+        }
+        for host in ["", "  "] {
+            let e = parse_host(host, 9042).unwrap_err();
+            assert_eq!(e.message(), format!("host {host:?} is empty"));
+        }
     }
 
     #[test]
