@@ -1,11 +1,12 @@
-//! The task store, free of Ruby: the task record, the data codec checks, the `MemoryStore`
-//! and the `CassandraStore`. The Ruby extension (`task_native`) wraps these.
+//! The task store, free of Ruby: the task record, the JSON reader, the stores (`MemoryStore`,
+//! `CassandraStore`) and the one API over them (`Store`). The Ruby extension wraps these.
 
 pub mod cassandra;
 pub mod error;
 pub mod json;
 pub mod memory;
 pub mod record;
+pub mod store;
 
 pub use cassandra::{
     consistency_name, parse_consistency, CassandraConfig, CassandraStore, Connector, Consistency,
@@ -14,6 +15,7 @@ pub use cassandra::{
 pub use error::{Error, Result};
 pub use memory::MemoryStore;
 pub use record::{validate_identifier, TaskKey, TaskRecord};
+pub use store::{Cursor, Store, StoreSpec};
 
 /// One page of a scan over a task list, and where the next page starts (`None`: no more).
 #[derive(Debug)]

@@ -1,3 +1,5 @@
+//! The in-process store: what the Cassandra table holds, in ordered maps, for tests and demos.
+
 use std::collections::BTreeMap;
 use std::sync::RwLock;
 
@@ -13,9 +15,19 @@ type Rows = BTreeMap<(String, String), Option<String>>;
 
 /// The in-process store. It keeps what the Cassandra table keeps, ordered the way Cassandra
 /// orders a partition (by id, then type, as UTF-8 bytes), so the two can be swapped in tests.
-#[derive(Default)]
 pub struct MemoryStore {
     lists: RwLock<Lists>,
+    /// Rows per page of a scan.
+    page_size: usize,
+}
+
+/// How many rows a scan takes at a time unless told otherwise.
+pub const DEFAULT_PAGE_SIZE: usize = 1000;
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::with_page_size(DEFAULT_PAGE_SIZE)
+    }
 }
 
 /// Where the next page of a memory scan starts: after this (id, type).
@@ -24,6 +36,17 @@ pub type MemoryCursor = (String, String);
 impl MemoryStore {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    pub fn with_page_size(page_size: usize) -> Self {
+        MemoryStore {
+            lists: RwLock::default(),
+            page_size: page_size.max(1),
+        }
+    }
+
+    pub fn page_size(&self) -> usize {
+        self.page_size
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Lists> {
@@ -38,25 +61,40 @@ impl MemoryStore {
 
     pub fn store(&self, record: &TaskRecord) -> Result<()> {
         record.validate()?;
-        self.store_raw(record)
+        self.put(record);
+        Ok(())
     }
 
     /// Writes the row as given, checking only the key columns (for migrations and tests that
     /// need rows the gem itself would not write).
     pub fn store_raw(&self, record: &TaskRecord) -> Result<()> {
         record.validate_columns()?;
-        self.write()
-            .entry(record.task_list.clone())
-            .or_default()
-            .insert(
-                (record.id.clone(), record.type_name.clone()),
-                record.data.clone(),
-            );
+        self.put(record);
         Ok(())
     }
 
-    pub fn store_many(&self, records: &[TaskRecord]) -> Vec<Result<()>> {
-        records.iter().map(|r| self.store(r)).collect()
+    /// Writes a row already checked (see `Store`).
+    pub(crate) fn put(&self, record: &TaskRecord) {
+        Self::put_in(&mut self.write(), record);
+    }
+
+    fn put_in(lists: &mut Lists, record: &TaskRecord) {
+        lists.entry(record.task_list.clone()).or_default().insert(
+            (record.id.clone(), record.type_name.clone()),
+            record.data.clone(),
+        );
+    }
+
+    /// Writes rows already checked, under one lock.
+    pub(crate) fn put_many(&self, records: &[TaskRecord]) -> Vec<Result<()>> {
+        let mut lists = self.write();
+        records
+            .iter()
+            .map(|r| {
+                Self::put_in(&mut lists, r);
+                Ok(())
+            })
+            .collect()
     }
 
     /// The first row under (list, id), as Cassandra's `LIMIT 1` would return it.

@@ -1,3 +1,5 @@
+//! A stored task (the four columns) and its key, and the checks every store applies to them.
+
 use crate::error::{Error, Result};
 
 /// A stored task: the four columns of the `tasks` table. `data` is the JSON text of the data

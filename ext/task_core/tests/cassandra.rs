@@ -11,15 +11,14 @@ fn config() -> CassandraConfig {
         .ok()
         .and_then(|p| p.parse().ok())
         .unwrap_or(9042);
-    CassandraConfig {
-        hosts: hosts.split(',').map(|h| h.trim().to_string()).collect(),
-        port,
+    let mut c = CassandraConfig {
         keyspace: "task_core_test".into(),
         page_size: 7,
         ..Default::default()
-    }
-    .validated()
-    .expect("test config")
+    };
+    c.connection.hosts = hosts.split(',').map(|h| h.trim().to_string()).collect();
+    c.connection.port = port;
+    c.validated().expect("test config")
 }
 
 async fn store(connector: &Connector, cfg: &CassandraConfig) -> Arc<CassandraStore> {
@@ -138,12 +137,12 @@ async fn a_missing_table_is_named_with_how_to_create_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_reachable_host_is_a_clear_error() {
     let connector = Connector::new();
-    let cfg = CassandraConfig {
-        hosts: vec!["127.0.0.1".into()],
-        port: 1, // nothing listens there
+    let mut cfg = CassandraConfig {
         retry_deadline: std::time::Duration::from_millis(300),
         ..config()
     };
+    cfg.connection.hosts = vec!["127.0.0.1".into()];
+    cfg.connection.port = 1; // nothing listens there
     let err = connector
         .store(&cfg)
         .find(&TaskKey::new("l", "1").unwrap())

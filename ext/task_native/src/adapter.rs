@@ -1,30 +1,27 @@
 //! `Task::DataInterface::MemoryAdapter` and `CassandraAdapter`: one native type behind both
 //! classes (they share every method but construction), plus the scan object `all` returns.
 
-use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::sync::Arc;
 
 use magnus::prelude::*;
-use magnus::r_hash::ForEach;
 use magnus::typed_data::Obj;
-use magnus::value::{LazyId, Opaque, ReprValue};
+use magnus::value::{LazyId, ReprValue};
 use magnus::{
-    function, method, Error, Float, Integer, RArray, RClass, RHash, RModule, RString, Ruby, Symbol,
-    Value,
+    function, method, Error, RArray, RClass, RHash, RModule, RString, Ruby, Symbol, Value,
 };
-use task_core::{parse_consistency, CassandraConfig, MemoryStore, TaskKey, TaskRecord};
+use task_core::{CassandraConfig, Cursor, MemoryStore, StoreSpec, TaskKey, TaskRecord};
 
-use crate::backend::{self, Backend, CassandraHandle, Cursor, Store};
-use crate::{args, errors};
+use crate::store::{PageAhead, StoreHandle};
+use crate::{args, classes, convert, errors, options, runtime};
 
 #[magnus::wrap(class = "Task::DataInterface::NativeAdapter", free_immediately, size)]
 pub struct Adapter {
-    backend: Arc<Backend>,
+    store: Arc<StoreHandle>,
 }
 
 #[magnus::wrap(class = "Task::DataInterface::TaskScan", free_immediately, size)]
 pub struct TaskScan {
-    backend: Arc<Backend>,
+    store: Arc<StoreHandle>,
     task_list: String,
     /// Yield the stored rows as Hashes instead of task objects.
     raw: bool,
@@ -34,7 +31,7 @@ const DEFAULT_CONCURRENCY: usize = 64;
 
 /// `MemoryAdapter.new(page_size: 1000)`.
 fn memory_new(ruby: &Ruby, class: RClass, args: &[Value]) -> Result<Obj<Adapter>, Error> {
-    let mut page_size = backend::MEMORY_PAGE;
+    let mut page_size = task_core::memory::DEFAULT_PAGE_SIZE;
     match args {
         [] => {}
         [h] => {
@@ -48,185 +45,15 @@ fn memory_new(ruby: &Ruby, class: RClass, args: &[Value]) -> Result<Obj<Adapter>
         }
         _ => return Err(errors::argument(ruby, "MemoryAdapter.new(page_size: 1000)")),
     }
-    let backend = Backend::new(Store::Memory(Arc::new(MemoryStore::new()), page_size));
-    Ok(ruby.obj_wrap_as(
-        Adapter {
-            backend: Arc::new(backend),
-        },
-        class,
-    ))
+    let store = MemoryStore::with_page_size(page_size);
+    Ok(ruby.obj_wrap_as(Adapter::new(StoreSpec::Memory(Arc::new(store))), class))
 }
-
-/// What `CassandraAdapter.new` takes, in the order error messages list them.
-const CASSANDRA_OPTIONS: [&str; 14] = [
-    "hosts",
-    "port",
-    "keyspace",
-    "tasks_table_name",
-    "consistency",
-    "request_timeout",
-    "connect_timeout",
-    "retry_deadline",
-    "page_size",
-    "local_datacenter",
-    "username",
-    "password",
-    "tls",
-    "tls_ca_file",
-];
-
-/// Reads `CassandraAdapter.new(hosts:, port:, ...)` options; unknown ones are an error.
-/// `what` names the call in that error and `also_accepted` are further names the caller
-/// reads itself (Interface.new's `:adapter`).
-pub fn cassandra_config(
-    ruby: &Ruby,
-    opts: Option<RHash>,
-    what: &str,
-    also_accepted: &[&str],
-) -> Result<CassandraConfig, Error> {
-    let mut c = CassandraConfig::default();
-    let Some(opts) = opts else {
-        return c.validated().map_err(|e| errors::from_core(ruby, e));
-    };
-    let accepted: Vec<&str> = also_accepted
-        .iter()
-        .chain(CASSANDRA_OPTIONS.iter())
-        .copied()
-        .collect();
-    // Every name checked first, so that all the unknown ones are named together.
-    args::options_by_name(ruby, opts, what, &accepted)?;
-    let text = |name: &str, v: Value| -> Result<String, Error> {
-        if let Some(s) = Symbol::from_value(v) {
-            return Ok(s.name()?.into_owned());
-        }
-        match RString::from_value(v) {
-            Some(s) => s.to_string(),
-            None => Err(errors::argument(
-                ruby,
-                format!("{name} must be a String, got {}", v.inspect()),
-            )),
-        }
-    };
-    let seconds = |name: &str, v: Value| -> Result<Duration, Error> {
-        // An Integer or Float only: f64::try_convert would also take a Rational, and the
-        // message should not suggest that a String of digits might do.
-        let x = if let Some(f) = Float::from_value(v) {
-            Some(f.to_f64())
-        } else {
-            Integer::from_value(v).and_then(|i| i.to_i64().ok().map(|n| n as f64))
-        };
-        match x {
-            Some(x) if x > 0.0 && x.is_finite() => {}
-            _ => {
-                return Err(errors::argument(
-                    ruby,
-                    format!(
-                        "{name} must be a positive, finite Integer or Float of seconds, got {}",
-                        v.inspect()
-                    ),
-                ))
-            }
-        }
-        let x = x.unwrap_or_default();
-        // Duration::from_secs_f64 panics beyond its range; no wait needs to be this long.
-        if x >= 1e9 {
-            return Err(errors::argument(
-                ruby,
-                format!("{name} of {x} seconds is too long (at most 1e9)"),
-            ));
-        }
-        Ok(Duration::from_secs_f64(x))
-    };
-    let optional_text = |name: &str, v: Value| -> Result<Option<String>, Error> {
-        if v.is_nil() {
-            Ok(None)
-        } else {
-            text(name, v).map(Some)
-        }
-    };
-    opts.foreach(|k: Value, v: Value| {
-        let key = match Symbol::from_value(k) {
-            Some(s) => s.name()?.into_owned(),
-            None => text("option name", k)?,
-        };
-        match key.as_str() {
-            "hosts" => {
-                c.hosts = match RArray::from_value(v) {
-                    Some(a) => a
-                        .into_iter()
-                        .map(|h| text("hosts entry", h))
-                        .collect::<Result<_, _>>()?,
-                    None => text("hosts", v)?
-                        .split(',')
-                        .map(|h| h.trim().to_string())
-                        .collect(),
-                }
-            }
-            "port" => {
-                let port = args::integer_in(ruby, "port", v, 1, u16::MAX.into())?;
-                c.port = u16::try_from(port).unwrap_or(u16::MAX); // in range: checked above
-            }
-            "keyspace" => c.keyspace = text("keyspace", v)?,
-            "tasks_table_name" => c.table = text("tasks_table_name", v)?,
-            "consistency" => {
-                c.consistency = parse_consistency(&text("consistency", v)?)
-                    .map_err(|e| errors::from_core(ruby, e))?
-            }
-            "request_timeout" => c.request_timeout = seconds("request_timeout", v)?,
-            "connect_timeout" => c.connect_timeout = seconds("connect_timeout", v)?,
-            "retry_deadline" => c.retry_deadline = seconds("retry_deadline", v)?,
-            "page_size" => {
-                let n = args::integer_in(ruby, "page_size", v, 1, i32::MAX.into())?;
-                c.page_size = i32::try_from(n).unwrap_or(i32::MAX); // in range: checked above
-            }
-            "local_datacenter" => c.local_datacenter = optional_text("local_datacenter", v)?,
-            "username" => c.username = optional_text("username", v)?,
-            // Not Ruby truthiness: `tls: "false"` must not turn TLS on.
-            "tls" => {
-                c.tls = if v.is_nil() || v.is_kind_of(ruby.class_false_class()) {
-                    false
-                } else if v.is_kind_of(ruby.class_true_class()) {
-                    true
-                } else {
-                    return Err(errors::argument(
-                        ruby,
-                        format!("tls must be true, false or nil, got {}", v.inspect()),
-                    ));
-                }
-            }
-            "tls_ca_file" => c.tls_ca_file = optional_text("tls_ca_file", v)?,
-            "password" => c.password = optional_text("password", v)?,
-            // Checked above: a name the caller reads itself (`also_accepted`).
-            _ => {}
-        }
-        Ok(ForEach::Continue)
-    })?;
-    c.validated().map_err(|e| errors::from_core(ruby, e))
-}
-
-/// Task::DataInterface::CassandraAdapter, kept from init for the default adapter builder.
-static CASSANDRA_ADAPTER: OnceLock<Opaque<RClass>> = OnceLock::new();
 
 /// A CassandraAdapter for an already-read config.
 pub fn cassandra_adapter(ruby: &Ruby, config: CassandraConfig) -> Result<Value, Error> {
-    let class = CASSANDRA_ADAPTER
-        .get()
-        .map(|c| ruby.get_inner(*c))
-        .ok_or_else(|| {
-            Error::new(
-                ruby.exception_runtime_error(),
-                "CassandraAdapter is not defined yet",
-            )
-        })?;
+    let class = classes::cassandra_adapter(ruby)?;
     Ok(ruby
-        .obj_wrap_as(
-            Adapter {
-                backend: Arc::new(Backend::new(Store::Cassandra(Box::new(
-                    CassandraHandle::new(config),
-                )))),
-            },
-            class,
-        )
+        .obj_wrap_as(Adapter::new(StoreSpec::Cassandra(Box::new(config))), class)
         .as_value())
 }
 
@@ -244,15 +71,8 @@ fn cassandra_new(ruby: &Ruby, class: RClass, args: &[Value]) -> Result<Obj<Adapt
             ))
         }
     };
-    let config = cassandra_config(ruby, opts, "CassandraAdapter", &[])?;
-    Ok(ruby.obj_wrap_as(
-        Adapter {
-            backend: Arc::new(Backend::new(Store::Cassandra(Box::new(
-                CassandraHandle::new(config),
-            )))),
-        },
-        class,
-    ))
+    let config = options::cassandra_config(ruby, opts, "CassandraAdapter", &[])?;
+    Ok(ruby.obj_wrap_as(Adapter::new(StoreSpec::Cassandra(Box::new(config))), class))
 }
 
 /// Reads a `concurrency:` keyword from an optional trailing hash (whose names `bulk_args`
@@ -272,13 +92,17 @@ fn concurrency(ruby: &Ruby, opts: Option<RHash>) -> Result<usize, Error> {
 }
 
 impl Adapter {
-    pub fn backend(&self) -> &Arc<Backend> {
-        &self.backend
+    fn new(spec: StoreSpec) -> Self {
+        Adapter {
+            store: Arc::new(StoreHandle::new(spec)),
+        }
     }
 
     fn store(ruby: &Ruby, rb_self: &Self, task: Value) -> Result<(), Error> {
-        let record = backend::record_from_task(ruby, task)?;
-        rb_self.backend.store(ruby, record)
+        let record = convert::record_from_task(ruby, task)?;
+        rb_self
+            .store
+            .run(ruby, |s| async move { s.store(&record).await })
     }
 
     fn find(
@@ -287,16 +111,21 @@ impl Adapter {
         task_list: Value,
         id: Value,
     ) -> Result<Option<Value>, Error> {
-        let key = backend::key(ruby, task_list, id)?;
-        match rb_self.backend.find(ruby, key)? {
-            Some(r) => backend::task_from_record(ruby, &r).map(Some),
+        let key = args::key(ruby, task_list, id)?;
+        match rb_self
+            .store
+            .run(ruby, |s| async move { s.find(&key).await })?
+        {
+            Some(r) => convert::task_from_record(ruby, &r).map(Some),
             None => Ok(None),
         }
     }
 
     fn delete(ruby: &Ruby, rb_self: &Self, task_list: Value, id: Value) -> Result<(), Error> {
-        let key = backend::key(ruby, task_list, id)?;
-        rb_self.backend.delete(ruby, key)
+        let key = args::key(ruby, task_list, id)?;
+        rb_self
+            .store
+            .run(ruby, |s| async move { s.delete(&key).await })
     }
 
     fn scan(
@@ -306,9 +135,9 @@ impl Adapter {
         raw: bool,
         on_bad_row: Option<Value>,
     ) -> Result<Value, Error> {
-        let task_list = backend::list(ruby, task_list)?;
+        let task_list = args::list(ruby, task_list)?;
         let scan = ruby.obj_wrap(TaskScan {
-            backend: rb_self.backend.clone(),
+            store: rb_self.store.clone(),
             task_list,
             raw,
         });
@@ -367,20 +196,24 @@ impl Adapter {
             |i: usize| -> Result<String, Error> { RString::try_convert(given(i)?)?.to_string() };
         let record = TaskRecord {
             // The key columns by the rule every call follows; the type and data as given.
-            task_list: backend::key_text(ruby, "task_list", given(0)?, &String::new)?,
-            id: backend::key_text(ruby, "id", given(1)?, &String::new)?,
+            task_list: args::key_text(ruby, "task_list", given(0)?, &String::new)?,
+            id: args::key_text(ruby, "id", given(1)?, &String::new)?,
             type_name: field(2)?,
             data: match values[3] {
                 Some(v) if v.is_nil() => None,
                 _ => Some(field(3)?),
             },
         };
-        rb_self.backend.store_raw(ruby, record)
+        rb_self
+            .store
+            .run(ruby, |s| async move { s.store_raw(&record).await })
     }
 
     fn delete_list(ruby: &Ruby, rb_self: &Self, task_list: Value) -> Result<(), Error> {
-        let task_list = backend::list(ruby, task_list)?;
-        rb_self.backend.delete_list(ruby, task_list)
+        let task_list = args::list(ruby, task_list)?;
+        rb_self
+            .store
+            .run(ruby, |s| async move { s.delete_list(&task_list).await })
     }
 
     /// `store_many(tasks, concurrency: 64)`: stores every task; returns the count. If any
@@ -390,13 +223,14 @@ impl Adapter {
         let (tasks, opts) = bulk_args(ruby, args, "store_many(tasks, concurrency: 64)")?;
         let mut records: Vec<TaskRecord> = Vec::with_capacity(tasks.len());
         for t in tasks.into_iter() {
-            records.push(backend::record_from_task(ruby, t)?);
+            records.push(convert::record_from_task(ruby, t)?);
         }
         let records: Arc<[TaskRecord]> = records.into();
-        let results =
-            rb_self
-                .backend
-                .store_many(ruby, records.clone(), concurrency(ruby, opts)?)?;
+        let n = concurrency(ruby, opts)?;
+        let all = records.clone();
+        let results = rb_self
+            .store
+            .run(ruby, |s| async move { s.store_many(all, n).await })?;
         bulk_outcome(ruby, "store", results, |i| {
             (records[i].task_list.as_str(), records[i].id.as_str())
         })
@@ -409,10 +243,8 @@ impl Adapter {
         let mut keys = Vec::with_capacity(items.len());
         for item in items.into_iter() {
             let key = match RArray::from_value(item) {
-                Some(pair) if pair.len() == 2 => {
-                    backend::key(ruby, pair.entry(0)?, pair.entry(1)?)?
-                }
-                _ => backend::key(
+                Some(pair) if pair.len() == 2 => args::key(ruby, pair.entry(0)?, pair.entry(1)?)?,
+                _ => args::key(
                     ruby,
                     item.funcall("task_list", ())?,
                     item.funcall("id", ())?,
@@ -421,9 +253,11 @@ impl Adapter {
             keys.push(key);
         }
         let keys: Arc<[TaskKey]> = keys.into();
+        let n = concurrency(ruby, opts)?;
+        let all = keys.clone();
         let results = rb_self
-            .backend
-            .delete_many(ruby, keys.clone(), concurrency(ruby, opts)?)?;
+            .store
+            .run(ruby, |s| async move { s.delete_many(all, n).await })?;
         bulk_outcome(ruby, "complete", results, |i| {
             (keys[i].task_list.as_str(), keys[i].id.as_str())
         })
@@ -453,66 +287,27 @@ impl Adapter {
                 ))
             }
         };
-        match &rb_self.backend.store {
-            Store::Cassandra(c) => {
-                let (rt, store) = rb_self.backend.cassandra(ruby, c)?;
-                rt.block_on(ruby, store.create_schema(rf))
-            }
-            Store::Memory(..) => Ok(()),
-        }
+        rb_self
+            .store
+            .run(ruby, |s| async move { s.create_schema(rf).await })
     }
 
     fn clear(&self) {
-        if let Store::Memory(m, _) = &self.backend.store {
-            m.clear();
-        }
+        self.store.spec().clear();
     }
 
     /// Pages read by scans of this adapter so far.
     fn pages_read(&self) -> u64 {
-        self.backend
-            .pages_read
-            .load(std::sync::atomic::Ordering::Relaxed)
+        self.store.pages_read()
     }
 
+    /// The adapter's settings, as `CassandraAdapter.new` takes them (the password left out);
+    /// empty for a memory adapter.
     fn options(ruby: &Ruby, rb_self: &Self) -> Result<RHash, Error> {
-        let h = ruby.hash_new();
-        if let Store::Cassandra(handle) = &rb_self.backend.store {
-            let c = &handle.config;
-            let hosts = ruby.ary_new();
-            for host in &c.hosts {
-                hosts.push(host.as_str())?;
-            }
-            h.aset(ruby.sym_new("hosts"), hosts)?;
-            h.aset(ruby.sym_new("port"), c.port)?;
-            h.aset(ruby.sym_new("keyspace"), c.keyspace.as_str())?;
-            h.aset(ruby.sym_new("tasks_table_name"), ruby.to_symbol(&c.table))?;
-            h.aset(
-                ruby.sym_new("consistency"),
-                ruby.to_symbol(task_core::consistency_name(c.consistency)),
-            )?;
-            h.aset(ruby.sym_new("page_size"), c.page_size)?;
-            h.aset(
-                ruby.sym_new("request_timeout"),
-                c.request_timeout.as_secs_f64(),
-            )?;
-            h.aset(
-                ruby.sym_new("connect_timeout"),
-                c.connect_timeout.as_secs_f64(),
-            )?;
-            h.aset(
-                ruby.sym_new("retry_deadline"),
-                c.retry_deadline.as_secs_f64(),
-            )?;
-            h.aset(
-                ruby.sym_new("local_datacenter"),
-                c.local_datacenter.as_deref(),
-            )?;
-            h.aset(ruby.sym_new("username"), c.username.as_deref())?;
-            h.aset(ruby.sym_new("tls"), c.tls)?;
-            h.aset(ruby.sym_new("tls_ca_file"), c.tls_ca_file.as_deref())?;
+        match rb_self.store.spec().cassandra_config() {
+            Some(c) => options::shown(ruby, c),
+            None => Ok(ruby.hash_new()),
         }
-        Ok(h)
     }
 }
 
@@ -580,7 +375,7 @@ fn raw_row(ruby: &Ruby, r: &TaskRecord) -> Result<RHash, Error> {
 /// `CassandraAdapter.open_sessions`: driver sessions this process holds (one per distinct
 /// connection config, however many adapters and interfaces use it).
 fn open_sessions(ruby: &Ruby) -> Result<usize, Error> {
-    Ok(crate::runtime::current(ruby)?.connector.open_sessions())
+    Ok(runtime::current(ruby)?.connector.open_sessions())
 }
 
 static IV_ON_BAD_ROW: LazyId = LazyId::new("@on_bad_row");
@@ -627,46 +422,43 @@ fn report_bad_row(ruby: &Ruby, handler: Value, r: &TaskRecord, e: Error) -> Resu
 }
 
 impl TaskScan {
-    /// Yields every task of the list, one page in memory at a time. Breaking out of the
-    /// block stops the scan: no further page is read.
+    /// Yields every task of the list, one page in memory at a time, and returns the scan;
+    /// without a block, an Enumerator. Breaking out of the block stops the scan: no further
+    /// page is read.
     fn each(ruby: &Ruby, scan: Obj<TaskScan>) -> Result<Value, Error> {
+        if !ruby.block_given() {
+            return Ok(scan.enumeratorize("each", ()).as_value());
+        }
         let rb_self = &*scan;
         let on_bad_row: Value = if rb_self.raw {
             ruby.qnil().as_value()
         } else {
-            // Unset on a scan without a handler: nil, without a warning.
-            match scan.ivar_get::<_, Option<Value>>(*IV_ON_BAD_ROW) {
-                Ok(Some(v)) => v,
-                _ => ruby.qnil().as_value(),
-            }
+            scan.ivar_get(*IV_ON_BAD_ROW)?
         };
-        if !ruby.block_given() {
-            return Err(errors::argument(
-                ruby,
-                "TaskScan#each needs a block (use #lazy or #to_a)",
-            ));
-        }
-        let backend = &rb_self.backend;
-        let mut cursor = Cursor::Start;
-        let mut ahead: Option<backend::Prefetch> = None;
+        let store = &rb_self.store;
+        let list = rb_self.task_list.as_str();
+        let mut cursor: Option<Cursor> = None;
+        let mut ahead: Option<PageAhead> = None;
         loop {
-            let (records, next) = match ahead.take() {
-                Some(p) if p.is_current_process() => backend.take(ruby, p)?,
+            let page = match ahead.take() {
+                Some(p) if p.is_current_process() => store.take(ruby, p)?,
                 // Forked since the page ahead was requested: that request is the parent's.
                 // This process reads the same page again, from the same position, on its
                 // own connection.
-                _ => backend.page(ruby, &rb_self.task_list, &cursor)?,
+                _ => store.page(ruby, list, cursor.as_ref())?,
             };
-            cursor = next;
-            // The node reads the next page while this one is handed to the block; leaving
+            cursor = page.next;
+            // The store reads the next page while this one is handed to the block; leaving
             // the loop (break, exception) drops and cancels it.
-            ahead = backend.prefetch(ruby, &rb_self.task_list, &cursor)?;
-            let mut types = backend::TypeCache::default();
-            for r in &records {
+            if let Some(next) = &cursor {
+                ahead = store.read_ahead(ruby, list, next)?;
+            }
+            let mut types = convert::TypeCache::new(ruby);
+            for r in &page.records {
                 let item = if rb_self.raw {
                     raw_row(ruby, r)?.as_value()
                 } else {
-                    match backend::task_from_record_cached(ruby, r, &mut types) {
+                    match convert::task_from_record_cached(ruby, r, &mut types) {
                         Ok(task) => task,
                         Err(e) if !on_bad_row.is_nil() && errors::is_bad_data(ruby, &e) => {
                             report_bad_row(ruby, on_bad_row, r, e)?;
@@ -677,8 +469,8 @@ impl TaskScan {
                 };
                 let _: Value = ruby.yield_value(item)?;
             }
-            if matches!(cursor, Cursor::Done) {
-                return Ok(ruby.qnil().as_value());
+            if cursor.is_none() {
+                return Ok(scan.as_value());
             }
         }
     }
@@ -688,7 +480,8 @@ impl TaskScan {
     }
 }
 
-pub fn init(ruby: &Ruby, data_interface: RModule) -> Result<(), Error> {
+/// Defines the adapter classes and TaskScan; returns CassandraAdapter.
+pub fn init(ruby: &Ruby, data_interface: RModule) -> Result<RClass, Error> {
     let native = data_interface.define_class("NativeAdapter", ruby.class_object())?;
     native.undef_default_alloc_func();
     native.define_method("store", method!(Adapter::store, 1))?;
@@ -708,7 +501,6 @@ pub fn init(ruby: &Ruby, data_interface: RModule) -> Result<(), Error> {
     memory.define_method("clear", method!(Adapter::clear, 0))?;
 
     let cassandra = data_interface.define_class("CassandraAdapter", native)?;
-    let _ = CASSANDRA_ADAPTER.set(Opaque::from(cassandra));
     cassandra.define_singleton_method("new", method!(cassandra_new, -1))?;
     cassandra.define_method("create_schema", method!(Adapter::create_schema, -1))?;
     cassandra.define_singleton_method("open_sessions", function!(open_sessions, 0))?;
@@ -718,5 +510,5 @@ pub fn init(ruby: &Ruby, data_interface: RModule) -> Result<(), Error> {
     scan.include_module(ruby.module_enumerable())?;
     scan.define_method("each", method!(TaskScan::each, 0))?;
     scan.define_method("task_list", method!(TaskScan::task_list, 0))?;
-    Ok(())
+    Ok(cassandra)
 }

@@ -1,10 +1,13 @@
-//! Argument shapes several methods share.
+//! Ruby arguments to Rust values: option hashes, counts, and the one rule for task lists and
+//! ids.
 
+use magnus::encoding::EncodingCapable;
 use magnus::prelude::*;
 use magnus::r_hash::ForEach;
-use magnus::{Error, Integer, RHash, RString, Ruby, Symbol, Value};
+use magnus::{Error, Float, Integer, RHash, RString, Ruby, Symbol, Value};
+use task_core::TaskKey;
 
-use crate::errors;
+use crate::{codec, errors};
 
 /// A Hash, or what `to_hash` makes of the value; `None` when it is neither.
 pub fn hash_like(v: Value) -> Result<Option<RHash>, Error> {
@@ -95,4 +98,91 @@ pub fn integer_in(ruby: &Ruby, name: &str, v: Value, min: i64, max: i64) -> Resu
         return Err(refuse());
     }
     Ok(n)
+}
+
+/// The one rule for a task list or an id (`name`), in every call that takes one: save,
+/// complete, find, delete, all, rows, delete_list, store_row and the bulk calls, on every
+/// store. task_rb coerced these with Virtus' String coercion, so what it could coerce is taken
+/// as its `to_s` (a Symbol, Integer or Float); a String must be valid UTF-8 (another encoding
+/// is converted to it) and non-empty; anything else is an ArgumentError naming the argument
+/// and the class given (a `to_s` of an Array or object would name some other task).
+/// `context` is appended to a refusal.
+pub fn key_text(
+    ruby: &Ruby,
+    name: &str,
+    v: Value,
+    context: &dyn Fn() -> String,
+) -> Result<String, Error> {
+    let refuse = |got: String| {
+        errors::argument(
+            ruby,
+            format!(
+                "task {name} must be a non-empty String, Symbol, Integer or Float; got {got}{}",
+                context()
+            ),
+        )
+    };
+    let s: RString = if let Some(s) = RString::from_value(v) {
+        s
+    } else if Symbol::from_value(v).is_some()
+        || Integer::from_value(v).is_some()
+        || Float::from_value(v).is_some()
+    {
+        v.funcall("to_s", ())?
+    } else if v.is_nil() {
+        return Err(refuse("nil".to_string()));
+    } else {
+        return Err(refuse(v.class().inspect()));
+    };
+    let invalid = || {
+        errors::argument(
+            ruby,
+            format!(
+                "task {name} must be valid UTF-8, got {}{}",
+                codec::short_inspect(s.as_value()),
+                context()
+            ),
+        )
+    };
+    let enc = s.enc_get();
+    let utf8 = if enc == ruby.utf8_encindex()
+        || enc == ruby.usascii_encindex()
+        || enc == ruby.ascii8bit_encindex()
+    {
+        s
+    } else {
+        // As JSON.generate treats data strings: other encodings are converted.
+        s.funcall::<_, _, RString>("encode", ("UTF-8",))
+            .map_err(|_| invalid())?
+    };
+    // SAFETY: the bytes are copied before any Ruby code can run.
+    let text = match std::str::from_utf8(unsafe { utf8.as_slice() }) {
+        Ok(t) => t.to_owned(),
+        Err(_) => return Err(invalid()),
+    };
+    if text.is_empty() {
+        return Err(refuse("\"\"".to_string()));
+    }
+    // Lengths are checked with the whole key, by the store (`TaskKey::new`, `validate`).
+    Ok(text)
+}
+
+fn text_arg(ruby: &Ruby, name: &str, v: Value) -> Result<String, Error> {
+    key_text(ruby, name, v, &String::new)
+}
+
+/// (list, id) arguments to a key, with the errors the store would give.
+pub fn key(ruby: &Ruby, task_list: Value, id: Value) -> Result<TaskKey, Error> {
+    TaskKey::new(
+        text_arg(ruby, "task_list", task_list)?,
+        text_arg(ruby, "id", id)?,
+    )
+    .map_err(|e| errors::from_core(ruby, e))
+}
+
+/// A task list argument: a non-empty String.
+pub fn list(ruby: &Ruby, task_list: Value) -> Result<String, Error> {
+    let list = text_arg(ruby, "task_list", task_list)?;
+    task_core::record::check_list(&list).map_err(|e| errors::from_core(ruby, e))?;
+    Ok(list)
 }

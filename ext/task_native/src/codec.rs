@@ -139,7 +139,7 @@ impl Writer<'_> {
                 Err(e) => return self.bad(format!("{what} could not be converted to UTF-8: {e}")),
             }
         };
-        // Safety: the bytes are copied into `out` before any Ruby code can run.
+        // SAFETY: the bytes are copied into `out` before any Ruby code can run.
         let bytes = unsafe { s.as_slice() };
         match std::str::from_utf8(bytes) {
             Ok(text) => write_str(self.out, text),
@@ -158,9 +158,8 @@ impl Writer<'_> {
         let s = match RString::from_value(k) {
             Some(s) => s,
             // The Symbol's own frozen name, as JSON's generator takes it: no new String.
-            // Safety: rb_sym2str takes any Symbol and neither allocates nor raises.
             None if Symbol::from_value(k).is_some() => {
-                // Safety: rb_sym2str takes any Symbol and neither allocates nor raises.
+                // SAFETY: rb_sym2str takes any Symbol and neither allocates nor raises.
                 let name = unsafe { Value::from_raw(rb_sys::rb_sym2str(k.as_raw())) };
                 match RString::from_value(name) {
                     Some(s) => s,
@@ -295,7 +294,7 @@ fn json_state_class(ruby: &Ruby) -> Result<Value, Error> {
 /// True when `v`'s method `name` is defined to take no argument at all.
 fn takes_no_argument(ruby: &Ruby, v: Value, name: &str) -> Result<bool, Error> {
     let id = ruby.intern(name);
-    // Safety: a plain method-table lookup on the receiver's class (singleton included); it
+    // SAFETY: a plain method-table lookup on the receiver's class (singleton included); it
     // neither allocates nor raises, and gives 0 when there is no method entry.
     let arity = unsafe { rb_sys::rb_obj_method_arity(v.as_raw(), id.as_raw()) };
     if arity != 0 {

@@ -1,31 +1,40 @@
 //! `Task::DataInterface::Interface`: delegates to an adapter built by `adapter_builder`,
 //! which subclasses inherit and may each override (class_attribute semantics).
 
-use std::sync::OnceLock;
-
 use magnus::prelude::*;
 use magnus::rb_sys::AsRawValue;
 use magnus::typed_data::Obj;
-use magnus::value::{LazyId, Opaque, ReprValue};
+use magnus::value::{LazyId, ReprValue};
 use magnus::{method, Error, RClass, RHash, RModule, RObject, Ruby, Value};
 
 use crate::adapter::{self, Adapter};
-use crate::{args, errors, task};
+use crate::{args, classes, errors, options};
 
 static IV_ADAPTER: LazyId = LazyId::new("@adapter");
 static IV_OPTIONS: LazyId = LazyId::new("@options");
 static IV_BUILDER: LazyId = LazyId::new("@adapter_builder");
-
-/// Task::DataInterface::Interface, kept from init: every save and complete checks for it.
-static INTERFACE: OnceLock<Opaque<RClass>> = OnceLock::new();
+/// On Task::Task: the interface `Task::Task.interface` returns.
+static IV_CURRENT: LazyId = LazyId::new("@interface");
 
 fn interface_class(ruby: &Ruby) -> Result<RClass, Error> {
-    INTERFACE.get().map(|c| ruby.get_inner(*c)).ok_or_else(|| {
-        Error::new(
-            ruby.exception_runtime_error(),
-            "Task::DataInterface::Interface is not defined yet",
-        )
-    })
+    classes::interface(ruby)
+}
+
+/// `Task::Task.interface`: built once with the current adapter_builder, then reused.
+pub fn current(ruby: &Ruby) -> Result<Value, Error> {
+    let module = classes::task_module(ruby)?;
+    let cached: Value = module.ivar_get(*IV_CURRENT)?;
+    if !cached.is_nil() {
+        return Ok(cached);
+    }
+    let iface: Value = interface_class(ruby)?.funcall("new", ())?;
+    module.ivar_set(*IV_CURRENT, iface)?;
+    Ok(iface)
+}
+
+/// `Task::Task.interface = v` (nil: build one again on next use).
+pub fn set_current(ruby: &Ruby, v: Value) -> Result<(), Error> {
+    classes::task_module(ruby)?.ivar_set(*IV_CURRENT, v)
 }
 
 /// The builder of this class, else of the nearest ancestor that set one, else the default.
@@ -73,7 +82,7 @@ fn set_adapter_builder(ruby: &Ruby, rb_self: RClass, builder: Value) -> Result<V
         rb_self.ivar_set(*IV_BUILDER, builder)?;
     }
     // Task::Task.interface was built with the old builder.
-    task::reset_interface(ruby)?;
+    set_current(ruby, ruby.qnil().as_value())?;
     Ok(builder)
 }
 
@@ -85,7 +94,7 @@ fn default_builder(ruby: &Ruby, args: &[Value]) -> Result<Value, Error> {
         Some(v) if !v.is_nil() => Some(RHash::try_convert(*v)?),
         _ => None,
     };
-    let config = adapter::cassandra_config(ruby, opts, "Interface", &["adapter"])?;
+    let config = options::cassandra_config(ruby, opts, "Interface", &["adapter"])?;
     adapter::cassandra_adapter(ruby, config)
 }
 
@@ -142,27 +151,18 @@ fn delete(rb_self: RObject, task_list: Value, id: Value) -> Result<Value, Error>
     adapter(rb_self)?.funcall("delete", (task_list, id))
 }
 
-/// Builds `Interface.new` the way `Task::Task.interface` does.
-pub fn new_default(ruby: &Ruby) -> Result<Value, Error> {
-    interface_class(ruby)?.funcall("new", ())
-}
-
-/// The native adapter behind an interface, when the interface is a plain Interface (not a
-/// subclass that may override delegation) and its adapter is one of ours.
-pub fn native_adapter(ruby: &Ruby, iface: Value) -> Result<Option<Obj<Adapter>>, Error> {
-    if iface.class().as_raw() != interface_class(ruby)?.as_raw() {
-        return Ok(None);
-    }
+/// True when `iface` holds one of the gem's adapters (which check what they are given).
+pub fn has_own_adapter(iface: Value) -> Result<bool, Error> {
     let Some(obj) = RObject::from_value(iface) else {
-        return Ok(None);
+        return Ok(false);
     };
     let a: Value = obj.ivar_get(*IV_ADAPTER)?;
-    Ok(Obj::<Adapter>::try_convert(a).ok())
+    Ok(Obj::<Adapter>::try_convert(a).is_ok())
 }
 
-pub fn init(ruby: &Ruby, data_interface: RModule) -> Result<(), Error> {
+/// Defines Task::DataInterface::Interface; returns it.
+pub fn init(ruby: &Ruby, data_interface: RModule) -> Result<RClass, Error> {
     let class = data_interface.define_class("Interface", ruby.class_object())?;
-    let _ = INTERFACE.set(Opaque::from(class));
     class.define_singleton_method("adapter_builder", method!(adapter_builder, 0))?;
     class.define_singleton_method("adapter_builder=", method!(set_adapter_builder, 1))?;
     let default = ruby.proc_from_fn(|ruby, args, _block| default_builder(ruby, args));
@@ -173,5 +173,5 @@ pub fn init(ruby: &Ruby, data_interface: RModule) -> Result<(), Error> {
     class.define_method("all", method!(all, -1))?;
     class.define_method("find", method!(find, 2))?;
     class.define_method("delete", method!(delete, 2))?;
-    Ok(())
+    Ok(class)
 }

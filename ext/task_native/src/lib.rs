@@ -2,11 +2,15 @@
 
 mod adapter;
 mod args;
-mod backend;
+mod classes;
 mod codec;
+mod convert;
 mod errors;
 mod interface;
+mod nogvl;
+mod options;
 mod runtime;
+mod store;
 mod task;
 
 use magnus::{prelude::*, Error, Ruby};
@@ -15,8 +19,8 @@ use magnus::{prelude::*, Error, Ruby};
 fn init(ruby: &Ruby) -> Result<(), Error> {
     let task = ruby.define_module("Task")?;
     let data_interface = task.define_module("DataInterface")?;
-    task::init(ruby, task)?;
-    interface::init(ruby, data_interface)?;
-    adapter::init(ruby, data_interface)?;
-    Ok(())
+    let task_module = task::init(ruby, task)?;
+    let interface = interface::init(ruby, data_interface)?;
+    let cassandra_adapter = adapter::init(ruby, data_interface)?;
+    classes::keep(task_module, interface, cassandra_adapter)
 }

@@ -1,5 +1,5 @@
-//! The tokio runtime and the driver sessions, owned by one process, and the one way Ruby
-//! threads wait on them: with the GVL released and interruptible.
+//! The I/O runtime of the process (tokio, and the connector that shares driver sessions) and
+//! the policy for waiting on it: how a Ruby thread is woken, what a wake-up resumes, fork.
 //!
 //! The runtime has no threads of its own: it is a current-thread runtime, driven by whichever
 //! Ruby thread is waiting in `block_on` (others waiting at the same time park until their own
@@ -13,18 +13,16 @@
 //! After a fork the child gets a new runtime on first use. The inherited one is leaked on
 //! purpose: its sockets and timers belong to the parent's connections.
 
-use std::ffi::c_void;
 use std::future::Future;
 use std::pin::Pin;
 use std::ptr;
-use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicPtr, Ordering};
 use std::time::Duration;
 
 use magnus::{Error, Ruby};
 use task_core::Connector;
-use tokio::sync::Notify;
 
-use crate::errors;
+use crate::{errors, nogvl};
 
 pub struct Runtime {
     pid: u32,
@@ -45,7 +43,7 @@ const RECHECK: Duration = Duration::from_millis(200);
 pub fn current(ruby: &Ruby) -> Result<&'static Runtime, Error> {
     let pid = std::process::id();
     let p = CURRENT.load(Ordering::Acquire);
-    // Safety: a published runtime is never freed.
+    // SAFETY: a published runtime is never freed.
     if let Some(rt) = unsafe { p.as_ref() } {
         if rt.pid == pid {
             return Ok(rt);
@@ -133,7 +131,7 @@ impl Runtime {
                 Some(Ok(v)) => return Ok(v),
                 Some(Err(e)) => return Err(errors::from_core(ruby, e)),
                 // Raises the pending interrupt, if any; `fut` is dropped on the way out.
-                None => check_interrupts()?,
+                None => nogvl::check_interrupts()?,
             }
             // A trap handler run by check_interrupts may have forked too.
             if !self.is_current_process() {
@@ -152,156 +150,63 @@ impl Runtime {
     fn wait<T, Fut: Future<Output = T>>(
         &self,
         ruby: &Ruby,
-        fut: Pin<&mut Fut>,
+        mut fut: Pin<&mut Fut>,
     ) -> Result<Option<T>, Error> {
-        struct Call<'a, T, Fut> {
-            rt: &'a tokio::runtime::Runtime,
-            fut: Option<Pin<&'a mut Fut>>,
-            cancel: Cancel,
-            recheck: bool,
-            out: Option<T>,
-            panicked: bool,
-        }
-
-        unsafe extern "C" fn run<T, Fut: Future<Output = T>>(data: *mut c_void) -> *mut c_void {
-            // Safety: `data` is the Call below, alive for the whole of this call. Its fields
-            // are reached through the raw pointer, one at a time; `unblock` (possibly on another
-            // thread) only ever touches `cancel`.
-            let call = data as *mut Call<'_, T, Fut>;
-            let Some(mut fut) = (unsafe { (*call).fut.take() }) else {
-                return ptr::null_mut();
-            };
-            let cancel: &Cancel = unsafe { &(*call).cancel };
-            let recheck = unsafe { (*call).recheck };
-            let rt = unsafe { (*call).rt };
-            // A panic must not cross into Ruby's C frames; it is reported below.
-            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                rt.block_on(async move {
-                    if let Some(wake) = &cancel.wake {
-                        if recheck {
-                            // See RECHECK: the main thread goes back to Ruby now and then.
-                            return tokio::select! {
-                                biased;
-                                v = &mut fut => Some(v),
-                                _ = wake.notified() => None,
-                                _ = tokio::time::sleep(RECHECK) => None,
-                            };
-                        }
-                        // A permit left by an early interrupt completes this at once.
-                        return tokio::select! {
-                            biased;
-                            v = &mut fut => Some(v),
-                            _ = wake.notified() => None,
-                        };
-                    }
-                    // The first tick is immediate, so an interrupt that came before the call
-                    // began is seen at once.
-                    let mut tick = tokio::time::interval(CANCEL_CHECK);
-                    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                    loop {
-                        tokio::select! {
-                            biased;
-                            v = &mut fut => return Some(v),
-                            _ = tick.tick() => {
-                                if cancel.flag.load(Ordering::Acquire) {
-                                    return None;
-                                }
-                            }
-                        }
-                    }
-                })
-            }));
-            // Safety: as above.
-            match r {
-                Ok(out) => unsafe { (*call).out = out },
-                Err(_) => unsafe { (*call).panicked = true },
-            }
-            ptr::null_mut()
-        }
-
-        unsafe extern "C" fn unblock(data: *mut c_void) {
-            // Safety: `data` is the Call's Cancel, alive while Ruby may call this.
-            let cancel = unsafe { &*(data as *const Cancel) };
-            cancel.flag.store(true, Ordering::Release);
-            if let Some(wake) = &cancel.wake {
-                // Only present when Ruby calls this from a thread, never a signal handler.
-                wake.notify_one();
-            }
-        }
-
-        // Which thread may run `unblock`, and so how it may wake the waiting call:
+        // Which thread may run the unblock function, and so how it may wake the waiting call:
         //
         // * The main thread is the only Ruby thread: Ruby would start (and then join) a helper
-        //   thread for every call just to be able to run `unblock` on Ctrl-C; measured, about
-        //   150 us per call. With RB_NOGVL_UBF_ASYNC_SAFE it calls `unblock` from its signal
-        //   handler instead, so `unblock` only sets an atomic flag, which the call checks
-        //   every CANCEL_CHECK (a timer, cheap when one thread drives the runtime alone).
-        // * Other threads exist: Ruby calls `unblock` from a thread (the one interrupting, or
-        //   one that watches for signals), never from a signal handler (the flag is not
-        //   passed), so it can wake the call at once through a Notify. No timer per call:
-        //   with several threads each new timer can wake the thread driving the runtime;
-        //   measured with 8 threads saving, dropping it took ~8 us of CPU off every save.
+        //   thread for every call just to be able to unblock it on Ctrl-C; measured, about
+        //   150 us per call. Instead Ruby unblocks it from its signal handler, which may only
+        //   set a flag; the call checks it every CANCEL_CHECK (a timer, cheap when one thread
+        //   drives the runtime alone).
+        // * Other threads exist: Ruby unblocks the call from a thread (the one interrupting,
+        //   or one that watches for signals), so it can wake it at once through a Notify. No
+        //   timer per call: with several threads each new timer can wake the thread driving
+        //   the runtime; measured with 8 threads saving, dropping it took ~8 us off each save.
         //
-        // Signals are for the main thread, and are only turned into an `unblock` call by a
+        // Signals are for the main thread, and are only turned into an unblock call by a
         // Ruby thread that happens to be sleeping. Should the other threads end during the
         // call, nobody would: so the main thread, when not alone, also returns to Ruby every
         // RECHECK, runs what is pending (trap handlers, Interrupt) and, if nothing raised,
         // resumes the same future, deciding anew how it may be woken.
-        let (alone, main) = unsafe {
-            let main = rb_sys::rb_thread_current() == rb_sys::rb_thread_main();
-            (rb_sys::rb_thread_alone() != 0 && main, main)
-        };
-        let mut call = Call {
-            rt: &self.tokio,
-            fut: Some(fut),
-            cancel: Cancel {
-                flag: AtomicBool::new(false),
-                wake: (!alone).then(Notify::new),
-            },
-            recheck: main && !alone,
-            out: None,
-            panicked: false,
-        };
-        let cancel = &call.cancel as *const Cancel as *mut c_void;
-        let data = &mut call as *mut Call<'_, T, Fut> as *mut c_void;
-        let flags = if alone {
-            rb_sys::RB_NOGVL_UBF_ASYNC_SAFE as i32
-        } else {
-            0
-        };
-        // Ruby handles pending interrupts just before and just after the call, and may raise
-        // there; rb_protect turns that into an Error here, so the exception never passes
-        // through a Rust frame that owns anything (`call` is dropped normally on return).
-        // (rb_thread_call_without_gvl2 instead refuses to run while any interrupt is pending,
-        // finalizer and GC jobs included, which under GC.stress is always.)
-        magnus::rb_sys::protect(|| {
-            unsafe {
-                rb_sys::rb_nogvl(Some(run::<T, Fut>), data, Some(unblock), cancel, flags);
-            }
-            rb_sys::Qnil as rb_sys::VALUE
-        })?;
-        if call.panicked {
-            return Err(Error::new(
-                ruby.exception_runtime_error(),
-                "internal error: the Cassandra request panicked (see stderr)",
-            ));
-        }
-        Ok(call.out.take())
+        let (main, alone) = nogvl::calling_thread();
+        let from_signal_handler = main && alone;
+        let recheck = main && !alone;
+        let rt = &self.tokio;
+        nogvl::call(ruby, from_signal_handler, move |unblock| {
+            rt.block_on(async move {
+                if let Some(wake) = unblock.notify() {
+                    if recheck {
+                        return tokio::select! {
+                            biased;
+                            v = &mut fut => Some(v),
+                            _ = wake.notified() => None,
+                            _ = tokio::time::sleep(RECHECK) => None,
+                        };
+                    }
+                    // A permit left by an early unblock completes this at once.
+                    return tokio::select! {
+                        biased;
+                        v = &mut fut => Some(v),
+                        _ = wake.notified() => None,
+                    };
+                }
+                // The first tick is immediate, so an interrupt that came before the call
+                // began is seen at once.
+                let mut tick = tokio::time::interval(CANCEL_CHECK);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tokio::select! {
+                        biased;
+                        v = &mut fut => return Some(v),
+                        _ = tick.tick() => {
+                            if unblock.requested() {
+                                return None;
+                            }
+                        }
+                    }
+                }
+            })
+        })
     }
-}
-
-/// How an interrupt reaches a waiting call (see `Runtime::wait`).
-struct Cancel {
-    flag: AtomicBool,
-    wake: Option<Notify>,
-}
-
-/// Raises a pending interrupt (Interrupt, Thread#raise's exception, Thread#kill) as an
-/// Error that unwinds through Rust normally.
-fn check_interrupts() -> Result<(), Error> {
-    magnus::rb_sys::protect(|| {
-        unsafe { rb_sys::rb_thread_check_ints() };
-        rb_sys::Qnil as rb_sys::VALUE
-    })
-    .map(|_| ())
 }

@@ -1,164 +1,29 @@
-//! `Task::Task`, the mixin: attributes with their coercions, `build`/`create`, `as_hash`,
-//! `save`/`complete`, and the module functions `from_hash`, `find`, `all`, `interface`.
+//! `Task::Task`, the mixin: its attributes, `build`/`create`, `as_hash`, `save`/`complete`,
+//! and the module functions `from_hash`, `find`, `all`, `interface`.
 
-use std::sync::OnceLock;
-
-use magnus::encoding::Coderange;
 use magnus::prelude::*;
 use magnus::r_hash::ForEach;
-use magnus::rb_sys::AsRawId;
-use magnus::rb_sys::{AsRawValue, FromRawValue};
-use magnus::value::{IntoId, LazyId, Opaque, ReprValue, StaticSymbol};
+use magnus::rb_sys::AsRawValue;
+use magnus::value::{IntoId, LazyId, ReprValue, StaticSymbol};
 use magnus::{
-    function, method, Error, Float, Integer, RClass, RHash, RModule, RObject, RString, Ruby,
-    Symbol, Value,
+    function, method, Error, RClass, RHash, RModule, RObject, RString, Ruby, Symbol, Value,
 };
 
-use crate::{args, backend, errors, interface};
+use crate::convert::{coerce_data, coerce_string, str_to_sym};
+use crate::{args, convert, errors, interface};
 
 static IV_TASK_LIST: LazyId = LazyId::new("@task_list");
 static IV_ID: LazyId = LazyId::new("@id");
 static IV_DATA: LazyId = LazyId::new("@data");
-static IV_INTERFACE: LazyId = LazyId::new("@interface");
 
 static ID_TASK_LIST: LazyId = LazyId::new("task_list");
 static ID_ID: LazyId = LazyId::new("id");
 static ID_DATA: LazyId = LazyId::new("data");
 static ID_TYPE: LazyId = LazyId::new("type");
-static ID_INITIALIZE: LazyId = LazyId::new("initialize");
-static ID_NEW: LazyId = LazyId::new("new");
 
 /// The Symbol for an interned name, without a symbol-table lookup by text.
 fn sym(ruby: &Ruby, id: &LazyId) -> Value {
     StaticSymbol::from((**id).into_id_with(ruby)).as_value()
-}
-
-extern "C" {
-    /// Ruby's own method lookup (vm_method.c, exported by libruby): the entry a call of `id`
-    /// on an instance of `klass` resolves to, compared here only by address.
-    fn rb_method_entry(klass: rb_sys::VALUE, id: rb_sys::ID) -> *const std::ffi::c_void;
-}
-
-/// True when `class.new(attrs)` would run exactly `Class#new` and Task::Task#initialize:
-/// nothing in the class, its ancestors, prepended modules or its singleton redefines
-/// either. Then a task can be made directly, which is what `Class#new` would have done.
-pub fn plain_new(ruby: &Ruby, class: RClass) -> Result<bool, Error> {
-    let module = task_module(ruby)?;
-    let init = (*ID_INITIALIZE).into_id_with(ruby).as_raw();
-    let new = (*ID_NEW).into_id_with(ruby).as_raw();
-    // Safety: both are classes or modules, and the lookups neither allocate nor raise.
-    unsafe {
-        let mine = rb_method_entry(class.as_raw(), init);
-        if mine.is_null() || mine != rb_method_entry(module.as_raw(), init) {
-            return Ok(false);
-        }
-        let meta = rb_sys::rb_singleton_class(class.as_raw());
-        let new_entry = rb_method_entry(meta, new);
-        Ok(!new_entry.is_null() && new_entry == rb_method_entry(ruby.class_class().as_raw(), new))
-    }
-}
-
-/// A task made as `Class#new` + Task::Task#initialize would make it: `plain_new(class)`
-/// must hold. `data_coerced` says `data` is already a fresh Hash with Symbol keys.
-pub fn new_plain(
-    ruby: &Ruby,
-    class: RClass,
-    task_list: Value,
-    id: Value,
-    data: Value,
-    data_coerced: bool,
-) -> Result<Value, Error> {
-    let task_list = coerce_string(task_list)?;
-    let id = coerce_string(id)?;
-    let data = if data_coerced {
-        data
-    } else {
-        coerce_data(ruby, data)?.as_value()
-    };
-    // Safety: `class` is a Class (rb_obj_alloc raises TypeError for anything it cannot
-    // allocate, as Class#new would).
-    let obj = unsafe { Value::from_raw(rb_sys::rb_obj_alloc(class.as_raw())) };
-    let obj = RObject::from_value(obj).ok_or_else(|| {
-        Error::new(
-            ruby.exception_type_error(),
-            format!("{} does not make plain objects", class.inspect()),
-        )
-    })?;
-    // Safety: a fresh, unfrozen object: setting its instance variables cannot raise.
-    unsafe {
-        for (iv, v) in [(&IV_TASK_LIST, task_list), (&IV_ID, id), (&IV_DATA, data)] {
-            rb_sys::rb_ivar_set(obj.as_raw(), (**iv).into_id_with(ruby).as_raw(), v.as_raw());
-        }
-    }
-    Ok(obj.as_value())
-}
-
-/// Task::Task, kept from init so that save and complete need no constant lookups.
-static TASK_MODULE: OnceLock<Opaque<RModule>> = OnceLock::new();
-
-pub fn task_module(ruby: &Ruby) -> Result<RModule, Error> {
-    TASK_MODULE
-        .get()
-        .map(|m| ruby.get_inner(*m))
-        .ok_or_else(|| {
-            Error::new(
-                ruby.exception_runtime_error(),
-                "Task::Task is not defined yet",
-            )
-        })
-}
-
-/// String attributes: `7` and `:x` become `"7"` and `"x"`; nil stays nil; anything else is
-/// kept as given and rejected when saved.
-fn coerce_string(v: Value) -> Result<Value, Error> {
-    if v.is_nil() || RString::from_value(v).is_some() {
-        return Ok(v);
-    }
-    if Symbol::from_value(v).is_some()
-        || Integer::from_value(v).is_some()
-        || Float::from_value(v).is_some()
-    {
-        return v.funcall("to_s", ());
-    }
-    Ok(v)
-}
-
-/// `data`: a new Hash whose top-level String keys are Symbols (nested hashes untouched).
-fn coerce_data(ruby: &Ruby, v: Value) -> Result<RHash, Error> {
-    if v.is_nil() {
-        return Ok(ruby.hash_new());
-    }
-    let Some(source) = args::hash_like(v)? else {
-        return Err(errors::argument(
-            ruby,
-            format!(
-                "task data must be a Hash, got {} ({})",
-                v.class().inspect(),
-                v.inspect()
-            ),
-        ));
-    };
-    let data = ruby.hash_new();
-    source.foreach(|k: Value, val: Value| {
-        match RString::from_value(k) {
-            Some(s) => data.aset(str_to_sym(s), val)?,
-            None => data.aset(k, val)?,
-        }
-        Ok(ForEach::Continue)
-    })?;
-    Ok(data)
-}
-
-/// A top-level data key as a Symbol. A String whose bytes are not valid in its encoding
-/// cannot be one (rb_str_intern raises EncodingError for it), so it stays the String: `new` and
-/// `build` accept it, and `save` refuses it as Task::Error::BadData naming the task, exactly
-/// as it refuses the same key nested deeper.
-fn str_to_sym(s: RString) -> Value {
-    if s.enc_coderange_scan() == Coderange::Broken {
-        return s.as_value();
-    }
-    // Safety: rb_str_intern raises only for a String of broken encoding, excluded above.
-    unsafe { Value::from_raw(rb_sys::rb_str_intern(s.as_raw())) }
 }
 
 /// Which attribute a `new` key names: Symbols by identity, Strings by content.
@@ -187,7 +52,7 @@ fn attr_of(ruby: &Ruby, k: Value) -> Attr {
         };
     }
     if let Some(s) = RString::from_value(k) {
-        // Safety: the bytes are only compared, with no Ruby call in between.
+        // SAFETY: the bytes are only compared, with no Ruby call in between.
         return match unsafe { s.as_slice() } {
             b"task_list" => Attr::TaskList,
             b"id" => Attr::Id,
@@ -273,7 +138,7 @@ fn set_data(ruby: &Ruby, rb_self: RObject, v: Value) -> Result<(), Error> {
 /// A new Hash of `pairs` (keys and values alternating), as a Hash literal is built.
 fn hash_of(ruby: &Ruby, pairs: &[Value]) -> RHash {
     let h = ruby.hash_new();
-    // Safety: Value is a transparent VALUE, so the slice is an array of VALUEs; a fresh Hash
+    // SAFETY: Value is a transparent VALUE, so the slice is an array of VALUEs; a fresh Hash
     // and Symbol keys: inserting calls no Ruby code and cannot raise.
     unsafe {
         rb_sys::rb_hash_bulk_insert(
@@ -321,27 +186,25 @@ fn as_hash(ruby: &Ruby, rb_self: RObject) -> Result<RHash, Error> {
     ))
 }
 
+/// `save`: `Task::Task.interface.store(self)`, through Ruby's dispatch, so that a module
+/// prepended to the interface or the adapter (instrumentation, logging) sees every save.
 fn save(ruby: &Ruby, rb_self: RObject) -> Result<(), Error> {
-    let iface = current_interface(ruby)?;
-    if let Some(adapter) = interface::native_adapter(ruby, iface)? {
-        let record = backend::record_from_task(ruby, rb_self.as_value())?;
-        return adapter.backend().store(ruby, record);
+    let iface = interface::current(ruby)?;
+    // The gem's adapters check the task themselves; any other gets the same checks first,
+    // so bad input never reaches it.
+    if !interface::has_own_adapter(iface)? {
+        convert::record_from_task(ruby, rb_self.as_value())?;
     }
-    // Any other adapter gets the same checks first, so bad input never reaches it.
-    backend::record_from_task(ruby, rb_self.as_value())?;
     let _: Value = iface.funcall("store", (rb_self,))?;
     Ok(())
 }
 
+/// `complete`: `Task::Task.interface.delete(task_list, id)`, as `save` does.
 fn complete(ruby: &Ruby, rb_self: RObject) -> Result<(), Error> {
     let task_list: Value = rb_self.funcall("task_list", ())?;
     let id: Value = rb_self.funcall("id", ())?;
-    let key = backend::key(ruby, task_list, id)?;
-    let iface = current_interface(ruby)?;
-    if let Some(adapter) = interface::native_adapter(ruby, iface)? {
-        return adapter.backend().delete(ruby, key);
-    }
-    let _: Value = iface.funcall("delete", (key.task_list, key.id))?;
+    let key = args::key(ruby, task_list, id)?;
+    let _: Value = interface::current(ruby)?.funcall("delete", (key.task_list, key.id))?;
     Ok(())
 }
 
@@ -384,7 +247,7 @@ fn build(ruby: &Ruby, rb_self: RClass, args: &[Value]) -> Result<Value, Error> {
             .str_new(&uuid::Uuid::new_v4().simple().to_string())
             .as_value();
     }
-    backend::new_task(ruby, rb_self, task_list, id, data.as_value(), true)
+    convert::new_task(ruby, rb_self, task_list, id, data.as_value(), true)
 }
 
 fn create(ruby: &Ruby, rb_self: RClass, args: &[Value]) -> Result<Value, Error> {
@@ -441,11 +304,11 @@ fn from_hash(ruby: &Ruby, hash: Value) -> Result<Value, Error> {
     }
     let class = match RString::from_value(type_v) {
         // The common case: the String from the hash is the constant path, no copy made.
-        Some(s) => backend::task_class_named(ruby, s.as_value(), &|| {
+        Some(s) => convert::task_class_named(ruby, s.as_value(), &|| {
             s.to_string().unwrap_or_else(|_| s.inspect())
         }),
         None => match attr_name(type_v)? {
-            Some(name) => backend::task_class(ruby, &name),
+            Some(name) => convert::task_class(ruby, &name),
             None => {
                 return Err(errors::argument(
                     ruby,
@@ -466,43 +329,27 @@ fn from_hash(ruby: &Ruby, hash: Value) -> Result<Value, Error> {
             ))
         }
     };
-    backend::new_task(ruby, class, field(0), field(1), field(2), false)
-}
-
-pub fn current_interface(ruby: &Ruby) -> Result<Value, Error> {
-    let module = task_module(ruby)?;
-    let cached: Value = module.ivar_get(*IV_INTERFACE)?;
-    if !cached.is_nil() {
-        return Ok(cached);
-    }
-    let iface = interface::new_default(ruby)?;
-    module.ivar_set(*IV_INTERFACE, iface)?;
-    Ok(iface)
-}
-
-/// Forgets the cached interface, so the next use builds one with the current adapter_builder.
-pub fn reset_interface(ruby: &Ruby) -> Result<(), Error> {
-    task_module(ruby)?.ivar_set(*IV_INTERFACE, ruby.qnil())
+    convert::new_task(ruby, class, field(0), field(1), field(2), false)
 }
 
 fn interface_get(ruby: &Ruby) -> Result<Value, Error> {
-    current_interface(ruby)
+    interface::current(ruby)
 }
 
 fn interface_set(ruby: &Ruby, v: Value) -> Result<Value, Error> {
-    task_module(ruby)?.ivar_set(*IV_INTERFACE, v)?;
+    interface::set_current(ruby, v)?;
     Ok(v)
 }
 
 fn find(ruby: &Ruby, task_list: Value, id: Value) -> Result<Value, Error> {
-    current_interface(ruby)?.funcall("find", (task_list, id))
+    interface::current(ruby)?.funcall("find", (task_list, id))
 }
 
 /// `Task::Task.all(task_list)`; `all(task_list, on_bad_row: ...)` as the adapter's `all`.
 fn all(ruby: &Ruby, args: &[Value]) -> Result<Value, Error> {
     let found: Value = match args {
-        [list] => current_interface(ruby)?.funcall("all", (*list,))?,
-        [list, opts] => current_interface(ruby)?.funcall("all", (*list, *opts))?,
+        [list] => interface::current(ruby)?.funcall("all", (*list,))?,
+        [list, opts] => interface::current(ruby)?.funcall("all", (*list, *opts))?,
         _ => {
             return Err(errors::argument(
                 ruby,
@@ -516,9 +363,9 @@ fn all(ruby: &Ruby, args: &[Value]) -> Result<Value, Error> {
     found.funcall("lazy", ())
 }
 
-pub fn init(ruby: &Ruby, task: RModule) -> Result<(), Error> {
+/// Defines Task::Task; returns it.
+pub fn init(ruby: &Ruby, task: RModule) -> Result<RModule, Error> {
     let m = task.define_module("Task")?;
-    let _ = TASK_MODULE.set(Opaque::from(m));
     let cm = m.define_module("ClassMethods")?;
     cm.define_method("build", method!(build, -1))?;
     cm.define_method("create", method!(create, -1))?;
@@ -542,5 +389,5 @@ pub fn init(ruby: &Ruby, task: RModule) -> Result<(), Error> {
     m.define_method("complete", method!(complete, 0))?;
     m.define_method("execute", method!(execute, -1))?;
     let _ = ruby;
-    Ok(())
+    Ok(m)
 }

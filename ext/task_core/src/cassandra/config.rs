@@ -1,3 +1,5 @@
+//! What a Cassandra store is configured with: hosts, keyspace, table, timeouts, consistency.
+
 use std::time::Duration;
 
 use crate::error::{Error, Result};
@@ -6,19 +8,30 @@ use crate::record::validate_identifier;
 pub use scylla::frame::types::Consistency;
 
 /// Everything that shapes a Cassandra store. Two adapters with equal configs share one store;
-/// two with equal `connection()` share one driver session.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// two with equal `connection` share one driver session.
+///
+/// Adding an option: a field here (in `ConnectionKey` when it changes how the cluster is
+/// reached) with its default below, checked in `validated` if it can be wrong, and one row
+/// in the binding's option table (`ext/task_native/src/options.rs`), which reads it from
+/// keyword arguments and shows it in `#options`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CassandraConfig {
-    pub hosts: Vec<String>,
-    pub port: u16,
+    pub connection: ConnectionKey,
     pub keyspace: String,
     pub table: String,
-    pub consistency: Consistency,
+    pub consistency: Level,
     pub request_timeout: Duration,
-    pub connect_timeout: Duration,
     /// How long an idempotent request keeps being retried after transient failures.
     pub retry_deadline: Duration,
     pub page_size: i32,
+}
+
+/// Which cluster we talk to and how we reach it and log in.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ConnectionKey {
+    pub hosts: Vec<String>,
+    pub port: u16,
+    pub connect_timeout: Duration,
     pub local_datacenter: Option<String>,
     pub username: Option<String>,
     pub password: Option<String>,
@@ -28,47 +41,22 @@ pub struct CassandraConfig {
     pub tls_ca_file: Option<String>,
 }
 
-impl std::hash::Hash for CassandraConfig {
+/// A consistency level. The driver's `Consistency` has no Hash; its wire code names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Level(pub Consistency);
+
+impl std::hash::Hash for Level {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        // The driver's Consistency has no Hash; its wire code identifies it.
-        (self.consistency as u16).hash(state);
-        self.connection().hash(state);
-        (
-            &self.keyspace,
-            &self.table,
-            self.request_timeout,
-            self.retry_deadline,
-            self.page_size,
-        )
-            .hash(state);
+        (self.0 as u16).hash(state);
     }
 }
 
-/// The part of the config that decides which cluster we talk to and how we log in.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct ConnectionKey {
-    pub hosts: Vec<String>,
-    pub port: u16,
-    pub connect_timeout: Duration,
-    pub local_datacenter: Option<String>,
-    pub username: Option<String>,
-    pub password: Option<String>,
-    pub tls: bool,
-    pub tls_ca_file: Option<String>,
-}
-
-impl Default for CassandraConfig {
+impl Default for ConnectionKey {
     fn default() -> Self {
-        CassandraConfig {
+        ConnectionKey {
             hosts: vec!["127.0.0.1".to_string()],
             port: 9042,
-            keyspace: "tasks".to_string(),
-            table: "tasks".to_string(),
-            consistency: Consistency::LocalQuorum,
-            request_timeout: Duration::from_secs(12),
             connect_timeout: Duration::from_secs(5),
-            retry_deadline: Duration::from_secs(30),
-            page_size: 5000,
             local_datacenter: None,
             username: None,
             password: None,
@@ -78,20 +66,35 @@ impl Default for CassandraConfig {
     }
 }
 
+impl Default for CassandraConfig {
+    fn default() -> Self {
+        CassandraConfig {
+            connection: ConnectionKey::default(),
+            keyspace: "tasks".to_string(),
+            table: "tasks".to_string(),
+            consistency: Level(Consistency::LocalQuorum),
+            request_timeout: Duration::from_secs(12),
+            retry_deadline: Duration::from_secs(30),
+            page_size: 5000,
+        }
+    }
+}
+
 impl CassandraConfig {
     /// Checks the config and normalises identifiers the way CQL reads unquoted ones.
     pub fn validated(mut self) -> Result<Self> {
-        if self.hosts.is_empty() {
+        let conn = &mut self.connection;
+        if conn.hosts.is_empty() {
             return Err(Error::InvalidArgument(
                 "hosts must name at least one Cassandra contact host".into(),
             ));
         }
         // Every contact point is read now, so a typo is an error here and not a
         // NoHostAvailable once the driver has tried to connect for the whole retry deadline.
-        for h in &self.hosts {
-            parse_host(h, self.port)?;
+        for h in &conn.hosts {
+            parse_host(h, conn.port)?;
         }
-        if self.port == 0 {
+        if conn.port == 0 {
             return Err(Error::InvalidArgument("port must be 1-65535".into()));
         }
         validate_identifier("keyspace", &self.keyspace)?;
@@ -106,39 +109,27 @@ impl CassandraConfig {
         }
         for (name, d) in [
             ("request_timeout", self.request_timeout),
-            ("connect_timeout", self.connect_timeout),
+            ("connect_timeout", self.connection.connect_timeout),
         ] {
             if d.is_zero() {
                 return Err(Error::InvalidArgument(format!("{name} must be positive")));
             }
         }
-        if let Some(ca) = &self.tls_ca_file {
+        let conn = &mut self.connection;
+        if let Some(ca) = &conn.tls_ca_file {
             if !std::path::Path::new(ca).is_file() {
                 return Err(Error::InvalidArgument(format!(
                     "tls_ca_file {ca:?} is not a readable file"
                 )));
             }
-            self.tls = true;
+            conn.tls = true;
         }
-        if self.username.is_some() != self.password.is_some() {
+        if conn.username.is_some() != conn.password.is_some() {
             return Err(Error::InvalidArgument(
                 "username and password must be given together".into(),
             ));
         }
         Ok(self)
-    }
-
-    pub fn connection(&self) -> ConnectionKey {
-        ConnectionKey {
-            hosts: self.hosts.clone(),
-            port: self.port,
-            connect_timeout: self.connect_timeout,
-            local_datacenter: self.local_datacenter.clone(),
-            username: self.username.clone(),
-            password: self.password.clone(),
-            tls: self.tls,
-            tls_ca_file: self.tls_ca_file.clone(),
-        }
     }
 
     /// `keyspace.table`, both already validated identifiers.
@@ -148,7 +139,7 @@ impl CassandraConfig {
 
     /// "127.0.0.1:9042, 127.0.0.2:9042", for messages.
     pub fn host_list(&self) -> String {
-        self.connection().host_list()
+        self.connection.host_list()
     }
 }
 
@@ -268,7 +259,7 @@ mod tests {
     fn defaults_and_validation() {
         let c = CassandraConfig::default().validated().unwrap();
         assert_eq!(c.qualified_table(), "tasks.tasks");
-        assert_eq!(c.consistency, Consistency::LocalQuorum);
+        assert_eq!(c.consistency, Level(Consistency::LocalQuorum));
         assert_eq!(c.host_list(), "127.0.0.1:9042");
 
         let bad = CassandraConfig {
@@ -278,10 +269,8 @@ mod tests {
         let e = bad.validated().unwrap_err();
         assert!(e.message().contains("table name"), "{e}");
 
-        let bad = CassandraConfig {
-            hosts: vec![],
-            ..Default::default()
-        };
+        let mut bad = CassandraConfig::default();
+        bad.connection.hosts = vec![];
         assert!(bad.validated().unwrap_err().message().contains("hosts"));
 
         let c = CassandraConfig {
@@ -293,22 +282,20 @@ mod tests {
 
     #[test]
     fn contact_points() {
-        let c = CassandraConfig {
-            hosts: vec![
-                "127.0.0.1".into(),
-                "127.0.0.2:9999".into(),
-                "::1".into(),
-                "[::1]".into(),
-                "[fe80::1]:9999".into(),
-                "db-1.example.com".into(),
-                "host_2:65535".into(),
-            ],
-            port: 9043,
-            ..Default::default()
-        };
+        let mut c = CassandraConfig::default();
+        c.connection.hosts = vec![
+            "127.0.0.1".into(),
+            "127.0.0.2:9999".into(),
+            "::1".into(),
+            "[::1]".into(),
+            "[fe80::1]:9999".into(),
+            "db-1.example.com".into(),
+            "host_2:65535".into(),
+        ];
+        c.connection.port = 9043;
         let c = c.validated().unwrap();
         assert_eq!(
-            c.connection().contact_points(),
+            c.connection.contact_points(),
             vec![
                 "127.0.0.1:9043",
                 "127.0.0.2:9999",
@@ -340,10 +327,8 @@ mod tests {
             ("[::1]9042", "only :port may follow ]"),
             ("[db1]:9042", "\"db1\" is not an IPv6 address"),
         ] {
-            let c = CassandraConfig {
-                hosts: vec!["127.0.0.1".into(), host.into()],
-                ..Default::default()
-            };
+            let mut c = CassandraConfig::default();
+            c.connection.hosts = vec!["127.0.0.1".into(), host.into()];
             let e = c.validated().unwrap_err();
             assert!(matches!(e, Error::InvalidArgument(_)), "{host}: {e}");
             assert!(

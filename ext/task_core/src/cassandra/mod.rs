@@ -22,7 +22,7 @@ use tokio::sync::OnceCell;
 use tokio::task::JoinSet;
 
 pub use config::{
-    consistency_name, parse_consistency, CassandraConfig, ConnectionKey, Consistency,
+    consistency_name, parse_consistency, CassandraConfig, ConnectionKey, Consistency, Level,
 };
 use errors::{connect_error, connect_timeout, execution_error, prepare_error, Op};
 
@@ -79,7 +79,7 @@ impl Connector {
         stores.retain(|_, s| s.strong_count() > 0);
         let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
         sessions.retain(|_, s| s.strong_count() > 0);
-        let key = config.connection();
+        let key = config.connection.clone();
         let slot = match sessions.get(&key).and_then(Weak::upgrade) {
             Some(slot) => slot,
             None => {
@@ -187,9 +187,9 @@ impl CassandraStore {
         // recovers by itself once a node answers.
         self.session
             .get_or_try_init(|| async {
-                let conn = self.config.connection();
+                let conn = &self.config.connection;
                 let mut profile = ExecutionProfile::builder()
-                    .consistency(self.config.consistency)
+                    .consistency(self.config.consistency.0)
                     .request_timeout(Some(self.config.request_timeout))
                     .retry_policy(Arc::new(FallthroughRetryPolicy));
                 if let Some(dc) = &conn.local_datacenter {
@@ -209,7 +209,7 @@ impl CassandraStore {
                     builder = builder.user(u, p);
                 }
                 if conn.tls {
-                    builder = builder.tls_context(Some(tls_context(&conn)?));
+                    builder = builder.tls_context(Some(tls_context(conn)?));
                 }
                 // Building also fetches cluster metadata; bound the whole of it.
                 let limit = conn.connect_timeout * 2;
@@ -234,7 +234,7 @@ impl CassandraStore {
                         .prepare(cql)
                         .await
                         .map_err(|e| prepare_error(&self.op("preparing statements", false), &e))?;
-                    p.set_consistency(self.config.consistency);
+                    p.set_consistency(self.config.consistency.0);
                     p.set_request_timeout(Some(self.config.request_timeout));
                     p.set_is_idempotent(idempotent);
                     p.set_page_size(self.config.page_size);
@@ -284,7 +284,7 @@ impl CassandraStore {
         Fut: Future<Output = Result<T>>,
     {
         let mut backoff = Duration::from_millis(50);
-        let guard = self.config.request_timeout + self.config.connect_timeout * 2;
+        let guard = self.config.request_timeout + self.config.connection.connect_timeout * 2;
         loop {
             // The driver's request future is several KB; boxed, it is built once on the heap
             // instead of being copied each time the futures around it move (into a task,
@@ -317,16 +317,21 @@ impl CassandraStore {
     /// Upserts one task (all four columns).
     pub async fn store(&self, record: &TaskRecord) -> Result<()> {
         record.validate()?;
-        self.store_raw(record).await
+        self.put(record).await
     }
 
     /// Writes the row as given, checking only the key columns (see `MemoryStore::store_raw`).
     pub async fn store_raw(&self, record: &TaskRecord) -> Result<()> {
-        self.store_raw_until(record, &self.deadline()).await
+        record.validate_columns()?;
+        self.put(record).await
     }
 
-    async fn store_raw_until(&self, record: &TaskRecord, deadline: &Deadline) -> Result<()> {
-        record.validate_columns()?;
+    /// Writes a row already checked (see `Store`).
+    pub(crate) async fn put(&self, record: &TaskRecord) -> Result<()> {
+        self.put_until(record, &self.deadline()).await
+    }
+
+    async fn put_until(&self, record: &TaskRecord, deadline: &Deadline) -> Result<()> {
         let what = || format!("saving task {:?} of list {:?}", record.id, record.task_list);
         let values = (
             &record.task_list,
@@ -449,7 +454,8 @@ impl CassandraStore {
         Ok(out)
     }
 
-    /// Stores many tasks with at most `concurrency` requests in flight. Returns once every
+    /// Stores many tasks, already checked (see `Store::store_many`), with at most
+    /// `concurrency` requests in flight. Returns once every
     /// write has finished or been given up, one result per record, in the order given: once
     /// no write has succeeded for the retry deadline, the writes not yet started fail
     /// without being sent (see `Deadline`).
@@ -459,9 +465,7 @@ impl CassandraStore {
         concurrency: usize,
     ) -> Vec<Result<()>> {
         self.for_each_concurrently(records, concurrency, |store, all, i, deadline| async move {
-            let record = &all[i];
-            record.validate()?;
-            store.store_raw_until(record, &deadline).await
+            store.put_until(&all[i], &deadline).await
         })
         .await
     }

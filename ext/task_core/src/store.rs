@@ -1,0 +1,205 @@
+//! The one store API: every store behind one type, so that callers never ask which one they
+//! hold. Adding a store: a variant in `Store` and `StoreSpec` and in `Cursor`'s positions,
+//! an arm in each method below, and one constructor in the binding.
+//!
+//! Every method is async with the same signature for every store. The memory store's futures
+//! are ready at their first poll (`Store::waits` is false): a caller may poll them once
+//! instead of handing them to a runtime.
+
+use std::sync::Arc;
+
+use crate::cassandra::{CassandraConfig, CassandraStore, Connector, ScanCursor};
+use crate::error::{Error, Result};
+use crate::memory::{MemoryCursor, MemoryStore};
+use crate::record::{check_list, TaskKey, TaskRecord};
+use crate::Page;
+
+/// A store, ready for requests. Cheap to clone (an `Arc`).
+#[derive(Clone)]
+pub enum Store {
+    Memory(Arc<MemoryStore>),
+    Cassandra(Arc<CassandraStore>),
+}
+
+/// What a store is made from. A memory store is its own spec; a Cassandra store is opened
+/// from its config through the process's `Connector` (which shares sessions), so a process
+/// made by fork opens its own.
+#[derive(Clone)]
+pub enum StoreSpec {
+    Memory(Arc<MemoryStore>),
+    Cassandra(Box<CassandraConfig>),
+}
+
+/// Where the next page of a scan starts. Only the store that made it can read it.
+#[derive(Debug, Clone)]
+pub struct Cursor(At);
+
+#[derive(Debug, Clone)]
+enum At {
+    Memory(MemoryCursor),
+    Cassandra(ScanCursor),
+}
+
+impl StoreSpec {
+    pub fn open(&self, connector: &Connector) -> Store {
+        match self {
+            StoreSpec::Memory(m) => Store::Memory(m.clone()),
+            StoreSpec::Cassandra(c) => Store::Cassandra(connector.store(c)),
+        }
+    }
+
+    /// The Cassandra settings, for the adapter's `options`.
+    pub fn cassandra_config(&self) -> Option<&CassandraConfig> {
+        match self {
+            StoreSpec::Cassandra(c) => Some(c),
+            StoreSpec::Memory(_) => None,
+        }
+    }
+
+    /// Empties a memory store; a Cassandra store is left alone (false).
+    pub fn clear(&self) -> bool {
+        match self {
+            StoreSpec::Memory(m) => {
+                m.clear();
+                true
+            }
+            StoreSpec::Cassandra(_) => false,
+        }
+    }
+}
+
+impl Store {
+    /// True when requests wait on I/O and must be driven by the I/O runtime; false when
+    /// every future is ready at its first poll.
+    pub fn waits(&self) -> bool {
+        matches!(self, Store::Cassandra(_))
+    }
+
+    /// True when reading the next page ahead of need is worth a request in the background.
+    pub fn reads_ahead(&self) -> bool {
+        self.waits()
+    }
+
+    /// Upserts one task (all four columns), after checking it.
+    pub async fn store(&self, record: &TaskRecord) -> Result<()> {
+        record.validate()?;
+        match self {
+            Store::Memory(m) => {
+                m.put(record);
+                Ok(())
+            }
+            Store::Cassandra(c) => c.put(record).await,
+        }
+    }
+
+    /// Writes the row as given, checking only its key columns (migrations, repair, tests).
+    pub async fn store_raw(&self, record: &TaskRecord) -> Result<()> {
+        record.validate_columns()?;
+        match self {
+            Store::Memory(m) => {
+                m.put(record);
+                Ok(())
+            }
+            Store::Cassandra(c) => c.put(record).await,
+        }
+    }
+
+    /// Stores every record: `Err` (nothing written) when any of them is bad, else one
+    /// result per record, in order, with at most `concurrency` writes in flight.
+    pub async fn store_many(
+        &self,
+        records: Arc<[TaskRecord]>,
+        concurrency: usize,
+    ) -> Result<Vec<Result<()>>> {
+        for r in records.iter() {
+            r.validate()?;
+        }
+        Ok(match self {
+            Store::Memory(m) => m.put_many(&records),
+            Store::Cassandra(c) => c.store_many(records, concurrency).await,
+        })
+    }
+
+    /// The first row under (list, id), or `None`.
+    pub async fn find(&self, key: &TaskKey) -> Result<Option<TaskRecord>> {
+        match self {
+            Store::Memory(m) => Ok(m.find(key)),
+            Store::Cassandra(c) => c.find(key).await,
+        }
+    }
+
+    /// Deletes every type under (list, id); deleting what is not there is fine.
+    pub async fn delete(&self, key: &TaskKey) -> Result<()> {
+        match self {
+            Store::Memory(m) => {
+                m.delete(key);
+                Ok(())
+            }
+            Store::Cassandra(c) => c.delete(key).await,
+        }
+    }
+
+    /// Deletes each key; one result per key, in order.
+    pub async fn delete_many(
+        &self,
+        keys: Arc<[TaskKey]>,
+        concurrency: usize,
+    ) -> Result<Vec<Result<()>>> {
+        Ok(match self {
+            Store::Memory(m) => m.delete_many(&keys),
+            Store::Cassandra(c) => c.delete_many(keys, concurrency).await,
+        })
+    }
+
+    /// Deletes a whole task list.
+    pub async fn delete_list(&self, task_list: &str) -> Result<()> {
+        check_list(task_list)?;
+        match self {
+            Store::Memory(m) => {
+                m.delete_list(task_list);
+                Ok(())
+            }
+            Store::Cassandra(c) => c.delete_list(task_list).await,
+        }
+    }
+
+    /// One page of the list from `cursor` (`None`: from the start).
+    pub async fn page(&self, task_list: &str, cursor: Option<&Cursor>) -> Result<Page<Cursor>> {
+        let foreign = || Error::InvalidArgument("scan cursor does not belong to this store".into());
+        match self {
+            Store::Memory(m) => {
+                let after = match cursor {
+                    None => None,
+                    Some(Cursor(At::Memory(a))) => Some(a),
+                    Some(_) => return Err(foreign()),
+                };
+                let page = m.page(task_list, after, m.page_size())?;
+                Ok(Page {
+                    records: page.records,
+                    next: page.next.map(|a| Cursor(At::Memory(a))),
+                })
+            }
+            Store::Cassandra(c) => {
+                let from = match cursor {
+                    None => None,
+                    Some(Cursor(At::Cassandra(s))) => Some(s.clone()),
+                    Some(_) => return Err(foreign()),
+                };
+                let page = c.page(task_list, from).await?;
+                Ok(Page {
+                    records: page.records,
+                    next: page.next.map(|s| Cursor(At::Cassandra(s))),
+                })
+            }
+        }
+    }
+
+    /// Creates what the store needs to hold tasks (Cassandra: keyspace and table); nothing
+    /// for a store that needs nothing.
+    pub async fn create_schema(&self, replication_factor: u32) -> Result<()> {
+        match self {
+            Store::Memory(_) => Ok(()),
+            Store::Cassandra(c) => c.create_schema(replication_factor).await,
+        }
+    }
+}
