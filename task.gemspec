@@ -20,9 +20,6 @@ Gem::Specification.new do |spec|
     "ext/task_native/extconf.rb",
     "ext/*/Cargo.toml",
     "ext/*/src/**/*.rs",
-    # A workspace member: cargo needs it present to build the extension from the workspace.
-    "bench/raw/Cargo.toml",
-    "bench/raw/src/**/*.rs",
     "Cargo.toml",
     "Cargo.lock",
     "README.md",

@@ -1,5 +1,6 @@
 # frozen_string_literal: true
 
+require "rubygems/package"
 require "tmpdir"
 
 # `gem build` then `gem install --local` into an empty GEM_HOME: the extension compiles with
@@ -11,6 +12,10 @@ RSpec.describe "the gem" do
       built = IO.popen(%w[gem build task.gemspec --output] + [File.join(dir, "task.gem")],
                        chdir: root, err: %i[child out], &:read)
       expect($?.success?).to be(true), built
+      # bench/raw is a cargo workspace of its own: the extension builds without it.
+      files = Gem::Package.new(File.join(dir, "task.gem")).spec.files
+      expect(files.grep(%r{\Abench/})).to be_empty
+      expect(files).to include("Cargo.lock", "ext/task_native/extconf.rb")
 
       home = File.join(dir, "home")
       # A target dir of its own, kept between runs, so a warm run does not rebuild the crates.
@@ -33,6 +38,8 @@ RSpec.describe "the gem" do
       native, data = eval(out) # rubocop:disable Security/Eval
       expect(native).to start_with(home)
       expect(native).not_to include(root)
+      # The release profile strips debug info (36 MB with line tables, about 8 MB without).
+      expect(File.size(native)).to be < 16 * 1024 * 1024
       expect(data).to eq(x: 1)
     end
   end

@@ -1,7 +1,7 @@
 # frozen_string_literal: true
 
 # Writes the Makefile RubyGems runs on `gem install`: it builds the extension with cargo (no
-# rb_sys gem needed) and installs task/task_native.so.
+# rb_sys gem needed) and installs task/task_native.<DLEXT> (.so; .bundle on macOS).
 require "rbconfig"
 
 root = File.expand_path("../..", __dir__)
@@ -13,6 +13,9 @@ abort "task: cargo (Rust) is needed to build this gem's native extension; instal
 own_target = ENV["CARGO_TARGET_DIR"].to_s.empty?
 target = own_target ? File.join(Dir.pwd, "target") : ENV["CARGO_TARGET_DIR"]
 dlext = RbConfig::CONFIG["DLEXT"]
+# The file cargo builds: a cdylib gets the platform's shared-library name (libtask_native.so on
+# Linux, libtask_native.dylib on macOS, task_native.dll on Windows), not Ruby's DLEXT (.bundle).
+built = "#{"lib" unless Gem.win_platform?}task_native.#{RbConfig::CONFIG["SOEXT"]}"
 
 File.write("Makefile", <<~MAKE)
   CARGO = #{cargo}
@@ -21,7 +24,7 @@ File.write("Makefile", <<~MAKE)
 
   all:
   \tCARGO_TARGET_DIR="$(TARGET)" RUBY="#{RbConfig.ruby}" "$(CARGO)" build --release --locked -p task_native --manifest-path "#{root}/Cargo.toml"
-  \tcp "$(TARGET)/release/libtask_native.so" task_native.#{dlext}
+  \tcp "$(TARGET)/release/#{built}" task_native.#{dlext}
 
   install: all
   \tmkdir -p "$(sitearchdir)/task"

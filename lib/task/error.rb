@@ -4,6 +4,10 @@ module Task
   # Base of every error the gem raises for a reason a caller can act on. Bad arguments (an
   # empty task list, a nil id) raise ArgumentError instead.
   class Error < StandardError
+    # The text of the Cassandra driver's error behind this one (its message and those of its
+    # causes), or nil when the gem raised it on its own (bad data, a timeout of its own, ...).
+    attr_reader :driver_error
+
     # Data that cannot be stored (NaN, invalid UTF-8, nesting too deep), or a stored row that
     # cannot be read back (its data is not JSON, its type names no task class).
     class BadData < Error; end

@@ -63,23 +63,39 @@ pub fn argument(ruby: &Ruby, msg: impl Into<String>) -> Error {
 
 fn class_of(ruby: &Ruby, e: &task_core::Error) -> ExceptionClass {
     use task_core::Error as E;
-    match e {
+    // An error from the driver comes wrapped with its cause: the class is the wrapped error's.
+    match e.kind() {
         E::InvalidArgument(_) => ruby.exception_arg_error(),
         E::BadData(_) => ruby.get_inner(&BAD_DATA),
         E::NoHostAvailable(_) => ruby.get_inner(&NO_HOST),
         E::Timeout(_) => ruby.get_inner(&TIMEOUT),
         E::QueryRejected(_) => ruby.get_inner(&QUERY_REJECTED),
         E::Unavailable(_) => ruby.get_inner(&UNAVAILABLE),
-        E::Interrupted(_) => ruby.exception_interrupt(),
+        // Not returned by kind(); listed so that a new variant cannot go unmapped.
+        E::WithSource(inner, _) => class_of(ruby, inner),
     }
 }
 
 pub fn from_core(ruby: &Ruby, e: task_core::Error) -> Error {
     let class = class_of(ruby, &e);
-    Error::new(class, e.message().to_string())
+    if std::error::Error::source(&e).is_none() {
+        // Nothing to attach: let Ruby build the exception only if it is raised.
+        return Error::new(class, e.message().to_string());
+    }
+    match exception(ruby, &e).map(magnus::Exception::from_value) {
+        Ok(Some(exc)) => Error::from(exc),
+        // Building it failed (a Ruby-side error): raise that one, it says what went wrong.
+        Err(err) => err,
+        Ok(None) => argument(ruby, format!("{class}.new did not return an exception")),
+    }
 }
 
-/// The exception object for an error, to hand back without raising it (bulk results).
+/// The exception object for an error, to hand back without raising it (bulk results). A
+/// Task::Error carries the driver's error text, if any, as `driver_error`.
 pub fn exception(ruby: &Ruby, e: &task_core::Error) -> Result<Value, Error> {
-    class_of(ruby, e).funcall("new", (e.message(),))
+    let exc: Value = class_of(ruby, e).funcall("new", (e.message(),))?;
+    if let Some(text) = e.source_text() {
+        let _: Value = exc.funcall("instance_variable_set", ("@driver_error", text))?;
+    }
+    Ok(exc)
 }

@@ -24,7 +24,7 @@ use tokio::task::JoinSet;
 pub use config::{
     consistency_name, parse_consistency, CassandraConfig, ConnectionKey, Consistency, Level,
 };
-use errors::{connect_error, connect_timeout, execution_error, prepare_error, Op};
+use errors::{connect_error, connect_timeout, execution_error, prepare_error, unknown_outcome, Op};
 
 use crate::error::{Error, Result};
 use crate::record::{check_list, TaskKey, TaskRecord};
@@ -297,11 +297,7 @@ impl CassandraStore {
                     self.table,
                     self.hosts,
                     guard.as_secs_f64(),
-                    if is_write {
-                        "; the write may or may not have been applied"
-                    } else {
-                        ""
-                    }
+                    unknown_outcome(is_write)
                 ))),
             };
             match outcome {
