@@ -5,5 +5,6 @@ require_relative "task/error"
 # The native extension: Task::Task, Task::DataInterface::Interface and the adapters.
 require "task/task_native"
 require_relative "task/task"
+require_relative "task/claims"
 require_relative "task/generator"
 require_relative "task/tasks/composite_task"

@@ -2,6 +2,7 @@
 //! `CassandraStore`) and the one API over them (`Store`). The Ruby extension wraps these.
 
 pub mod cassandra;
+pub mod claims;
 pub mod error;
 pub mod json;
 pub mod memory;
@@ -12,6 +13,7 @@ pub use cassandra::{
     consistency_name, parse_consistency, CassandraConfig, CassandraStore, Connector, Consistency,
     ScanCursor,
 };
+pub use claims::{ClaimInfo, ClaimOutcome, ClaimTerms};
 pub use error::{Error, Result};
 pub use memory::MemoryStore;
 pub use record::{validate_identifier, TaskKey, TaskRecord};

@@ -1,7 +1,10 @@
 //! The in-process store: what the Cassandra table holds, in ordered maps, for tests and demos.
 
-use std::collections::BTreeMap;
-use std::sync::RwLock;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, RwLock};
+use std::time::Instant;
+
+use crate::claims::{ClaimInfo, ClaimOutcome, ClaimTerms, DEFAULT_MAX_ATTEMPTS};
 
 use crate::error::Result;
 use crate::record::{check_list, TaskKey, TaskRecord};
@@ -19,6 +22,26 @@ pub struct MemoryStore {
     lists: RwLock<Lists>,
     /// Rows per page of a scan.
     page_size: usize,
+    /// Claims by (list, id). Taken after `lists` when both are needed.
+    claims: Mutex<HashMap<(String, String), Claim>>,
+    max_attempts: Option<u32>,
+}
+
+#[derive(Default)]
+struct Claim {
+    owner: Option<(String, Instant)>,
+    attempts: u32,
+    last_error: Option<String>,
+}
+
+impl Claim {
+    /// The owner of a claim that has not lapsed.
+    fn live_owner(&self) -> Option<&str> {
+        match &self.owner {
+            Some((o, until)) if *until > Instant::now() => Some(o),
+            _ => None,
+        }
+    }
 }
 
 /// How many rows a scan takes at a time unless told otherwise.
@@ -39,9 +62,129 @@ impl MemoryStore {
     }
 
     pub fn with_page_size(page_size: usize) -> Self {
+        Self::with_options(page_size, Some(DEFAULT_MAX_ATTEMPTS))
+    }
+
+    /// `max_attempts`: claims after which a task is dead (None: never).
+    pub fn with_options(page_size: usize, max_attempts: Option<u32>) -> Self {
         MemoryStore {
             lists: RwLock::default(),
             page_size: page_size.max(1),
+            claims: Mutex::default(),
+            max_attempts,
+        }
+    }
+
+    pub fn max_attempts(&self) -> Option<u32> {
+        self.max_attempts
+    }
+
+    fn claims(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Claim>> {
+        self.claims.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn claim_key(key: &TaskKey) -> (String, String) {
+        (key.task_list.clone(), key.id.clone())
+    }
+
+    /// Claims a stored task for `terms.owner` unless another owner holds a live claim or
+    /// its attempts are used up; a claim already held by the same owner is renewed.
+    pub fn claim(&self, key: &TaskKey, terms: &ClaimTerms) -> ClaimOutcome {
+        let lists = self.read();
+        let stored = lists.get(&key.task_list).is_some_and(|rows| {
+            rows.range((key.id.clone(), String::new())..)
+                .next()
+                .is_some_and(|((id, _), _)| *id == key.id)
+        });
+        let mut claims = self.claims();
+        if !stored {
+            claims.remove(&Self::claim_key(key));
+            return ClaimOutcome::Gone;
+        }
+        let c = claims.entry(Self::claim_key(key)).or_default();
+        let until = Instant::now() + terms.lease;
+        match c.live_owner() {
+            Some(o) if o == terms.owner => {
+                c.owner = Some((terms.owner.clone(), until));
+                return ClaimOutcome::Won {
+                    attempts: c.attempts,
+                };
+            }
+            Some(_) => return ClaimOutcome::Held,
+            None => {}
+        }
+        if self.max_attempts.is_some_and(|m| c.attempts >= m) {
+            return ClaimOutcome::Dead {
+                attempts: c.attempts,
+            };
+        }
+        c.attempts += 1;
+        c.owner = Some((terms.owner.clone(), until));
+        ClaimOutcome::Won {
+            attempts: c.attempts,
+        }
+    }
+
+    /// Extends a live claim held by `terms.owner`; false otherwise.
+    pub fn renew(&self, key: &TaskKey, terms: &ClaimTerms) -> bool {
+        let mut claims = self.claims();
+        match claims.get_mut(&Self::claim_key(key)) {
+            Some(c) if c.live_owner() == Some(terms.owner.as_str()) => {
+                c.owner = Some((terms.owner.clone(), Instant::now() + terms.lease));
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Ends a live claim held by `owner`, recording `error` when given; false otherwise.
+    pub fn release(&self, key: &TaskKey, owner: &str, error: Option<&str>) -> bool {
+        let mut claims = self.claims();
+        match claims.get_mut(&Self::claim_key(key)) {
+            Some(c) if c.live_owner() == Some(owner) => {
+                c.owner = None;
+                if let Some(e) = error {
+                    c.last_error = Some(e.to_string());
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The claim state of one task (`None`: never claimed).
+    pub fn claim_info(&self, key: &TaskKey) -> Option<ClaimInfo> {
+        self.claims()
+            .get(&Self::claim_key(key))
+            .map(|c| Self::info(&key.id, c))
+    }
+
+    fn info(id: &str, c: &Claim) -> ClaimInfo {
+        ClaimInfo {
+            id: id.to_string(),
+            owner: c.live_owner().map(str::to_string),
+            attempts: c.attempts,
+            last_error: c.last_error.clone(),
+        }
+    }
+
+    /// The claim states of a list's tasks, in id order.
+    pub fn claim_infos(&self, task_list: &str) -> Vec<ClaimInfo> {
+        let mut out: Vec<ClaimInfo> = self
+            .claims()
+            .iter()
+            .filter(|((list, _), _)| list == task_list)
+            .map(|((_, id), c)| Self::info(id, c))
+            .collect();
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        out
+    }
+
+    /// Makes a dead (or failing) task claimable again: attempts and last error cleared.
+    pub fn retry(&self, key: &TaskKey) {
+        if let Some(c) = self.claims().get_mut(&Self::claim_key(key)) {
+            c.attempts = 0;
+            c.last_error = None;
         }
     }
 
@@ -114,14 +257,17 @@ impl MemoryStore {
     /// Deletes every type stored under (list, id). Deleting what is not there is fine.
     pub fn delete(&self, key: &TaskKey) {
         Self::delete_in(&mut self.write(), key);
+        self.claims().remove(&Self::claim_key(key));
     }
 
     /// Deletes each key, under one lock.
     pub fn delete_many(&self, keys: &[TaskKey]) -> Vec<Result<()>> {
         let mut lists = self.write();
+        let mut claims = self.claims();
         keys.iter()
             .map(|k| {
                 Self::delete_in(&mut lists, k);
+                claims.remove(&Self::claim_key(k));
                 Ok(())
             })
             .collect()
@@ -130,6 +276,7 @@ impl MemoryStore {
     /// Deletes a whole task list.
     pub fn delete_list(&self, task_list: &str) {
         self.write().remove(task_list);
+        self.claims().retain(|(list, _), _| list != task_list);
     }
 
     /// The rows under one id are adjacent (the map is ordered by id, then type): found by a
@@ -205,6 +352,7 @@ impl MemoryStore {
 
     pub fn clear(&self) {
         self.write().clear();
+        self.claims().clear();
     }
 }
 

@@ -9,6 +9,7 @@
 use std::sync::Arc;
 
 use crate::cassandra::{CassandraConfig, CassandraStore, Connector, ScanCursor};
+use crate::claims::{ClaimInfo, ClaimOutcome, ClaimTerms};
 use crate::error::{Error, Result};
 use crate::memory::{MemoryCursor, MemoryStore};
 use crate::record::{check_list, TaskKey, TaskRecord};
@@ -200,6 +201,82 @@ impl Store {
         match self {
             Store::Memory(_) => Ok(()),
             Store::Cassandra(c) => c.create_schema(replication_factor).await,
+        }
+    }
+
+    /// Claims a task for `terms.owner` for `terms.lease`: won (counting an attempt), held
+    /// by another owner, dead (attempts used up), or gone (not stored). A claim the same
+    /// owner already holds is renewed and counts no attempt.
+    pub async fn claim(&self, key: &TaskKey, terms: &ClaimTerms) -> Result<ClaimOutcome> {
+        match self {
+            Store::Memory(m) => Ok(m.claim(key, terms)),
+            Store::Cassandra(c) => {
+                // A task already completed costs a plain read, not a transaction.
+                if c.find(key).await?.is_none() {
+                    return Ok(ClaimOutcome::Gone);
+                }
+                let out = c.claim(key, terms).await?;
+                // Completed meanwhile (its task is deleted before its claim): not run again.
+                if matches!(out, ClaimOutcome::Won { .. }) && c.find(key).await?.is_none() {
+                    c.forget_claim(key).await?;
+                    return Ok(ClaimOutcome::Gone);
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    /// Extends the live claim `terms.owner` holds; false when it holds none.
+    pub async fn renew(&self, key: &TaskKey, terms: &ClaimTerms) -> Result<bool> {
+        match self {
+            Store::Memory(m) => Ok(m.renew(key, terms)),
+            Store::Cassandra(c) => c.renew(key, terms).await,
+        }
+    }
+
+    /// Ends the live claim `owner` holds, recording `error` ("Class: message") when given;
+    /// false when it holds none.
+    pub async fn release(&self, key: &TaskKey, owner: &str, error: Option<&str>) -> Result<bool> {
+        match self {
+            Store::Memory(m) => Ok(m.release(key, owner, error)),
+            Store::Cassandra(c) => c.release(key, owner, error).await,
+        }
+    }
+
+    /// Makes a task claimable again: its attempts and last error cleared.
+    pub async fn retry(&self, key: &TaskKey) -> Result<()> {
+        match self {
+            Store::Memory(m) => {
+                m.retry(key);
+                Ok(())
+            }
+            Store::Cassandra(c) => c.retry(key).await,
+        }
+    }
+
+    /// The claim states of a list's tasks, in id order.
+    pub async fn claim_infos(&self, task_list: &str) -> Result<Vec<ClaimInfo>> {
+        check_list(task_list)?;
+        match self {
+            Store::Memory(m) => Ok(m.claim_infos(task_list)),
+            Store::Cassandra(c) => c.claim_infos(task_list).await,
+        }
+    }
+
+    /// Attempts after which a task is dead (None: never).
+    pub fn max_attempts(&self) -> Option<u32> {
+        match self {
+            Store::Memory(m) => m.max_attempts(),
+            Store::Cassandra(c) => c.config().max_attempts,
+        }
+    }
+
+    /// Creates the claims table of a deployment made before claims existed (nothing for a
+    /// store that needs nothing).
+    pub async fn create_claims_table(&self) -> Result<()> {
+        match self {
+            Store::Memory(_) => Ok(()),
+            Store::Cassandra(c) => c.create_claims_table().await,
         }
     }
 }

@@ -9,7 +9,9 @@ use magnus::value::{LazyId, ReprValue};
 use magnus::{
     function, method, Error, RArray, RClass, RHash, RModule, RString, Ruby, Symbol, Value,
 };
-use task_core::{CassandraConfig, Cursor, MemoryStore, StoreSpec, TaskKey, TaskRecord};
+use task_core::{
+    CassandraConfig, ClaimOutcome, ClaimTerms, Cursor, MemoryStore, StoreSpec, TaskKey, TaskRecord,
+};
 
 use crate::store::{PageAhead, StoreHandle};
 use crate::{args, classes, convert, errors, options, runtime};
@@ -32,20 +34,30 @@ const DEFAULT_CONCURRENCY: usize = 64;
 /// `MemoryAdapter.new(page_size: 1000)`.
 fn memory_new(ruby: &Ruby, class: RClass, args: &[Value]) -> Result<Obj<Adapter>, Error> {
     let mut page_size = task_core::memory::DEFAULT_PAGE_SIZE;
+    let mut max_attempts = Some(task_core::claims::DEFAULT_MAX_ATTEMPTS);
     match args {
         [] => {}
         [h] => {
             let opts = RHash::try_convert(*h)?;
-            let given = args::options_by_name(ruby, opts, "MemoryAdapter", &["page_size"])?;
-            if let Some(v) = given.into_iter().flatten().next() {
+            let given =
+                args::options_by_name(ruby, opts, "MemoryAdapter", &["page_size", "max_attempts"])?;
+            if let Some(v) = given[0] {
                 // Memory pages are Vecs: any count that fits in memory is fine.
                 let n = args::integer_in(ruby, "page_size", v, 1, i64::MAX)?;
                 page_size = usize::try_from(n).unwrap_or(usize::MAX);
             }
+            if let Some(v) = given[1] {
+                max_attempts = options::max_attempts(ruby, v)?;
+            }
         }
-        _ => return Err(errors::argument(ruby, "MemoryAdapter.new(page_size: 1000)")),
+        _ => {
+            return Err(errors::argument(
+                ruby,
+                "MemoryAdapter.new(page_size: 1000, max_attempts: 25)",
+            ))
+        }
     }
-    let store = MemoryStore::with_page_size(page_size);
+    let store = MemoryStore::with_options(page_size, max_attempts);
     Ok(ruby.obj_wrap_as(Adapter::new(StoreSpec::Memory(Arc::new(store))), class))
 }
 
@@ -207,6 +219,105 @@ impl Adapter {
         rb_self
             .store
             .run(ruby, |s| async move { s.store_raw(&record).await })
+    }
+
+    /// `claim(task_list, id, seconds, owner)`: `[:won, attempts]`, `[:held, nil]`,
+    /// `[:dead, attempts]` or `[:gone, nil]` (the Ruby side, lib/task/claims.rb, makes the
+    /// public methods of it).
+    fn claim(
+        ruby: &Ruby,
+        rb_self: &Self,
+        task_list: Value,
+        id: Value,
+        seconds: Value,
+        owner: Value,
+    ) -> Result<RArray, Error> {
+        let key = args::key(ruby, task_list, id)?;
+        let terms = claim_terms(ruby, seconds, owner)?;
+        let out = rb_self
+            .store
+            .run(ruby, |s| async move { s.claim(&key, &terms).await })?;
+        let (status, attempts) = match out {
+            ClaimOutcome::Won { attempts } => ("won", Some(attempts)),
+            ClaimOutcome::Held => ("held", None),
+            ClaimOutcome::Dead { attempts } => ("dead", Some(attempts)),
+            ClaimOutcome::Gone => ("gone", None),
+        };
+        let a = ruby.ary_new();
+        a.push(ruby.to_symbol(status))?;
+        a.push(attempts)?;
+        Ok(a)
+    }
+
+    /// `renew(task_list, id, seconds, owner)` -> true when `owner` held it and still does.
+    fn renew(
+        ruby: &Ruby,
+        rb_self: &Self,
+        task_list: Value,
+        id: Value,
+        seconds: Value,
+        owner: Value,
+    ) -> Result<bool, Error> {
+        let key = args::key(ruby, task_list, id)?;
+        let terms = claim_terms(ruby, seconds, owner)?;
+        rb_self
+            .store
+            .run(ruby, |s| async move { s.renew(&key, &terms).await })
+    }
+
+    /// `release(task_list, id, owner, error_text_or_nil)` -> true when `owner` held it.
+    fn release(
+        ruby: &Ruby,
+        rb_self: &Self,
+        task_list: Value,
+        id: Value,
+        owner: String,
+        error: Option<String>,
+    ) -> Result<bool, Error> {
+        let key = args::key(ruby, task_list, id)?;
+        rb_self.store.run(ruby, |s| async move {
+            s.release(&key, &owner, error.as_deref()).await
+        })
+    }
+
+    /// `retry_task(task_list, id)`: attempts and last error cleared.
+    fn retry_task(ruby: &Ruby, rb_self: &Self, task_list: Value, id: Value) -> Result<(), Error> {
+        let key = args::key(ruby, task_list, id)?;
+        rb_self
+            .store
+            .run(ruby, |s| async move { s.retry(&key).await })
+    }
+
+    /// `claims(task_list)`: `[{id:, owner:, attempts:, last_error:}, ...]` in id order.
+    fn claims(ruby: &Ruby, rb_self: &Self, task_list: Value) -> Result<RArray, Error> {
+        let list = args::list(ruby, task_list)?;
+        let infos = rb_self
+            .store
+            .run(ruby, |s| async move { s.claim_infos(&list).await })?;
+        let out = ruby.ary_new();
+        for c in infos {
+            let h = ruby.hash_new();
+            h.aset(ruby.sym_new("id"), c.id)?;
+            h.aset(ruby.sym_new("owner"), c.owner)?;
+            h.aset(ruby.sym_new("attempts"), c.attempts)?;
+            h.aset(ruby.sym_new("last_error"), c.last_error)?;
+            out.push(h)?;
+        }
+        Ok(out)
+    }
+
+    /// Attempts after which a task is dead (nil: never).
+    fn max_attempts(ruby: &Ruby, rb_self: &Self) -> Result<Option<u32>, Error> {
+        rb_self
+            .store
+            .run(ruby, |s| async move { Ok(s.max_attempts()) })
+    }
+
+    /// `create_claims_table`: for a deployment whose task table predates claims.
+    fn create_claims_table(ruby: &Ruby, rb_self: &Self) -> Result<(), Error> {
+        rb_self
+            .store
+            .run(ruby, |s| async move { s.create_claims_table().await })
     }
 
     fn delete_list(ruby: &Ruby, rb_self: &Self, task_list: Value) -> Result<(), Error> {
@@ -380,6 +491,24 @@ fn open_sessions(ruby: &Ruby) -> Result<usize, Error> {
 
 static IV_ON_BAD_ROW: LazyId = LazyId::new("@on_bad_row");
 
+/// A claim's owner and lease from Ruby arguments: seconds > 0, a non-empty owner String.
+fn claim_terms(ruby: &Ruby, seconds: Value, owner: Value) -> Result<ClaimTerms, Error> {
+    let lease = options::seconds(ruby, "for", seconds)?;
+    let owner = match RString::from_value(owner) {
+        Some(s) => s.to_string()?,
+        None => {
+            return Err(errors::argument(
+                ruby,
+                format!("owner must be a String, got {}", owner.inspect()),
+            ))
+        }
+    };
+    if owner.is_empty() {
+        return Err(errors::argument(ruby, "owner must not be empty"));
+    }
+    Ok(ClaimTerms { owner, lease })
+}
+
 /// An `on_bad_row:` value: nil or :raise (raise, the default), :skip, or a callable.
 fn bad_row_handler(ruby: &Ruby, v: Value) -> Result<Option<Value>, Error> {
     if v.is_nil() {
@@ -495,6 +624,12 @@ pub fn init(ruby: &Ruby, data_interface: RModule) -> Result<RClass, Error> {
     native.define_method("rows", method!(Adapter::rows, 1))?;
     native.define_method("pages_read", method!(Adapter::pages_read, 0))?;
     native.define_method("store_row", method!(Adapter::store_row, 1))?;
+    native.define_method("claim", method!(Adapter::claim, 4))?;
+    native.define_method("renew", method!(Adapter::renew, 4))?;
+    native.define_method("release", method!(Adapter::release, 4))?;
+    native.define_method("retry_task", method!(Adapter::retry_task, 2))?;
+    native.define_method("claims", method!(Adapter::claims, 1))?;
+    native.define_method("max_attempts", method!(Adapter::max_attempts, 0))?;
 
     let memory = data_interface.define_class("MemoryAdapter", native)?;
     memory.define_singleton_method("new", method!(memory_new, -1))?;
@@ -503,6 +638,10 @@ pub fn init(ruby: &Ruby, data_interface: RModule) -> Result<RClass, Error> {
     let cassandra = data_interface.define_class("CassandraAdapter", native)?;
     cassandra.define_singleton_method("new", method!(cassandra_new, -1))?;
     cassandra.define_method("create_schema", method!(Adapter::create_schema, -1))?;
+    cassandra.define_method(
+        "create_claims_table",
+        method!(Adapter::create_claims_table, 0),
+    )?;
     cassandra.define_singleton_method("open_sessions", function!(open_sessions, 0))?;
 
     let scan = data_interface.define_class("TaskScan", ruby.class_object())?;

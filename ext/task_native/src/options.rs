@@ -8,7 +8,7 @@ use std::time::Duration;
 use magnus::r_hash::ForEach;
 use magnus::value::ReprValue;
 use magnus::{Error, Float, Integer, IntoValue, RArray, RHash, RString, Ruby, Symbol, Value};
-use task_core::cassandra::Level;
+use task_core::cassandra::{Level, Serial};
 use task_core::{consistency_name, parse_consistency, CassandraConfig};
 
 use crate::{args, errors};
@@ -161,6 +161,42 @@ const OPTIONS: &[Opt] = &[
         show: Some(|r, c| c.connection.tls.into_value_with(r)),
     },
     Opt {
+        name: "max_attempts",
+        read: |r, c, v| {
+            c.max_attempts = max_attempts(r, v)?;
+            Ok(())
+        },
+        show: Some(|r, c| c.max_attempts.into_value_with(r)),
+    },
+    Opt {
+        name: "serial_consistency",
+        read: |r, c, v| {
+            c.serial = match text(r, "serial_consistency", v)?
+                .to_ascii_lowercase()
+                .as_str()
+            {
+                "serial" => Serial::Serial,
+                "local_serial" => Serial::LocalSerial,
+                other => {
+                    return Err(errors::argument(
+                        r,
+                        format!(
+                            "serial_consistency must be :serial or :local_serial, got {other:?}"
+                        ),
+                    ))
+                }
+            };
+            Ok(())
+        },
+        show: Some(|r, c| {
+            r.to_symbol(match c.serial {
+                Serial::Serial => "serial",
+                Serial::LocalSerial => "local_serial",
+            })
+            .as_value()
+        }),
+    },
+    Opt {
         name: "tls_ca_file",
         read: |r, c, v| {
             c.connection.tls_ca_file = optional_text(r, "tls_ca_file", v)?;
@@ -169,6 +205,15 @@ const OPTIONS: &[Opt] = &[
         show: Some(|r, c| c.connection.tls_ca_file.as_deref().into_value_with(r)),
     },
 ];
+
+/// `max_attempts:`: a positive Integer, or nil for no limit.
+pub fn max_attempts(ruby: &Ruby, v: Value) -> Result<Option<u32>, Error> {
+    if v.is_nil() {
+        return Ok(None);
+    }
+    let n = args::integer_in(ruby, "max_attempts", v, 1, u32::MAX.into())?;
+    Ok(Some(u32::try_from(n).unwrap_or(u32::MAX))) // in range: checked above
+}
 
 fn text(ruby: &Ruby, name: &str, v: Value) -> Result<String, Error> {
     if let Some(s) = Symbol::from_value(v) {
@@ -191,7 +236,7 @@ fn optional_text(ruby: &Ruby, name: &str, v: Value) -> Result<Option<String>, Er
     }
 }
 
-fn seconds(ruby: &Ruby, name: &str, v: Value) -> Result<Duration, Error> {
+pub fn seconds(ruby: &Ruby, name: &str, v: Value) -> Result<Duration, Error> {
     // An Integer or Float only: f64::try_convert would also take a Rational, and the
     // message should not suggest that a String of digits might do.
     let x = if let Some(f) = Float::from_value(v) {

@@ -24,6 +24,17 @@ pub struct CassandraConfig {
     /// How long an idempotent request keeps being retried after transient failures.
     pub retry_deadline: Duration,
     pub page_size: i32,
+    /// Claims after which a task is dead (None: never).
+    pub max_attempts: Option<u32>,
+    /// The consistency of claims' lightweight transactions.
+    pub serial: Serial,
+}
+
+/// SERIAL (linearizable across all datacenters) or LOCAL_SERIAL (within the local one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Serial {
+    Serial,
+    LocalSerial,
 }
 
 /// Which cluster we talk to and how we reach it and log in.
@@ -76,6 +87,8 @@ impl Default for CassandraConfig {
             request_timeout: Duration::from_secs(12),
             retry_deadline: Duration::from_secs(30),
             page_size: 5000,
+            max_attempts: Some(crate::claims::DEFAULT_MAX_ATTEMPTS),
+            serial: Serial::LocalSerial,
         }
     }
 }
@@ -130,6 +143,11 @@ impl CassandraConfig {
             ));
         }
         Ok(self)
+    }
+
+    /// `keyspace.table_claims`: where claims and attempts live.
+    pub fn qualified_claims_table(&self) -> String {
+        format!("{}.{}_claims", self.keyspace, self.table)
     }
 
     /// `keyspace.table`, both already validated identifiers.

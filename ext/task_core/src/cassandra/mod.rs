@@ -1,6 +1,7 @@
 //! The Cassandra (or Scylla) store on the `scylla` driver: prepared statements, manual paging,
 //! bounded retries of idempotent statements, and one session per connection config.
 
+mod claims;
 mod config;
 mod errors;
 
@@ -22,7 +23,7 @@ use tokio::sync::OnceCell;
 use tokio::task::JoinSet;
 
 pub use config::{
-    consistency_name, parse_consistency, CassandraConfig, ConnectionKey, Consistency, Level,
+    consistency_name, parse_consistency, CassandraConfig, ConnectionKey, Consistency, Level, Serial,
 };
 use errors::{connect_error, connect_timeout, execution_error, prepare_error, unknown_outcome, Op};
 
@@ -154,6 +155,9 @@ pub struct CassandraStore {
     table: String,
     session: SessionSlot,
     statements: OnceCell<Statements>,
+    /// Prepared on the first claim call (the claims table may not exist where claims are not
+    /// used); once it is, `delete` also deletes a completed task's claim.
+    claims: claims::ClaimStatements,
 }
 
 type Row = (String, String, Option<String>, String);
@@ -166,6 +170,7 @@ impl CassandraStore {
             config,
             session,
             statements: OnceCell::new(),
+            claims: claims::ClaimStatements::default(),
         }
     }
 
@@ -376,7 +381,9 @@ impl CassandraStore {
                 .map_err(|e| execution_error(&self.op(&what(), true), &e))?;
             Ok(())
         })
-        .await
+        .await?;
+        // The task first, then its claim: a claim taken in between finds the task gone.
+        self.delete_claim(key, deadline).await
     }
 
     /// Deletes a whole task list (one partition).
@@ -391,7 +398,8 @@ impl CassandraStore {
                 .map_err(|e| execution_error(&self.op(&what(), true), &e))?;
             Ok(())
         })
-        .await
+        .await?;
+        self.delete_claims_of(task_list, &self.deadline()).await
     }
 
     /// One page of the list, starting where `cursor` says (`None`: from the start).
@@ -574,6 +582,7 @@ impl CassandraStore {
                  PRIMARY KEY ((task_list), id, type))",
                 self.table
             ),
+            claims::create_table_cql(&self.config),
         ];
         for cql in ddl {
             session

@@ -1,0 +1,526 @@
+//! Claims on Cassandra: a table of their own beside the task table (whose bytes stay task_rb's),
+//! changed only by lightweight transactions at SERIAL or LOCAL_SERIAL. A claim's owner is
+//! written with a TTL, so it lapses by the server's clock; attempts and the last error are
+//! written without one.
+//!
+//! ```sql
+//! CREATE TABLE IF NOT EXISTS <keyspace>.<table>_claims (
+//!   task_list text, id text,
+//!   owner text,        -- the holder of a live claim; written USING TTL <lease>
+//!   attempts int,      -- claims won so far
+//!   last_error text,   -- "Class: message" of the last recorded failure
+//!   PRIMARY KEY ((task_list), id));
+//! ```
+
+use scylla::client::session::Session;
+use scylla::response::query_result::QueryResult;
+use scylla::response::PagingState;
+use scylla::statement::batch::Batch;
+use scylla::statement::prepared::PreparedStatement;
+use scylla::statement::{Consistency, SerialConsistency};
+use scylla::value::{CqlValue, Row};
+use tokio::sync::OnceCell;
+
+use super::errors::{execution_error, prepare_error};
+use super::{CassandraConfig, CassandraStore, Deadline, Serial};
+use crate::claims::{ClaimInfo, ClaimOutcome, ClaimTerms};
+use crate::error::{Error, Result};
+use crate::record::TaskKey;
+
+/// How many times a claim is tried again after losing a race or an unknown outcome (a
+/// serial read settles what happened before each new try).
+const CLAIM_ROUNDS: usize = 8;
+
+pub(super) type ClaimStatements = OnceCell<Stmts>;
+
+pub(super) struct Stmts {
+    read: PreparedStatement,
+    read_serial: PreparedStatement,
+    list: PreparedStatement,
+    /// The first claim of a task: the row is made with its attempt and its owner.
+    first: Batch,
+    /// A later claim: no live owner and the attempts read, else nothing.
+    next: Batch,
+    renew: PreparedStatement,
+    release: PreparedStatement,
+    fail: PreparedStatement,
+    retry: PreparedStatement,
+    delete: PreparedStatement,
+    delete_list: PreparedStatement,
+}
+
+pub(super) fn create_table_cql(config: &CassandraConfig) -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS {} (task_list text, id text, owner text, attempts int, \
+         last_error text, PRIMARY KEY ((task_list), id))",
+        config.qualified_claims_table()
+    )
+}
+
+fn serial(config: &CassandraConfig) -> SerialConsistency {
+    match config.serial {
+        Serial::Serial => SerialConsistency::Serial,
+        Serial::LocalSerial => SerialConsistency::LocalSerial,
+    }
+}
+
+/// `[applied]` of a lightweight transaction's answer.
+fn applied(res: QueryResult, what: &str) -> Result<bool> {
+    let bad = |e: &dyn std::fmt::Display| {
+        Error::BadData(format!(
+            "{what}: unexpected answer to a lightweight transaction: {e}"
+        ))
+    };
+    let rows = res.into_rows_result().map_err(|e| bad(&e))?;
+    let row: Row = rows.first_row().map_err(|e| bad(&e))?;
+    match row.columns.first() {
+        Some(Some(CqlValue::Boolean(b))) => Ok(*b),
+        other => Err(bad(&format!("{other:?}"))),
+    }
+}
+
+struct Seen {
+    exists: bool,
+    owner: Option<String>,
+    attempts: u32,
+}
+
+impl CassandraStore {
+    fn claims_table(&self) -> String {
+        self.config.qualified_claims_table()
+    }
+
+    async fn claim_statements(&self) -> Result<(&Session, &Stmts)> {
+        let (session, _) = self.statements().await?;
+        let c = self.claims_table();
+        let stmts = self
+            .claims
+            .get_or_try_init(|| async {
+                let prep = |cql: String, lwt: bool| async move {
+                    let mut p = session.prepare(cql).await.map_err(|e| {
+                        let err =
+                            prepare_error(&self.op("preparing the claim statements", false), &e);
+                        let missing = matches!(err.kind(), Error::QueryRejected(m)
+                            if m.contains("does not exist") || m.contains("unconfigured table"));
+                        if missing {
+                            err.with_message(format!(
+                                "the claims table {} does not exist ({}); create it with \
+                                 CassandraAdapter#create_claims_table (or create_schema)",
+                                self.claims_table(),
+                                err.message()
+                            ))
+                        } else {
+                            err
+                        }
+                    })?;
+                    p.set_request_timeout(Some(self.config.request_timeout));
+                    if lwt {
+                        p.set_consistency(self.config.consistency.0);
+                        p.set_serial_consistency(Some(serial(&self.config)));
+                        p.set_is_idempotent(false);
+                    } else {
+                        p.set_consistency(self.config.consistency.0);
+                        p.set_is_idempotent(true);
+                    }
+                    Ok::<_, Error>(p)
+                };
+                let batch = |a: PreparedStatement, b: PreparedStatement| {
+                    let mut batch = Batch::default();
+                    batch.append_statement(a);
+                    batch.append_statement(b);
+                    batch.set_consistency(self.config.consistency.0);
+                    batch.set_serial_consistency(Some(serial(&self.config)));
+                    batch.set_request_timeout(Some(self.config.request_timeout));
+                    batch.set_is_idempotent(false);
+                    batch
+                };
+                let read_cql =
+                    format!("SELECT owner, attempts FROM {c} WHERE task_list = ? AND id = ?");
+                let mut read_serial = prep(read_cql.clone(), false).await?;
+                // A serial read sees every committed transaction and completes one left
+                // half-done, so it settles a claim whose answer was lost; it costs a round
+                // of Paxos, so a claim starts with a plain read.
+                read_serial.set_consistency(match self.config.serial {
+                    Serial::Serial => Consistency::Serial,
+                    Serial::LocalSerial => Consistency::LocalSerial,
+                });
+                Ok::<_, Error>(Stmts {
+                    read: prep(read_cql, false).await?,
+                    read_serial,
+                    list: prep(
+                        format!(
+                            "SELECT id, owner, attempts, last_error FROM {c} WHERE task_list = ?"
+                        ),
+                        false,
+                    )
+                    .await?,
+                    first: batch(
+                        prep(
+                            format!(
+                                "INSERT INTO {c} (task_list, id, attempts) VALUES (?, ?, 1) \
+                                 IF NOT EXISTS"
+                            ),
+                            true,
+                        )
+                        .await?,
+                        prep(
+                            format!(
+                                "UPDATE {c} USING TTL ? SET owner = ? \
+                                 WHERE task_list = ? AND id = ?"
+                            ),
+                            true,
+                        )
+                        .await?,
+                    ),
+                    next: batch(
+                        prep(
+                            format!(
+                                "UPDATE {c} USING TTL ? SET owner = ? WHERE task_list = ? \
+                                 AND id = ? IF owner = null AND attempts = ?"
+                            ),
+                            true,
+                        )
+                        .await?,
+                        prep(
+                            format!("UPDATE {c} SET attempts = ? WHERE task_list = ? AND id = ?"),
+                            true,
+                        )
+                        .await?,
+                    ),
+                    renew: prep(
+                        format!(
+                            "UPDATE {c} USING TTL ? SET owner = ? WHERE task_list = ? AND id = ? \
+                             IF owner = ?"
+                        ),
+                        true,
+                    )
+                    .await?,
+                    release: prep(
+                        format!(
+                            "UPDATE {c} SET owner = null WHERE task_list = ? AND id = ? IF owner = ?"
+                        ),
+                        true,
+                    )
+                    .await?,
+                    fail: prep(
+                        format!(
+                            "UPDATE {c} SET owner = null, last_error = ? WHERE task_list = ? \
+                             AND id = ? IF owner = ?"
+                        ),
+                        true,
+                    )
+                    .await?,
+                    retry: prep(
+                        format!(
+                            "UPDATE {c} SET attempts = 0, last_error = null WHERE task_list = ? \
+                             AND id = ? IF EXISTS"
+                        ),
+                        true,
+                    )
+                    .await?,
+                    delete: prep(
+                        format!("DELETE FROM {c} WHERE task_list = ? AND id = ?"),
+                        false,
+                    )
+                    .await?,
+                    delete_list: prep(format!("DELETE FROM {c} WHERE task_list = ?"), false)
+                        .await?,
+                })
+            })
+            .await?;
+        Ok((session, stmts))
+    }
+
+    /// Creates the claims table (for a deployment whose task table already exists).
+    pub async fn create_claims_table(&self) -> Result<()> {
+        let session = self.session().await?;
+        session
+            .query_unpaged(create_table_cql(&self.config), ())
+            .await
+            .map_err(|e| execution_error(&self.op("creating the claims table", true), &e))?;
+        Ok(())
+    }
+
+    async fn read_claim(&self, key: &TaskKey, serial: bool) -> Result<Seen> {
+        let what = || {
+            format!(
+                "reading the claim on task {:?} of list {:?}",
+                key.id, key.task_list
+            )
+        };
+        self.retrying(&what, false, &self.deadline(), || async {
+            let (session, st) = self.claim_statements().await?;
+            let res = session
+                .execute_unpaged(
+                    if serial { &st.read_serial } else { &st.read },
+                    (&key.task_list, &key.id),
+                )
+                .await
+                .map_err(|e| execution_error(&self.op(&what(), false), &e))?;
+            let rows = res
+                .into_rows_result()
+                .map_err(|e| Error::BadData(format!("{}: {e}", what())))?;
+            let row: Option<(Option<String>, Option<i32>)> = rows
+                .maybe_first_row()
+                .map_err(|e| Error::BadData(format!("{}: {e}", what())))?;
+            Ok(match row {
+                None => Seen {
+                    exists: false,
+                    owner: None,
+                    attempts: 0,
+                },
+                Some((owner, attempts)) => Seen {
+                    exists: true,
+                    owner,
+                    attempts: attempts.unwrap_or(0).max(0) as u32,
+                },
+            })
+        })
+        .await
+    }
+
+    fn lease_secs(terms: &ClaimTerms) -> i32 {
+        // TTLs are whole seconds, at least one.
+        let s = terms.lease.as_secs_f64().ceil();
+        s.clamp(1.0, i32::MAX as f64) as i32
+    }
+
+    /// Claims a task: see `Store::claim`. A serial read first (a live claim of another, or
+    /// used-up attempts, needs no transaction), then a transaction that wins only if nothing
+    /// changed; a lost race or an unknown outcome is settled by reading again.
+    pub async fn claim(&self, key: &TaskKey, terms: &ClaimTerms) -> Result<ClaimOutcome> {
+        let what = format!("claiming task {:?} of list {:?}", key.id, key.task_list);
+        let ttl = Self::lease_secs(terms);
+        let mut last: Option<Error> = None;
+        for round in 0..CLAIM_ROUNDS {
+            let seen = self.read_claim(key, round > 0).await?;
+            match &seen.owner {
+                Some(o) if *o == terms.owner => {
+                    if last.is_some() {
+                        // Our own earlier try went through after all.
+                        return Ok(ClaimOutcome::Won {
+                            attempts: seen.attempts,
+                        });
+                    }
+                    // Already ours: renewed, no new attempt.
+                    return Ok(match self.renew(key, terms).await? {
+                        true => ClaimOutcome::Won {
+                            attempts: seen.attempts,
+                        },
+                        false => ClaimOutcome::Held,
+                    });
+                }
+                Some(_) => return Ok(ClaimOutcome::Held),
+                None => {}
+            }
+            if self.config.max_attempts.is_some_and(|m| seen.attempts >= m) {
+                return Ok(ClaimOutcome::Dead {
+                    attempts: seen.attempts,
+                });
+            }
+            let (session, st) = self.claim_statements().await?;
+            let sent = if seen.exists {
+                let n = seen.attempts as i32;
+                session
+                    .batch(
+                        &st.next,
+                        (
+                            (ttl, &terms.owner, &key.task_list, &key.id, n),
+                            (n + 1, &key.task_list, &key.id),
+                        ),
+                    )
+                    .await
+            } else {
+                session
+                    .batch(
+                        &st.first,
+                        (
+                            (&key.task_list, &key.id),
+                            (ttl, &terms.owner, &key.task_list, &key.id),
+                        ),
+                    )
+                    .await
+            };
+            match sent {
+                Ok(res) => {
+                    if applied(res, &what)? {
+                        return Ok(ClaimOutcome::Won {
+                            attempts: seen.attempts + 1,
+                        });
+                    }
+                    // Someone else changed it first: look again.
+                }
+                Err(e) => {
+                    let err = execution_error(&self.op(&what, true), &e);
+                    if !err.is_transient() {
+                        return Err(err);
+                    }
+                    // Contention or a lost answer: the next serial read tells.
+                    last = Some(err);
+                }
+            }
+        }
+        Err(Error::Timeout(format!(
+            "{what}: not settled after {CLAIM_ROUNDS} tries{}; whether this owner holds it is \
+             unknown until a claim, renew or release by it answers",
+            last.map(|e| format!(" (last: {e})")).unwrap_or_default()
+        )))
+    }
+
+    async fn conditional<V: scylla::serialize::row::SerializeRow>(
+        &self,
+        stmt: impl Fn(&Stmts) -> &PreparedStatement,
+        values: V,
+        what: &str,
+    ) -> Result<bool> {
+        let (session, st) = self.claim_statements().await?;
+        match session.execute_unpaged(stmt(st), values).await {
+            Ok(res) => applied(res, what),
+            Err(e) => {
+                let err = execution_error(&self.op(what, true), &e);
+                if matches!(err.kind(), Error::Timeout(_)) {
+                    let m = format!("{}; the claim's outcome is unknown", err.message());
+                    return Err(err.with_message(m));
+                }
+                Err(err)
+            }
+        }
+    }
+
+    /// Extends the claim `terms.owner` holds; false when it holds none.
+    pub async fn renew(&self, key: &TaskKey, terms: &ClaimTerms) -> Result<bool> {
+        let what = format!(
+            "renewing the claim on task {:?} of list {:?}",
+            key.id, key.task_list
+        );
+        self.conditional(
+            |s| &s.renew,
+            (
+                Self::lease_secs(terms),
+                &terms.owner,
+                &key.task_list,
+                &key.id,
+                &terms.owner,
+            ),
+            &what,
+        )
+        .await
+    }
+
+    /// Ends the claim `owner` holds, recording `error` if given; false when it holds none.
+    pub async fn release(&self, key: &TaskKey, owner: &str, error: Option<&str>) -> Result<bool> {
+        let what = format!(
+            "releasing the claim on task {:?} of list {:?}",
+            key.id, key.task_list
+        );
+        match error {
+            None => {
+                self.conditional(|s| &s.release, (&key.task_list, &key.id, owner), &what)
+                    .await
+            }
+            Some(e) => {
+                self.conditional(|s| &s.fail, (e, &key.task_list, &key.id, owner), &what)
+                    .await
+            }
+        }
+    }
+
+    /// Clears a task's attempts and last error.
+    pub async fn retry(&self, key: &TaskKey) -> Result<()> {
+        let what = format!("retrying task {:?} of list {:?}", key.id, key.task_list);
+        self.conditional(|s| &s.retry, (&key.task_list, &key.id), &what)
+            .await
+            .map(|_| ())
+    }
+
+    /// The claim states of a list's tasks, in id order (all of them: one row per task
+    /// ever claimed and not completed).
+    pub async fn claim_infos(&self, task_list: &str) -> Result<Vec<ClaimInfo>> {
+        let what = || format!("reading the claims of list {task_list:?}");
+        let mut out = Vec::new();
+        let mut paging = PagingState::start();
+        loop {
+            let (rows, next) = self
+                .retrying(&what, false, &self.deadline(), || {
+                    let paging = paging.clone();
+                    async move {
+                        let (session, st) = self.claim_statements().await?;
+                        let (res, next) = session
+                            .execute_single_page(&st.list, (task_list,), paging)
+                            .await
+                            .map_err(|e| execution_error(&self.op(&what(), false), &e))?;
+                        let bad =
+                            |e: &dyn std::fmt::Display| Error::BadData(format!("{}: {e}", what()));
+                        let rows = res.into_rows_result().map_err(|e| bad(&e))?;
+                        let mut page = Vec::with_capacity(rows.rows_num());
+                        for row in rows
+                            .rows::<(String, Option<String>, Option<i32>, Option<String>)>()
+                            .map_err(|e| bad(&e))?
+                        {
+                            let (id, owner, attempts, last_error) = row.map_err(|e| bad(&e))?;
+                            page.push(ClaimInfo {
+                                id,
+                                owner,
+                                attempts: attempts.unwrap_or(0).max(0) as u32,
+                                last_error,
+                            });
+                        }
+                        Ok((page, next))
+                    }
+                })
+                .await?;
+            out.extend(rows);
+            match next.into_paging_control_flow() {
+                std::ops::ControlFlow::Continue(p) => paging = p,
+                std::ops::ControlFlow::Break(()) => return Ok(out),
+            }
+        }
+    }
+
+    /// Deletes a completed task's claim, when claims are in use in this process.
+    pub(super) async fn delete_claim(&self, key: &TaskKey, deadline: &Deadline) -> Result<()> {
+        let Some(st) = self.claims.get() else {
+            return Ok(());
+        };
+        let what = || {
+            format!(
+                "deleting the claim on task {:?} of list {:?}",
+                key.id, key.task_list
+            )
+        };
+        self.retrying(&what, true, deadline, || async {
+            let (session, _) = self.statements().await?;
+            session
+                .execute_unpaged(&st.delete, (&key.task_list, &key.id))
+                .await
+                .map_err(|e| execution_error(&self.op(&what(), true), &e))?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Deletes the claim on a task that turned out to be gone.
+    pub async fn forget_claim(&self, key: &TaskKey) -> Result<()> {
+        self.delete_claim(key, &self.deadline()).await
+    }
+
+    pub(super) async fn delete_claims_of(
+        &self,
+        task_list: &str,
+        deadline: &Deadline,
+    ) -> Result<()> {
+        let Some(st) = self.claims.get() else {
+            return Ok(());
+        };
+        let what = || format!("deleting the claims of list {task_list:?}");
+        self.retrying(&what, true, deadline, || async {
+            let (session, _) = self.statements().await?;
+            session
+                .execute_unpaged(&st.delete_list, (task_list,))
+                .await
+                .map_err(|e| execution_error(&self.op(&what(), true), &e))?;
+            Ok(())
+        })
+        .await
+    }
+}
