@@ -129,6 +129,20 @@ RSpec.describe "claims" do
       RUBY
     end
 
+    it "says how to create a missing claims table, then works once it is created" do
+      table = "claimless_#{SecureRandom.hex(4)}"
+      adapter = cassandra_adapter(tasks_table_name: table)
+      adapter.create_schema(claims: false)
+      use_adapter(adapter)
+      task = FetchFile.create(task_list: list, id: "t")
+      expect { task.claim(for: 5) }
+        .to raise_error(Task::Error::QueryRejected, /claims table task_spec\.#{table}_claims does not exist.*create_claims_table/)
+      # Completing in a process that never claimed needs no claims table.
+      FetchFile.create(task_list: list, id: "u").complete
+      adapter.create_claims_table
+      expect(task.claim(for: 5)).to be(true)
+    end
+
     it "runs each of 2,000 tasks exactly once with 4 processes of 8 threads racing" do
       adapter = cassandra_adapter
       adapter.store_many((1..2000).map { |i| FetchFile.build(task_list: list, id: format("%04d", i)) })

@@ -197,10 +197,10 @@ impl Store {
 
     /// Creates what the store needs to hold tasks (Cassandra: keyspace and table); nothing
     /// for a store that needs nothing.
-    pub async fn create_schema(&self, replication_factor: u32) -> Result<()> {
+    pub async fn create_schema(&self, replication_factor: u32, claims: bool) -> Result<()> {
         match self {
             Store::Memory(_) => Ok(()),
-            Store::Cassandra(c) => c.create_schema(replication_factor).await,
+            Store::Cassandra(c) => c.create_schema(replication_factor, claims).await,
         }
     }
 

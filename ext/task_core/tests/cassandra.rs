@@ -23,7 +23,7 @@ fn config() -> CassandraConfig {
 
 async fn store(connector: &Connector, cfg: &CassandraConfig) -> Arc<CassandraStore> {
     let s = connector.store(cfg);
-    s.create_schema(1)
+    s.create_schema(1, true)
         .await
         .expect("a Cassandra node must answer: run bin/cassandra start");
     s

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use magnus::prelude::*;
+use magnus::rb_sys::AsRawValue;
 use magnus::typed_data::Obj;
 use magnus::value::{LazyId, ReprValue};
 use magnus::{
@@ -374,33 +375,49 @@ impl Adapter {
         })
     }
 
+    /// `create_schema(replication_factor: 1, claims: true)`: the keyspace, the task table
+    /// and (unless `claims: false`) the claims table.
     fn create_schema(ruby: &Ruby, rb_self: &Self, args: &[Value]) -> Result<(), Error> {
-        let rf = match args {
-            [] => 1,
+        let (mut rf, mut claims) = (1, true);
+        match args {
+            [] => {}
             [h] => {
                 let h = RHash::try_convert(*h)?;
-                let given =
-                    args::options_by_name(ruby, h, "create_schema", &["replication_factor"])?;
-                match given.into_iter().flatten().next() {
-                    None => 1,
-                    Some(v) => {
-                        let n = args::integer_in(ruby, "replication_factor", v, 1, i64::MAX)?;
-                        u32::try_from(n).map_err(|_| {
-                            errors::argument(ruby, format!("replication_factor {n} is too large"))
-                        })?
-                    }
+                let given = args::options_by_name(
+                    ruby,
+                    h,
+                    "create_schema",
+                    &["replication_factor", "claims"],
+                )?;
+                if let Some(v) = given[0] {
+                    let n = args::integer_in(ruby, "replication_factor", v, 1, i64::MAX)?;
+                    rf = u32::try_from(n).map_err(|_| {
+                        errors::argument(ruby, format!("replication_factor {n} is too large"))
+                    })?;
+                }
+                if let Some(v) = given[1] {
+                    claims = match v.as_raw() {
+                        x if x == ruby.qtrue().as_raw() => true,
+                        x if x == ruby.qfalse().as_raw() => false,
+                        _ => {
+                            return Err(errors::argument(
+                                ruby,
+                                format!("claims must be true or false, got {}", v.inspect()),
+                            ))
+                        }
+                    };
                 }
             }
             _ => {
                 return Err(errors::argument(
                     ruby,
-                    "create_schema(replication_factor: 1)",
+                    "create_schema(replication_factor: 1, claims: true)",
                 ))
             }
-        };
+        }
         rb_self
             .store
-            .run(ruby, |s| async move { s.create_schema(rf).await })
+            .run(ruby, |s| async move { s.create_schema(rf, claims).await })
     }
 
     fn clear(&self) {

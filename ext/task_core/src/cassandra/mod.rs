@@ -567,9 +567,10 @@ impl CassandraStore {
             .collect()
     }
 
-    /// Creates the keyspace (SimpleStrategy, the given replication factor) and the table the
-    /// original gem's users created by hand; does nothing to ones that exist.
-    pub async fn create_schema(&self, replication_factor: u32) -> Result<()> {
+    /// Creates the keyspace (SimpleStrategy, the given replication factor), the table the
+    /// original gem's users created by hand and, with `claims`, the claims table; does
+    /// nothing to ones that exist.
+    pub async fn create_schema(&self, replication_factor: u32, claims: bool) -> Result<()> {
         let session = self.session().await?;
         let ks = &self.config.keyspace;
         let ddl = [
@@ -584,7 +585,7 @@ impl CassandraStore {
             ),
             claims::create_table_cql(&self.config),
         ];
-        for cql in ddl {
+        for cql in ddl.into_iter().take(if claims { 3 } else { 2 }) {
             session
                 .query_unpaged(cql, ())
                 .await
