@@ -234,6 +234,30 @@ m = rounds(lambda {
 }, -> { raw("bulk", count) })
 record.call("bulk", m, 0.9, "saves")
 
+# 4. claims: claim + complete of stored tasks, from one thread and from 8 (a lightweight
+# transaction per claim: what it costs here).
+[["claim", 1, n(1500)], ["claim8", 8, n(3000)]].each do |name, threads, count|
+  m = rounds(lambda {
+    list = "#{name}-#{SecureRandom.hex(4)}"
+    tasks = Array.new(count) { |i| BenchTask.new(task_list: list, id: format("%07d", i), data: data(i)) }
+    a.store_many(tasks)
+    started = now
+    threads.times.map do |t|
+      Thread.new do
+        owner = "bench:#{Process.pid}:#{t}"
+        tasks.each_with_index do |task, i|
+          next unless i % threads == t
+
+          task.claim(for: 60, owner: owner) or raise "claim of #{task.id} refused"
+          task.complete
+        end
+      end
+    end.each(&:join)
+    count / (now - started)
+  }, -> { raw(name, count) })
+  record.call(name, m, 0.7, "claims", note: "claim + complete; no target set, 0.7 shown for reference")
+end
+
 # 5. objects: build + as_hash + JSON + from_hash, no I/O, against the plain-Ruby class.
 def objects(klass, count, from_hash)
   started = now

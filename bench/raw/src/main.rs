@@ -5,7 +5,9 @@
 //!
 //! workloads: sequential (save, find, complete one task at a time), threads (n saves from 8
 //! concurrent callers), bulk (n saves, 64 in flight), scan (page through `list`, 5000 a page),
-//! load (store n tasks into `list`, for scan). Prints one JSON line: {"ops":..,"seconds":..}.
+//! load (store n tasks into `list`, for scan), claim and claim8 (n stored tasks claimed and
+//! completed, by one caller or 8: the gem's CQL for `claim` + `complete`, lightweight
+//! transaction included). Prints one JSON line: {"ops":..,"seconds":..}.
 //!
 //! RAW_RUNTIME=current runs everything on one thread (a current-thread tokio runtime, as the
 //! gem does); the default is a two-worker multi-thread runtime. bin/bench runs both and keeps
@@ -20,7 +22,9 @@ use scylla::client::session_builder::SessionBuilder;
 use scylla::frame::types::Consistency;
 use scylla::response::query_result::QueryResult;
 use scylla::response::PagingState;
+use scylla::statement::batch::Batch;
 use scylla::statement::prepared::PreparedStatement;
+use scylla::statement::SerialConsistency;
 use tokio::task::JoinSet;
 
 struct Stmts {
@@ -28,6 +32,9 @@ struct Stmts {
     find: PreparedStatement,
     delete: PreparedStatement,
     scan: PreparedStatement,
+    claim_read: PreparedStatement,
+    claim_first: Batch,
+    claim_delete: PreparedStatement,
 }
 
 async fn prepare(session: &Session, table: &str) -> Stmts {
@@ -56,7 +63,69 @@ async fn prepare(session: &Session, table: &str) -> Stmts {
             "SELECT task_list, id, data, type FROM {table} WHERE task_list = ?"
         ))
         .await,
+        claim_read: prep(format!(
+            "SELECT owner, attempts FROM {table}_claims WHERE task_list = ? AND id = ?"
+        ))
+        .await,
+        claim_first: {
+            let mut b = Batch::default();
+            b.append_statement(
+                prep(format!(
+                    "INSERT INTO {table}_claims (task_list, id, attempts) VALUES (?, ?, 1) \
+                     IF NOT EXISTS"
+                ))
+                .await,
+            );
+            b.append_statement(
+                prep(format!(
+                    "UPDATE {table}_claims USING TTL ? SET owner = ? WHERE task_list = ? AND id = ?"
+                ))
+                .await,
+            );
+            b.set_consistency(Consistency::LocalQuorum);
+            b.set_serial_consistency(Some(SerialConsistency::LocalSerial));
+            b
+        },
+        claim_delete: prep(format!(
+            "DELETE FROM {table}_claims WHERE task_list = ? AND id = ?"
+        ))
+        .await,
     }
+}
+
+/// What the gem's `claim` + `complete` send for a task nobody claimed yet: is it stored, its
+/// claim row, the transaction, is it still stored, then the two deletes.
+async fn claim_and_complete(session: &Session, st: &Stmts, list: &str, id: &str, owner: &str) {
+    read_rows(
+        session
+            .execute_unpaged(&st.find, (list, id))
+            .await
+            .expect("find"),
+    );
+    let seen = session
+        .execute_unpaged(&st.claim_read, (list, id))
+        .await
+        .expect("claim read");
+    std::hint::black_box(seen.into_rows_result().expect("rows").rows_num());
+    let res = session
+        .batch(&st.claim_first, ((list, id), (60, owner, list, id)))
+        .await
+        .expect("claim");
+    std::hint::black_box(res.into_rows_result().expect("applied").rows_num());
+    read_rows(
+        session
+            .execute_unpaged(&st.find, (list, id))
+            .await
+            .expect("find"),
+    );
+    session
+        .execute_unpaged(&st.delete, (list, id))
+        .await
+        .expect("delete");
+    session
+        .execute_unpaged(&st.claim_delete, (list, id))
+        .await
+        .expect("delete claim");
 }
 
 /// Decodes every row of a result into the four columns, as the gem does; returns how many.
@@ -178,6 +247,29 @@ async fn run() {
                 c.await.expect("join");
             }
             per * 8
+        }
+        "claim" | "claim8" => {
+            saves(session.clone(), st.clone(), list.clone(), n, 64).await;
+            let callers = if workload == "claim8" { 8 } else { 1 };
+            let started = Instant::now();
+            let mut running = Vec::new();
+            for c in 0..callers {
+                let (session, st, list) = (session.clone(), st.clone(), list.clone());
+                running.push(tokio::spawn(async move {
+                    let owner = format!("raw-bench:{}:{c}", std::process::id());
+                    for i in (c..n).step_by(callers) {
+                        claim_and_complete(&session, &st, &list, &format!("{i:07}"), &owner).await;
+                    }
+                }));
+            }
+            for r in running {
+                r.await.expect("join");
+            }
+            println!(
+                "{{\"ops\":{n},\"seconds\":{}}}",
+                started.elapsed().as_secs_f64()
+            );
+            return;
         }
         "bulk" | "load" => {
             saves(session.clone(), st.clone(), list.clone(), n, 64).await;
