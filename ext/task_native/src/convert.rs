@@ -12,12 +12,13 @@ use task_core::TaskRecord;
 
 use crate::{args, classes, codec, errors};
 
-static IV_TASK_LIST: LazyId = LazyId::new("@task_list");
-static IV_ID: LazyId = LazyId::new("@id");
-static IV_DATA: LazyId = LazyId::new("@data");
-static ID_TASK_LIST: LazyId = LazyId::new("task_list");
-static ID_ID: LazyId = LazyId::new("id");
-static ID_DATA: LazyId = LazyId::new("data");
+// A task's instance variables and attribute readers, shared with task.rs.
+pub(crate) static IV_TASK_LIST: LazyId = LazyId::new("@task_list");
+pub(crate) static IV_ID: LazyId = LazyId::new("@id");
+pub(crate) static IV_DATA: LazyId = LazyId::new("@data");
+pub(crate) static ID_TASK_LIST: LazyId = LazyId::new("task_list");
+pub(crate) static ID_ID: LazyId = LazyId::new("id");
+pub(crate) static ID_DATA: LazyId = LazyId::new("data");
 static ID_INITIALIZE: LazyId = LazyId::new("initialize");
 static ID_NEW: LazyId = LazyId::new("new");
 

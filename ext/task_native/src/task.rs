@@ -9,16 +9,12 @@ use magnus::{
     function, method, Error, RClass, RHash, RModule, RObject, RString, Ruby, Symbol, Value,
 };
 
-use crate::convert::{coerce_data, coerce_string, str_to_sym};
+use crate::convert::{
+    coerce_data, coerce_string, str_to_sym, ID_DATA, ID_ID, ID_TASK_LIST, IV_DATA, IV_ID,
+    IV_TASK_LIST,
+};
 use crate::{args, convert, errors, interface};
 
-static IV_TASK_LIST: LazyId = LazyId::new("@task_list");
-static IV_ID: LazyId = LazyId::new("@id");
-static IV_DATA: LazyId = LazyId::new("@data");
-
-static ID_TASK_LIST: LazyId = LazyId::new("task_list");
-static ID_ID: LazyId = LazyId::new("id");
-static ID_DATA: LazyId = LazyId::new("data");
 static ID_TYPE: LazyId = LazyId::new("type");
 
 /// The Symbol for an interned name, without a symbol-table lookup by text.
