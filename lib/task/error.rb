@@ -28,6 +28,11 @@ module Task
     # The cluster could not serve the request now (not enough replicas, overloaded).
     class Unavailable < Error; end
 
+    # A read of a list stepped over more deleted tasks (tombstones not yet purged) than the
+    # node allows. Not retried: it fails the same way until the tombstones are purged (see
+    # the README, "Lists that churn").
+    class TooManyTombstones < Error; end
+
     # A call, a scan or a bulk write was in progress when the process forked, and the child
     # tried to go on with it. Its requests belong to the parent's connections, which the child
     # never touches; the parent carries on unaffected. (A scan the child iterates further

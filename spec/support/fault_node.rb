@@ -9,6 +9,7 @@ module FaultNode
 
   ROOT = File.expand_path("../..", __dir__)
   PORT = Integer(ENV.fetch("TASK_FAULT_CASSANDRA_PORT", "9142"))
+  TOMBSTONE_FAILURE = 5000
   USERNAME = "cassandra"
   PASSWORD = "cassandra"
 
@@ -18,7 +19,10 @@ module FaultNode
       "TASK_CASSANDRA_STORAGE_PORT" => (PORT - 9042 + 7000).to_s,
       "TASK_CASSANDRA_AUTHENTICATOR" => "PasswordAuthenticator",
       "TASK_CASSANDRA_UNSAFESYSTEM" => "false",
-      "TASK_CASSANDRA_COMMITLOG_SYNC" => "batch"
+      "TASK_CASSANDRA_COMMITLOG_SYNC" => "batch",
+      # So that a spec can make a read fail on tombstones with thousands of completed tasks,
+      # not the default hundred thousand.
+      "TASK_CASSANDRA_TOMBSTONE_FAILURE" => TOMBSTONE_FAILURE.to_s
     }
   end
 

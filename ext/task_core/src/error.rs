@@ -36,6 +36,9 @@ pub enum Error {
     QueryRejected(String),
     /// The server could not serve the request now (not enough replicas, overloaded).
     Unavailable(String),
+    /// A read stepped over more deleted rows (tombstones) than the server allows. Trying
+    /// again cannot help: the tombstones must be purged first.
+    TooManyTombstones(String),
     /// One of the errors above and the error that caused it. Built by [`Error::caused_by`],
     /// which never nests one wrapper in another.
     WithSource(Box<Error>, Source),
@@ -68,7 +71,8 @@ impl Error {
             | Error::NoHostAvailable(m)
             | Error::Timeout(m)
             | Error::QueryRejected(m)
-            | Error::Unavailable(m) => m,
+            | Error::Unavailable(m)
+            | Error::TooManyTombstones(m) => m,
             Error::WithSource(inner, _) => inner.message(),
         }
     }
@@ -82,6 +86,7 @@ impl Error {
             Error::Timeout(_) => Error::Timeout(message),
             Error::QueryRejected(_) => Error::QueryRejected(message),
             Error::Unavailable(_) => Error::Unavailable(message),
+            Error::TooManyTombstones(_) => Error::TooManyTombstones(message),
             Error::WithSource(inner, source) => {
                 Error::WithSource(Box::new(inner.with_message(message)), Arc::clone(source))
             }

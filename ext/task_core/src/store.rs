@@ -37,8 +37,19 @@ pub struct Cursor(At);
 
 #[derive(Debug, Clone)]
 enum At {
+    /// The start of a scan that skips every task up to this id.
+    AfterId(String),
     Memory(MemoryCursor),
-    Cassandra(ScanCursor),
+    /// Where the next page starts, of the scan from the start or after an id.
+    Cassandra(Option<String>, ScanCursor),
+}
+
+impl Cursor {
+    /// A scan's start that skips every task whose id sorts before `id`, and `id` itself: to
+    /// resume a long scan where it stopped.
+    pub fn after_id(id: &str) -> Cursor {
+        Cursor(At::AfterId(id.to_string()))
+    }
 }
 
 impl StoreSpec {
@@ -169,9 +180,15 @@ impl Store {
         let foreign = || Error::InvalidArgument("scan cursor does not belong to this store".into());
         match self {
             Store::Memory(m) => {
+                let after_id;
                 let after = match cursor {
                     None => None,
                     Some(Cursor(At::Memory(a))) => Some(a),
+                    Some(Cursor(At::AfterId(id))) => {
+                        // Past every type stored under the id (type names are class names).
+                        after_id = (id.clone(), char::MAX.to_string());
+                        Some(&after_id)
+                    }
                     Some(_) => return Err(foreign()),
                 };
                 let page = m.page(task_list, after, m.page_size())?;
@@ -181,15 +198,16 @@ impl Store {
                 })
             }
             Store::Cassandra(c) => {
-                let from = match cursor {
-                    None => None,
-                    Some(Cursor(At::Cassandra(s))) => Some(s.clone()),
+                let (after, from) = match cursor {
+                    None => (None, None),
+                    Some(Cursor(At::AfterId(id))) => (Some(id.clone()), None),
+                    Some(Cursor(At::Cassandra(after, s))) => (after.clone(), Some(s.clone())),
                     Some(_) => return Err(foreign()),
                 };
-                let page = c.page(task_list, from).await?;
+                let page = c.page(task_list, after.as_deref(), from).await?;
                 Ok(Page {
                     records: page.records,
-                    next: page.next.map(|s| Cursor(At::Cassandra(s))),
+                    next: page.next.map(|s| Cursor(At::Cassandra(after, s))),
                 })
             }
         }
@@ -277,6 +295,16 @@ impl Store {
         match self {
             Store::Memory(_) => Ok(()),
             Store::Cassandra(c) => c.create_claims_table().await,
+        }
+    }
+
+    /// The statements that give existing tables the options for churn (none for a store
+    /// with no tables); with `run`, runs them and returns those run.
+    pub async fn tune_tables(&self, run: bool) -> Result<Vec<String>> {
+        match self {
+            Store::Memory(_) => Ok(Vec::new()),
+            Store::Cassandra(c) if run => c.tune_tables().await,
+            Store::Cassandra(c) => Ok(c.tuning_cql()),
         }
     }
 }

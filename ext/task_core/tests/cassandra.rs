@@ -57,7 +57,7 @@ async fn save_find_complete_round_trip() {
     s.store(&r).await.unwrap(); // an upsert: still one row
     let key = TaskKey::new(list.as_str(), "a1").unwrap();
     assert_eq!(s.find(&key).await.unwrap(), Some(r.clone()));
-    assert_eq!(s.page(&list, None).await.unwrap().records, vec![r]);
+    assert_eq!(s.page(&list, None, None).await.unwrap().records, vec![r]);
     s.delete(&key).await.unwrap();
     assert_eq!(s.find(&key).await.unwrap(), None);
     s.delete(&key).await.unwrap(); // completing a missing task is fine
@@ -78,7 +78,7 @@ async fn pages_return_the_whole_list_in_id_order() {
     let mut cursor = None;
     let mut pages = 0;
     loop {
-        let page = s.page(&list, cursor).await.unwrap();
+        let page = s.page(&list, None, cursor).await.unwrap();
         assert!(
             page.records.len() <= 7,
             "page size is 7, got {}",
@@ -98,7 +98,7 @@ async fn pages_return_the_whole_list_in_id_order() {
     let want: Vec<String> = (0..50).map(|i| format!("{i:04}")).collect();
     assert_eq!(ids, want);
     s.delete_list(&list).await.unwrap();
-    assert!(s.page(&list, None).await.unwrap().records.is_empty());
+    assert!(s.page(&list, None, None).await.unwrap().records.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -28,6 +28,8 @@ pub struct TaskScan {
     task_list: String,
     /// Yield the stored rows as Hashes instead of task objects.
     raw: bool,
+    /// Where the scan starts (`None`: the first task).
+    start: Option<Cursor>,
 }
 
 const DEFAULT_CONCURRENCY: usize = 64;
@@ -147,12 +149,14 @@ impl Adapter {
         task_list: Value,
         raw: bool,
         on_bad_row: Option<Value>,
+        start: Option<Cursor>,
     ) -> Result<Value, Error> {
         let task_list = args::list(ruby, task_list)?;
         let scan = ruby.obj_wrap(TaskScan {
             store: rb_self.store.clone(),
             task_list,
             raw,
+            start,
         });
         if let Some(handler) = on_bad_row {
             // An instance variable, so the GC sees the handler for as long as the scan lives.
@@ -161,8 +165,8 @@ impl Adapter {
         scan.funcall("lazy", ())
     }
 
-    /// `all(task_list, on_bad_row: nil)`: every task of the list, lazily, in store order (by
-    /// id). A row that cannot become a task (null or broken data, a type that names no task
+    /// `all(task_list, on_bad_row: nil, after: nil)`: every task of the list, lazily, in
+    /// store order (by id); with `after:`, only those whose id sorts after it. A row that cannot become a task (null or broken data, a type that names no task
     /// class) raises Task::Error::BadData naming it, after every row before it was yielded;
     /// with `on_bad_row: :skip` it is reported with `warn` and skipped, with a callable it is
     /// passed to `call(row, error)` (the row as `rows` gives it) and skipped.
@@ -180,20 +184,26 @@ impl Adapter {
                 ))
             }
         };
-        let on_bad_row = match opts {
-            Some(opts) => match args::options_by_name(ruby, opts, "all", &["on_bad_row"])?[0] {
-                Some(v) => bad_row_handler(ruby, v)?,
-                None => None,
-            },
-            None => None,
-        };
-        Self::scan(ruby, rb_self, task_list, false, on_bad_row)
+        let (mut on_bad_row, mut start) = (None, None);
+        if let Some(opts) = opts {
+            let given = args::options_by_name(ruby, opts, "all", &["on_bad_row", "after"])?;
+            if let Some(v) = given[0] {
+                on_bad_row = bad_row_handler(ruby, v)?;
+            }
+            if let Some(v) = given[1] {
+                if !v.is_nil() {
+                    let id = args::key_text(ruby, "id", v, &|| " (all's after:)".to_string())?;
+                    start = Some(Cursor::after_id(&id));
+                }
+            }
+        }
+        Self::scan(ruby, rb_self, task_list, false, on_bad_row, start)
     }
 
     /// `rows(task_list)`: the stored rows as they are, `{task_list:, id:, type:, data:}` with
     /// `data` the JSON text, lazily and in store order. For migrations and inspection.
     fn rows(ruby: &Ruby, rb_self: &Self, task_list: Value) -> Result<Value, Error> {
-        Self::scan(ruby, rb_self, task_list, true, None)
+        Self::scan(ruby, rb_self, task_list, true, None, None)
     }
 
     /// `store_row(task_list:, id:, type:, data:)`: writes one row exactly as given (`data` is
@@ -312,6 +322,32 @@ impl Adapter {
         rb_self
             .store
             .run(ruby, |s| async move { Ok(s.max_attempts()) })
+    }
+
+    /// `tune_table(run: false)`: the ALTER TABLE statements that give the task table (and the
+    /// claims table) the options `create_schema` uses for churn; `run: true` runs them.
+    fn tune_table(ruby: &Ruby, rb_self: &Self, args: &[Value]) -> Result<Vec<String>, Error> {
+        let run = match args {
+            [] => false,
+            [h] => {
+                let h = RHash::try_convert(*h)?;
+                match args::options_by_name(ruby, h, "tune_table", &["run"])?[0] {
+                    None => false,
+                    Some(v) if v.as_raw() == ruby.qtrue().as_raw() => true,
+                    Some(v) if v.as_raw() == ruby.qfalse().as_raw() => false,
+                    Some(v) => {
+                        return Err(errors::argument(
+                            ruby,
+                            format!("run must be true or false, got {}", v.inspect()),
+                        ))
+                    }
+                }
+            }
+            _ => return Err(errors::argument(ruby, "tune_table(run: false)")),
+        };
+        rb_self
+            .store
+            .run(ruby, |s| async move { s.tune_tables(run).await })
     }
 
     /// `create_claims_table`: for a deployment whose task table predates claims.
@@ -583,7 +619,7 @@ impl TaskScan {
         };
         let store = &rb_self.store;
         let list = rb_self.task_list.as_str();
-        let mut cursor: Option<Cursor> = None;
+        let mut cursor: Option<Cursor> = rb_self.start.clone();
         let mut ahead: Option<PageAhead> = None;
         loop {
             let page = match ahead.take() {
@@ -655,6 +691,7 @@ pub fn init(ruby: &Ruby, data_interface: RModule) -> Result<RClass, Error> {
     let cassandra = data_interface.define_class("CassandraAdapter", native)?;
     cassandra.define_singleton_method("new", method!(cassandra_new, -1))?;
     cassandra.define_method("create_schema", method!(Adapter::create_schema, -1))?;
+    cassandra.define_method("tune_table", method!(Adapter::tune_table, -1))?;
     cassandra.define_method(
         "create_claims_table",
         method!(Adapter::create_claims_table, 0),

@@ -25,6 +25,8 @@ static QUERY_REJECTED: Lazy<ExceptionClass> = Lazy::new(|ruby| class(ruby, "Quer
 static UNAVAILABLE: Lazy<ExceptionClass> = Lazy::new(|ruby| class(ruby, "Unavailable"));
 static INVALID_TYPE: Lazy<ExceptionClass> = Lazy::new(|ruby| class(ruby, "InvalidType"));
 static FORKED: Lazy<ExceptionClass> = Lazy::new(|ruby| class(ruby, "Forked"));
+static TOO_MANY_TOMBSTONES: Lazy<ExceptionClass> =
+    Lazy::new(|ruby| class(ruby, "TooManyTombstones"));
 static BULK_FAILURE: Lazy<ExceptionClass> = Lazy::new(|ruby| class(ruby, "BulkFailure"));
 
 /// Task::Error::BulkFailure with its list of `{task_list:, id:, error:}` failures.
@@ -71,6 +73,7 @@ fn class_of(ruby: &Ruby, e: &task_core::Error) -> ExceptionClass {
         E::Timeout(_) => ruby.get_inner(&TIMEOUT),
         E::QueryRejected(_) => ruby.get_inner(&QUERY_REJECTED),
         E::Unavailable(_) => ruby.get_inner(&UNAVAILABLE),
+        E::TooManyTombstones(_) => ruby.get_inner(&TOO_MANY_TOMBSTONES),
         // Not returned by kind(); listed so that a new variant cannot go unmapped.
         E::WithSource(inner, _) => class_of(ruby, inner),
     }

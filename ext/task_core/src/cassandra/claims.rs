@@ -52,8 +52,9 @@ pub(super) struct Stmts {
 pub(super) fn create_table_cql(config: &CassandraConfig) -> String {
     format!(
         "CREATE TABLE IF NOT EXISTS {} (task_list text, id text, owner text, attempts int, \
-         last_error text, PRIMARY KEY ((task_list), id))",
-        config.qualified_claims_table()
+         last_error text, PRIMARY KEY ((task_list), id)) WITH {}",
+        config.qualified_claims_table(),
+        super::CHURN_OPTIONS
     )
 }
 

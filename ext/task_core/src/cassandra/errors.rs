@@ -73,6 +73,16 @@ fn db_error(op: &Op, db: &DbError, msg: &str) -> Error {
         DbError::ReadTimeout { .. } => {
             Error::Timeout(format!("{where_}: Cassandra timed out reading ({msg})"))
         }
+        // Cassandra names the reason in the message (protocol v4 has no reason codes).
+        DbError::ReadFailure { .. } if msg.contains("TOO_MANY_TOMBSTONES") => {
+            Error::TooManyTombstones(format!(
+                "{where_}: the read stepped over more deleted rows (tombstones of completed \
+                 tasks, not yet purged) than the node allows ({msg}). Retrying cannot help. \
+                 Remedies: let gc_grace_seconds pass and compact (nodetool compact), set the \
+                 table's gc_grace_seconds and compaction for churn \
+                 (CassandraAdapter#tune_table, see the README), or move new tasks to a new list"
+            ))
+        }
         DbError::Unavailable { .. }
         | DbError::Overloaded
         | DbError::IsBootstrapping

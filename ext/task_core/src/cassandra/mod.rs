@@ -50,6 +50,13 @@ fn tls_context(conn: &ConnectionKey) -> Result<openssl::ssl::SslContext> {
     Ok(ctx.build())
 }
 
+/// Table options for queue-like churn, where every completed task leaves a tombstone (see the
+/// README, "Lists that churn"): tombstones purgeable after 3 hours instead of 10 days, and
+/// compaction that drops them from an sstable on its own once a tenth of it is purgeable.
+pub(crate) const CHURN_OPTIONS: &str = "gc_grace_seconds = 10800 AND compaction = \
+     {'class': 'SizeTieredCompactionStrategy', 'unchecked_tombstone_compaction': 'true', \
+     'tombstone_threshold': '0.1', 'tombstone_compaction_interval': '3600'}";
+
 /// Where the next page of a Cassandra scan starts.
 pub type ScanCursor = PagingState;
 
@@ -145,6 +152,7 @@ struct Statements {
     insert: PreparedStatement,
     find: PreparedStatement,
     scan: PreparedStatement,
+    scan_after: PreparedStatement,
     delete: PreparedStatement,
     delete_list: PreparedStatement,
 }
@@ -257,6 +265,11 @@ impl CassandraStore {
                     )
                     .await?,
                     scan: prep(format!("SELECT {cols} FROM {t} WHERE task_list = ?"), true).await?,
+                    scan_after: prep(
+                        format!("SELECT {cols} FROM {t} WHERE task_list = ? AND id > ?"),
+                        true,
+                    )
+                    .await?,
                     delete: prep(
                         format!("DELETE FROM {t} WHERE task_list = ? AND id = ?"),
                         true,
@@ -403,9 +416,11 @@ impl CassandraStore {
     }
 
     /// One page of the list, starting where `cursor` says (`None`: from the start).
+    /// `after`: only tasks whose id sorts after it (a cursor then belongs to that same query).
     pub async fn page(
         &self,
         task_list: &str,
+        after: Option<&str>,
         cursor: Option<ScanCursor>,
     ) -> Result<Page<ScanCursor>> {
         check_list(task_list)?;
@@ -413,10 +428,19 @@ impl CassandraStore {
         let what = || format!("reading task list {task_list:?}");
         self.retrying(&what, false, &self.deadline(), || async {
             let (session, st) = self.statements().await?;
-            let (res, paging) = session
-                .execute_single_page(&st.scan, (task_list,), cursor.clone())
-                .await
-                .map_err(|e| execution_error(&self.op(&what(), false), &e))?;
+            let sent = match after {
+                None => {
+                    session
+                        .execute_single_page(&st.scan, (task_list,), cursor.clone())
+                        .await
+                }
+                Some(id) => {
+                    session
+                        .execute_single_page(&st.scan_after, (task_list, id), cursor.clone())
+                        .await
+                }
+            };
+            let (res, paging) = sent.map_err(|e| execution_error(&self.op(&what(), false), &e))?;
             let records = self.rows(res, task_list)?;
             let next = match paging {
                 PagingStateResponse::HasMorePages { .. } => match paging.into_paging_control_flow()
@@ -567,6 +591,34 @@ impl CassandraStore {
             .collect()
     }
 
+    /// The ALTER TABLE statements that give existing tables (task_rb's, or this gem's made
+    /// before) the options `create_schema` uses for churn.
+    pub fn tuning_cql(&self) -> Vec<String> {
+        [self.table.clone(), self.config.qualified_claims_table()]
+            .iter()
+            .map(|t| format!("ALTER TABLE {t} WITH {CHURN_OPTIONS}"))
+            .collect()
+    }
+
+    /// Runs `tuning_cql` (the claims table's statement only if that table exists).
+    pub async fn tune_tables(&self) -> Result<Vec<String>> {
+        let session = self.session().await?;
+        let mut done = Vec::new();
+        for (i, cql) in self.tuning_cql().into_iter().enumerate() {
+            match session.query_unpaged(cql.clone(), ()).await {
+                Ok(_) => done.push(cql),
+                Err(e) => {
+                    let err = execution_error(&self.op("tuning the table", true), &e);
+                    let missing = matches!(err.kind(), Error::QueryRejected(m) if m.contains("does not exist") || m.contains("unconfigured"));
+                    if !(i == 1 && missing) {
+                        return Err(err);
+                    }
+                }
+            }
+        }
+        Ok(done)
+    }
+
     /// Creates the keyspace (SimpleStrategy, the given replication factor), the table the
     /// original gem's users created by hand and, with `claims`, the claims table; does
     /// nothing to ones that exist.
@@ -580,7 +632,7 @@ impl CassandraStore {
             ),
             format!(
                 "CREATE TABLE IF NOT EXISTS {} (task_list text, id text, data text, type text, \
-                 PRIMARY KEY ((task_list), id, type))",
+                 PRIMARY KEY ((task_list), id, type)) WITH {CHURN_OPTIONS}",
                 self.table
             ),
             claims::create_table_cql(&self.config),

@@ -1,0 +1,76 @@
+# frozen_string_literal: true
+
+# Lists that churn: every completed task leaves a tombstone. A read that steps over too many
+# fails at once with its own error that says what to do; tables are made (or tuned) to purge
+# them; a long scan can resume after an id.
+RSpec.describe "lists that churn" do
+  let(:list) { unique_list("churn") }
+
+  def now
+    Process.clock_gettime(Process::CLOCK_MONOTONIC)
+  end
+
+  def report(text)
+    RSpec.configuration.reporter.message("    #{text}")
+  end
+
+  {
+    memory: -> { Task::DataInterface::MemoryAdapter.new(page_size: 7) },
+    cassandra: -> { cassandra_adapter(page_size: 7) }
+  }.each do |store, make|
+    it "resumes a scan after a given id (#{store})" do
+      adapter = instance_exec(&make)
+      use_adapter(adapter)
+      ids = (1..30).map { |i| format("%03d", i) }
+      adapter.store_many(ids.map { |id| FetchFile.build(task_list: list, id: id) })
+      adapter.store_row(task_list: list, id: "010", type: "FailingTask", data: "{}") # a second type under one id
+      expect(Task::Task.all(list, after: "010").map(&:id).to_a).to eq(ids.drop(10))
+      expect(adapter.all(list, after: "0105").map(&:id).to_a).to eq(ids.drop(10))
+      expect(Task::Task.all(list, after: "030").to_a).to eq([])
+      expect(Task::Task.all(list, after: nil).count).to eq(31)
+      expect { Task::Task.all(list, after: [1]) }.to raise_error(ArgumentError, /id/)
+    end
+  end
+
+  it "prints, and runs, the ALTER TABLE that gives an existing table the options for churn" do
+    adapter = cassandra_adapter
+    statements = adapter.tune_table
+    expect(statements).to eq([
+      "ALTER TABLE task_spec.tasks WITH gc_grace_seconds = 10800 AND compaction = " \
+      "{'class': 'SizeTieredCompactionStrategy', 'unchecked_tombstone_compaction': 'true', " \
+      "'tombstone_threshold': '0.1', 'tombstone_compaction_interval': '3600'}",
+      "ALTER TABLE task_spec.tasks_claims WITH gc_grace_seconds = 10800 AND compaction = " \
+      "{'class': 'SizeTieredCompactionStrategy', 'unchecked_tombstone_compaction': 'true', " \
+      "'tombstone_threshold': '0.1', 'tombstone_compaction_interval': '3600'}"
+    ])
+    expect(adapter.tune_table(run: true)).to eq(statements)
+    # The tables keep working after the change.
+    FetchFile.new(task_list: list, id: "t").tap { |t| adapter.store(t) }
+    expect(adapter.find(list, "t")).to be_a(FetchFile)
+    expect(Task::DataInterface::MemoryAdapter.new.respond_to?(:tune_table)).to be(false)
+  end
+
+  describe "a read over too many tombstones", :faults do
+    before(:all) { FaultNode.ensure_started! }
+
+    it "fails at once with TooManyTombstones naming the list, the table and the remedies" do
+      adapter = FaultNode.adapter(request_timeout: 5, retry_deadline: 20)
+      done = (1..FaultNode::TOMBSTONE_FAILURE + 500).map { |i| FetchFile.build(task_list: list, id: format("a%06d", i)) }
+      adapter.store_many(done)
+      adapter.delete_many(done)
+      live = (1..100).map { |i| FetchFile.build(task_list: list, id: format("b%03d", i)) }
+      adapter.store_many(live)
+      started = now
+      expect { adapter.all(list).to_a }.to raise_error(Task::Error::TooManyTombstones) { |e|
+        expect(e.message).to include(list, "task_faults.tasks", "tombstones", "gc_grace_seconds", "tune_table")
+      }
+      elapsed = now - started
+      # Not retried for retry_deadline (20 s): it came back within one request timeout.
+      expect(elapsed).to be < 5
+      # The live tasks are still there, and a scan after the deleted ids reads them.
+      expect(adapter.all(list, after: format("a%06d", done.size)).map(&:id).to_a).to eq(live.map(&:id))
+      report format("a scan over %d tombstones: TooManyTombstones after %.2f s (retry_deadline 20)",
+                    done.size, elapsed)
+    end
+  end
+end
