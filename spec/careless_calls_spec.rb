@@ -54,13 +54,13 @@ RSpec.describe "Careless calls" do
       keyspace = "task_spec_#{SecureRandom.hex(4)}"
       adapter = cassandra_adapter(keyspace: keyspace)
       expect { adapter.create_schema(replicaton_factor: 3) }
-        .to raise_error(ArgumentError, /unknown create_schema option :replicaton_factor \(accepted: :replication_factor\)/)
+        .to raise_error(ArgumentError, /unknown create_schema option :replicaton_factor \(accepted: :replication_factor, :claims\)/)
       expect { adapter.find("l", "1") }.to raise_error(Task::Error::QueryRejected, /#{keyspace}/)
     end
 
     it "are refused by MemoryAdapter.new and CassandraAdapter.new, naming every one of them" do
       expect { Task::DataInterface::MemoryAdapter.new(pagesize: 3) }
-        .to raise_error(ArgumentError, /unknown MemoryAdapter option :pagesize \(accepted: :page_size\)/)
+        .to raise_error(ArgumentError, /unknown MemoryAdapter option :pagesize \(accepted: :page_size, :max_attempts\)/)
       expect { Task::DataInterface::CassandraAdapter.new(hots: ["x"], prot: 1) }
         .to raise_error(ArgumentError, /unknown CassandraAdapter options :hots, :prot \(accepted: :hosts, :port, :keyspace, /)
     end
