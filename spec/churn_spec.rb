@@ -32,6 +32,36 @@ RSpec.describe "lists that churn" do
     end
   end
 
+  {
+    memory: -> { Task::DataInterface::MemoryAdapter.new(page_size: 100) },
+    cassandra: -> { cassandra_adapter(page_size: 100, keyspace: "task_spec_lists") }
+  }.each do |store, make|
+    it "counts a list page by page, and walks every list of the store lazily (#{store})" do
+      if store == :cassandra
+        # A keyspace of its own, so that the walk sees only this example's lists.
+        Task::DataInterface::CassandraAdapter.new(**cassandra_options, keyspace: "task_spec_lists").create_schema
+      end
+      adapter = instance_exec(&make)
+      adapter.delete_list(list) # from an earlier run
+      use_adapter(adapter)
+      adapter.store_many((1..2_345).map { |i| FetchFile.build(task_list: list, id: i.to_s) })
+      adapter.delete_many((1..45).map { |i| [list, i.to_s] })
+      expect(Task::Task.count(list)).to eq(2_300)
+      expect(Task::Task.count("#{list}-none")).to eq(0)
+
+      names = (1..10_000).map { |i| format("#{list}-%05d", i) }
+      adapter.store_many(names.map { |n| FetchFile.build(task_list: n, id: "x") }, concurrency: 128)
+      walked = Task::Task.lists
+      expect(walked).to be_a(Enumerator::Lazy)
+      seen = walked.select { |n| n.start_with?("#{list}-") }.to_a
+      expect(seen.sort).to eq(names)
+      expect(seen.uniq.size).to eq(seen.size)
+      expect(Task::Task.lists.first(3).size).to eq(3)
+    ensure
+      adapter&.delete_many(names.map { |n| [n, "x"] }) if names
+    end
+  end
+
   it "prints, and runs, the ALTER TABLE that gives an existing table the options for churn" do
     adapter = cassandra_adapter
     statements = adapter.tune_table

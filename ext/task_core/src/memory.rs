@@ -298,6 +298,30 @@ impl MemoryStore {
         }
     }
 
+    /// How many rows the list holds.
+    pub fn count(&self, task_list: &str) -> u64 {
+        self.read()
+            .get(task_list)
+            .map_or(0, |rows| rows.len() as u64)
+    }
+
+    /// Up to `limit` list names after `after`, in name order, and whether more follow.
+    pub fn lists_page(&self, after: Option<&str>, limit: usize) -> (Vec<String>, bool) {
+        let lists = self.read();
+        let from = match after {
+            Some(a) => std::ops::Bound::Excluded(a.to_string()),
+            None => std::ops::Bound::Unbounded,
+        };
+        let mut names: Vec<String> = lists
+            .range::<String, _>((from, std::ops::Bound::Unbounded))
+            .take(limit.max(1) + 1)
+            .map(|(name, _)| name.clone())
+            .collect();
+        let more = names.len() > limit.max(1);
+        names.truncate(limit.max(1));
+        (names, more)
+    }
+
     /// Up to `limit` rows of the list after `after`, so a scan holds one page at a time and
     /// sees a consistent order even while others write.
     pub fn page(

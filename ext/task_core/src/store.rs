@@ -42,6 +42,9 @@ enum At {
     Memory(MemoryCursor),
     /// Where the next page starts, of the scan from the start or after an id.
     Cassandra(Option<String>, ScanCursor),
+    /// The next page of list names: after this name (memory), at this state (Cassandra).
+    MemoryLists(String),
+    CassandraLists(ScanCursor),
 }
 
 impl Cursor {
@@ -305,6 +308,47 @@ impl Store {
             Store::Memory(_) => Ok(Vec::new()),
             Store::Cassandra(c) if run => c.tune_tables().await,
             Store::Cassandra(c) => Ok(c.tuning_cql()),
+        }
+    }
+
+    /// How many rows (tasks) the list holds, counted a page at a time.
+    pub async fn count(&self, task_list: &str) -> Result<u64> {
+        check_list(task_list)?;
+        match self {
+            Store::Memory(m) => Ok(m.count(task_list)),
+            Store::Cassandra(c) => c.count(task_list).await,
+        }
+    }
+
+    /// One page of the names of the lists that hold tasks, and where the next page starts.
+    pub async fn lists_page(
+        &self,
+        cursor: Option<&Cursor>,
+    ) -> Result<(Vec<String>, Option<Cursor>)> {
+        let foreign = || Error::InvalidArgument("list cursor does not belong to this store".into());
+        match self {
+            Store::Memory(m) => {
+                let after = match cursor {
+                    None => None,
+                    Some(Cursor(At::MemoryLists(a))) => Some(a.as_str()),
+                    Some(_) => return Err(foreign()),
+                };
+                let (names, more) = m.lists_page(after, m.page_size());
+                let next = match (more, names.last()) {
+                    (true, Some(last)) => Some(Cursor(At::MemoryLists(last.clone()))),
+                    _ => None,
+                };
+                Ok((names, next))
+            }
+            Store::Cassandra(c) => {
+                let from = match cursor {
+                    None => None,
+                    Some(Cursor(At::CassandraLists(s))) => Some(s.clone()),
+                    Some(_) => return Err(foreign()),
+                };
+                let (names, next) = c.lists_page(from).await?;
+                Ok((names, next.map(|s| Cursor(At::CassandraLists(s)))))
+            }
         }
     }
 }

@@ -22,6 +22,31 @@ pub struct Adapter {
     store: Arc<StoreHandle>,
 }
 
+/// The names of the lists a store holds, read a page at a time (`adapter.lists`).
+#[magnus::wrap(class = "Task::DataInterface::ListScan", free_immediately, size)]
+pub struct ListScan {
+    store: Arc<StoreHandle>,
+}
+
+impl ListScan {
+    fn each(ruby: &Ruby, scan: Obj<ListScan>) -> Result<Value, Error> {
+        if !ruby.block_given() {
+            return Ok(scan.enumeratorize("each", ()).as_value());
+        }
+        let mut cursor: Option<Cursor> = None;
+        loop {
+            let (names, next) = scan.store.lists_page(ruby, cursor.as_ref())?;
+            for name in names {
+                let _: Value = ruby.yield_value(name)?;
+            }
+            match next {
+                Some(c) => cursor = Some(c),
+                None => return Ok(scan.as_value()),
+            }
+        }
+    }
+}
+
 #[magnus::wrap(class = "Task::DataInterface::TaskScan", free_immediately, size)]
 pub struct TaskScan {
     store: Arc<StoreHandle>,
@@ -348,6 +373,22 @@ impl Adapter {
         rb_self
             .store
             .run(ruby, |s| async move { s.tune_tables(run).await })
+    }
+
+    /// `count(task_list)`: how many tasks the list holds (counted a page at a time).
+    fn count(ruby: &Ruby, rb_self: &Self, task_list: Value) -> Result<u64, Error> {
+        let list = args::list(ruby, task_list)?;
+        rb_self
+            .store
+            .run(ruby, |s| async move { s.count(&list).await })
+    }
+
+    /// `lists`: the names of the lists that hold tasks, lazily, a page at a time.
+    fn lists(ruby: &Ruby, rb_self: &Self) -> Result<Value, Error> {
+        ruby.obj_wrap(ListScan {
+            store: rb_self.store.clone(),
+        })
+        .funcall("lazy", ())
     }
 
     /// `create_claims_table`: for a deployment whose task table predates claims.
@@ -683,6 +724,8 @@ pub fn init(ruby: &Ruby, data_interface: RModule) -> Result<RClass, Error> {
     native.define_method("retry_task", method!(Adapter::retry_task, 2))?;
     native.define_method("claims", method!(Adapter::claims, 1))?;
     native.define_method("max_attempts", method!(Adapter::max_attempts, 0))?;
+    native.define_method("count", method!(Adapter::count, 1))?;
+    native.define_method("lists", method!(Adapter::lists, 0))?;
 
     let memory = data_interface.define_class("MemoryAdapter", native)?;
     memory.define_singleton_method("new", method!(memory_new, -1))?;
@@ -697,6 +740,11 @@ pub fn init(ruby: &Ruby, data_interface: RModule) -> Result<RClass, Error> {
         method!(Adapter::create_claims_table, 0),
     )?;
     cassandra.define_singleton_method("open_sessions", function!(open_sessions, 0))?;
+
+    let list_scan = data_interface.define_class("ListScan", ruby.class_object())?;
+    list_scan.undef_default_alloc_func();
+    list_scan.include_module(ruby.module_enumerable())?;
+    list_scan.define_method("each", method!(ListScan::each, 0))?;
 
     let scan = data_interface.define_class("TaskScan", ruby.class_object())?;
     scan.undef_default_alloc_func();

@@ -107,6 +107,15 @@ impl StoreHandle {
         self.run(ruby, |s| async move { s.page(task_list, cursor).await })
     }
 
+    /// A page of list names at `cursor` (`None`: the first).
+    pub fn lists_page(
+        &self,
+        ruby: &Ruby,
+        cursor: Option<&Cursor>,
+    ) -> Result<(Vec<String>, Option<Cursor>), Error> {
+        self.run(ruby, |s| async move { s.lists_page(cursor).await })
+    }
+
     /// Asks for the page at `cursor` in the background, so the store reads it while the
     /// caller works through the current one; `None` when the store gains nothing by it.
     pub fn read_ahead(

@@ -153,6 +153,8 @@ struct Statements {
     find: PreparedStatement,
     scan: PreparedStatement,
     scan_after: PreparedStatement,
+    count: PreparedStatement,
+    lists: PreparedStatement,
     delete: PreparedStatement,
     delete_list: PreparedStatement,
 }
@@ -270,6 +272,8 @@ impl CassandraStore {
                         true,
                     )
                     .await?,
+                    count: prep(format!("SELECT id FROM {t} WHERE task_list = ?"), true).await?,
+                    lists: prep(format!("SELECT DISTINCT task_list FROM {t}"), true).await?,
                     delete: prep(
                         format!("DELETE FROM {t} WHERE task_list = ? AND id = ?"),
                         true,
@@ -451,6 +455,69 @@ impl CassandraStore {
                 PagingStateResponse::NoMorePages => None,
             };
             Ok(Page { records, next })
+        })
+        .await
+    }
+
+    /// How many rows the list holds: its ids read page by page (a partition's COUNT(*)
+    /// would have to finish within one request timeout however large the list).
+    pub async fn count(&self, task_list: &str) -> Result<u64> {
+        check_list(task_list)?;
+        let what = || format!("counting task list {task_list:?}");
+        let mut total = 0u64;
+        let mut paging = PagingState::start();
+        loop {
+            let (n, next) = self
+                .retrying(&what, false, &self.deadline(), || {
+                    let paging = paging.clone();
+                    async move {
+                        let (session, st) = self.statements().await?;
+                        let (res, next) = session
+                            .execute_single_page(&st.count, (task_list,), paging)
+                            .await
+                            .map_err(|e| execution_error(&self.op(&what(), false), &e))?;
+                        let rows = res
+                            .into_rows_result()
+                            .map_err(|e| Error::BadData(format!("{}: {e}", what())))?;
+                        Ok((rows.rows_num() as u64, next))
+                    }
+                })
+                .await?;
+            total += n;
+            match next.into_paging_control_flow() {
+                ControlFlow::Continue(p) => paging = p,
+                ControlFlow::Break(()) => return Ok(total),
+            }
+        }
+    }
+
+    /// One page of the table's list names (in token order), and where the next starts.
+    pub async fn lists_page(
+        &self,
+        cursor: Option<ScanCursor>,
+    ) -> Result<(Vec<String>, Option<ScanCursor>)> {
+        let what = || "listing the task lists".to_string();
+        let paging = cursor.unwrap_or_else(PagingState::start);
+        self.retrying(&what, false, &self.deadline(), || {
+            let paging = paging.clone();
+            async move {
+                let (session, st) = self.statements().await?;
+                let (res, next) = session
+                    .execute_single_page(&st.lists, (), paging)
+                    .await
+                    .map_err(|e| execution_error(&self.op(&what(), false), &e))?;
+                let bad = |e: &dyn std::fmt::Display| Error::BadData(format!("{}: {e}", what()));
+                let rows = res.into_rows_result().map_err(|e| bad(&e))?;
+                let mut names = Vec::with_capacity(rows.rows_num());
+                for row in rows.rows::<(String,)>().map_err(|e| bad(&e))? {
+                    names.push(row.map_err(|e| bad(&e))?.0);
+                }
+                let next = match next.into_paging_control_flow() {
+                    ControlFlow::Continue(p) => Some(p),
+                    ControlFlow::Break(()) => None,
+                };
+                Ok((names, next))
+            }
         })
         .await
     }
