@@ -6,10 +6,6 @@
 RSpec.describe "the native binding" do
   let(:list) { unique_list("binding") }
 
-  def report(text)
-    RSpec.configuration.reporter.message("    #{text}")
-  end
-
   stores = {
     memory: -> { Task::DataInterface::MemoryAdapter.new(page_size: 7) },
     cassandra: -> { cassandra_adapter(page_size: 7) }

@@ -6,14 +6,6 @@
 RSpec.describe "lists that churn" do
   let(:list) { unique_list("churn") }
 
-  def now
-    Process.clock_gettime(Process::CLOCK_MONOTONIC)
-  end
-
-  def report(text)
-    RSpec.configuration.reporter.message("    #{text}")
-  end
-
   {
     memory: -> { Task::DataInterface::MemoryAdapter.new(page_size: 7) },
     cassandra: -> { cassandra_adapter(page_size: 7) }

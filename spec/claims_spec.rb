@@ -10,14 +10,6 @@ RSpec.describe "claims" do
   let(:list) { unique_list("claims") }
   let(:lib) { File.expand_path("../lib", __dir__) }
 
-  def report(text)
-    RSpec.configuration.reporter.message("    #{text}")
-  end
-
-  def now
-    Process.clock_gettime(Process::CLOCK_MONOTONIC)
-  end
-
   stores = {
     memory: -> { Task::DataInterface::MemoryAdapter.new(max_attempts: 3, page_size: 50) },
     cassandra: -> { cassandra_adapter(max_attempts: 3, page_size: 50) }

@@ -12,10 +12,6 @@ RSpec.describe "the Cassandra adapter under faults", :faults do
   let(:list) { unique_list("faults") }
   let(:adapter) { FaultNode.adapter(request_timeout: 1, connect_timeout: 1, retry_deadline: 2) }
 
-  def now
-    Process.clock_gettime(Process::CLOCK_MONOTONIC)
-  end
-
   # Saves one task after another on a thread of its own while the block runs; returns each
   # save's outcome: [:ok | :error, id, seconds, error].
   def saves_during
@@ -60,10 +56,6 @@ RSpec.describe "the Cassandra adapter under faults", :faults do
     elapsed = now - since
     sleep 2
     elapsed
-  end
-
-  def report(text)
-    RSpec.configuration.reporter.message("    #{text}")
   end
 
   def expect_every_returned_save_found(outcomes)

@@ -9,10 +9,6 @@ RSpec.describe "the extension in Ruby's process models", :faults do
 
   let(:list) { unique_list("proc") }
 
-  def now
-    Process.clock_gettime(Process::CLOCK_MONOTONIC)
-  end
-
   def rss_kb
     File.read("/proc/self/status")[/^VmRSS:\s+(\d+)/, 1].to_i
   end

@@ -12,14 +12,6 @@ RSpec.describe "waiting calls" do
   let(:list) { unique_list("wait") }
   let(:lib) { File.expand_path("../lib", __dir__) }
 
-  def now
-    Process.clock_gettime(Process::CLOCK_MONOTONIC)
-  end
-
-  def report(text)
-    RSpec.configuration.reporter.message("    #{text}")
-  end
-
   # Runs the block while `signal` is sent to this process every `every` seconds (at most
   # `limit` seconds, so that a call that never finishes cannot hang the suite) with a trap
   # that counts them; returns the count.

@@ -25,6 +25,16 @@ module SpecHelpers
     "#{name}-#{SecureRandom.hex(6)}"
   end
 
+  # A monotonic clock, in seconds.
+  def now
+    Process.clock_gettime(Process::CLOCK_MONOTONIC)
+  end
+
+  # A measured figure, printed in the RSpec output beside the example.
+  def report(text)
+    RSpec.configuration.reporter.message("    #{text}")
+  end
+
   def use_adapter(adapter)
     Task::Task.interface = Task::DataInterface::Interface.new(adapter: adapter)
   end
