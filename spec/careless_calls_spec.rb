@@ -60,7 +60,7 @@ RSpec.describe "Careless calls" do
 
     it "are refused by MemoryAdapter.new and CassandraAdapter.new, naming every one of them" do
       expect { Task::DataInterface::MemoryAdapter.new(pagesize: 3) }
-        .to raise_error(ArgumentError, /unknown MemoryAdapter option :pagesize \(accepted: :page_size, :max_attempts\)/)
+        .to raise_error(ArgumentError, /unknown MemoryAdapter option :pagesize \(accepted: :page_size, :max_attempts, :default_ttl\)/)
       expect { Task::DataInterface::CassandraAdapter.new(hots: ["x"], prot: 1) }
         .to raise_error(ArgumentError, /unknown CassandraAdapter options :hots, :prot \(accepted: :hosts, :port, :keyspace, /)
     end

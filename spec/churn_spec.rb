@@ -54,6 +54,31 @@ RSpec.describe "lists that churn" do
     end
   end
 
+  {
+    memory: ->(ttl) { Task::DataInterface::MemoryAdapter.new(default_ttl: ttl) },
+    cassandra: ->(ttl) { cassandra_adapter(default_ttl: ttl) }
+  }.each do |store, make|
+    it "lets tasks saved with a time to live disappear on their own (#{store})" do
+      adapter = instance_exec(nil, &make)
+      use_adapter(adapter)
+      FetchFile.new(task_list: list, id: "short", data: { n: 1 }).save(ttl: 1)
+      FetchFile.new(task_list: list, id: "kept", data: { n: 1 }).save
+      expect(adapter.rows(list).map { |r| r[:data] }.to_a).to eq(['{"n":1}', '{"n":1}'])
+      expiring = instance_exec(1, &make)
+      expiring.store(FetchFile.new(task_list: "#{list}-d", id: "default"))
+      expiring.store(FetchFile.new(task_list: "#{list}-d", id: "longer"), ttl: 60)
+      expect(Task::Task.find(list, "short")).to be_a(FetchFile)
+      expect(Task::Task.count(list)).to eq(2)
+      sleep 2.2
+      expect(Task::Task.find(list, "short")).to be_nil
+      expect(Task::Task.all(list).map(&:id).to_a).to eq(["kept"])
+      expect(Task::Task.count(list)).to eq(1)
+      expect(expiring.all("#{list}-d").map(&:id).to_a).to eq(["longer"])
+      expect { FetchFile.new(task_list: list, id: "x").save(ttl: 0) }.to raise_error(ArgumentError, /ttl/)
+      expect { FetchFile.new(task_list: list, id: "x").save(tll: 1) }.to raise_error(ArgumentError, /tll/)
+    end
+  end
+
   it "prints, and runs, the ALTER TABLE that gives an existing table the options for churn" do
     adapter = cassandra_adapter
     statements = adapter.tune_table

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::claims::{ClaimInfo, ClaimOutcome, ClaimTerms, DEFAULT_MAX_ATTEMPTS};
 
@@ -13,8 +13,21 @@ use crate::Page;
 /// Task list -> (id, type) -> data (`None`: null, see `TaskRecord::data`).
 type Lists = BTreeMap<String, Rows>;
 
-/// One list: (id, type) -> data.
-type Rows = BTreeMap<(String, String), Option<String>>;
+/// One list: (id, type) -> what is stored.
+type Rows = BTreeMap<(String, String), Stored>;
+
+/// A row's data, and when it expires (a task saved with a time to live).
+#[derive(Clone)]
+struct Stored {
+    data: Option<String>,
+    expires: Option<Instant>,
+}
+
+impl Stored {
+    fn live(&self, now: Instant) -> bool {
+        self.expires.is_none_or(|t| t > now)
+    }
+}
 
 /// The in-process store. It keeps what the Cassandra table keeps, ordered the way Cassandra
 /// orders a partition (by id, then type, as UTF-8 bytes), so the two can be swapped in tests.
@@ -25,6 +38,8 @@ pub struct MemoryStore {
     /// Claims by (list, id). Taken after `lists` when both are needed.
     claims: Mutex<HashMap<(String, String), Claim>>,
     max_attempts: Option<u32>,
+    /// Time to live of a task saved without one (None: forever).
+    default_ttl: Option<Duration>,
 }
 
 #[derive(Default)]
@@ -72,7 +87,14 @@ impl MemoryStore {
             page_size: page_size.max(1),
             claims: Mutex::default(),
             max_attempts,
+            default_ttl: None,
         }
+    }
+
+    /// The same store with every task saved without a time to live given one of `ttl`.
+    pub fn with_default_ttl(mut self, ttl: Option<Duration>) -> Self {
+        self.default_ttl = ttl;
+        self
     }
 
     pub fn max_attempts(&self) -> Option<u32> {
@@ -91,10 +113,11 @@ impl MemoryStore {
     /// its attempts are used up; a claim already held by the same owner is renewed.
     pub fn claim(&self, key: &TaskKey, terms: &ClaimTerms) -> ClaimOutcome {
         let lists = self.read();
+        let now = Instant::now();
         let stored = lists.get(&key.task_list).is_some_and(|rows| {
             rows.range((key.id.clone(), String::new())..)
-                .next()
-                .is_some_and(|((id, _), _)| *id == key.id)
+                .take_while(|((id, _), _)| *id == key.id)
+                .any(|(_, s)| s.live(now))
         });
         let mut claims = self.claims();
         if !stored {
@@ -216,25 +239,39 @@ impl MemoryStore {
         Ok(())
     }
 
-    /// Writes a row already checked (see `Store`).
+    /// Writes a row already checked (see `Store`), with the default time to live.
     pub(crate) fn put(&self, record: &TaskRecord) {
-        Self::put_in(&mut self.write(), record);
+        self.put_ttl(record, None);
     }
 
-    fn put_in(lists: &mut Lists, record: &TaskRecord) {
+    /// Writes a row already checked that expires after `ttl` (or the default).
+    pub(crate) fn put_ttl(&self, record: &TaskRecord, ttl: Option<Duration>) {
+        let expires = self.expiry(ttl);
+        Self::put_in(&mut self.write(), record, expires);
+    }
+
+    fn expiry(&self, ttl: Option<Duration>) -> Option<Instant> {
+        ttl.or(self.default_ttl).map(|t| Instant::now() + t)
+    }
+
+    fn put_in(lists: &mut Lists, record: &TaskRecord, expires: Option<Instant>) {
         lists.entry(record.task_list.clone()).or_default().insert(
             (record.id.clone(), record.type_name.clone()),
-            record.data.clone(),
+            Stored {
+                data: record.data.clone(),
+                expires,
+            },
         );
     }
 
     /// Writes rows already checked, under one lock.
     pub(crate) fn put_many(&self, records: &[TaskRecord]) -> Vec<Result<()>> {
+        let expires = self.expiry(None);
         let mut lists = self.write();
         records
             .iter()
             .map(|r| {
-                Self::put_in(&mut lists, r);
+                Self::put_in(&mut lists, r, expires);
                 Ok(())
             })
             .collect()
@@ -245,12 +282,16 @@ impl MemoryStore {
         let lists = self.read();
         let rows = lists.get(&key.task_list)?;
         let start = (key.id.clone(), String::new());
-        let ((id, type_name), data) = rows.range(start..).next()?;
-        (id == &key.id).then(|| TaskRecord {
+        let now = Instant::now();
+        let ((id, type_name), stored) = rows
+            .range(start..)
+            .take_while(|((id, _), _)| *id == key.id)
+            .find(|(_, s)| s.live(now))?;
+        Some(TaskRecord {
             task_list: key.task_list.clone(),
             id: id.clone(),
             type_name: type_name.clone(),
-            data: data.clone(),
+            data: stored.data.clone(),
         })
     }
 
@@ -300,9 +341,10 @@ impl MemoryStore {
 
     /// How many rows the list holds.
     pub fn count(&self, task_list: &str) -> u64 {
-        self.read()
-            .get(task_list)
-            .map_or(0, |rows| rows.len() as u64)
+        let now = Instant::now();
+        self.read().get(task_list).map_or(0, |rows| {
+            rows.values().filter(|s| s.live(now)).count() as u64
+        })
     }
 
     /// Up to `limit` list names after `after`, in name order, and whether more follow.
@@ -346,7 +388,8 @@ impl MemoryStore {
         let iter = rows.range::<(String, String), _>((from, std::ops::Bound::Unbounded));
         let mut records = Vec::with_capacity(limit.min(rows.len()));
         let mut more = false;
-        for ((id, type_name), data) in iter {
+        let now = Instant::now();
+        for ((id, type_name), stored) in iter.filter(|(_, s)| s.live(now)) {
             if records.len() == limit {
                 more = true;
                 break;
@@ -355,7 +398,7 @@ impl MemoryStore {
                 task_list: task_list.to_string(),
                 id: id.clone(),
                 type_name: type_name.clone(),
-                data: data.clone(),
+                data: stored.data.clone(),
             });
         }
         let next = if more {

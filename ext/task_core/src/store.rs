@@ -7,6 +7,7 @@
 //! instead of handing them to a runtime.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::cassandra::{CassandraConfig, CassandraStore, Connector, ScanCursor};
 use crate::claims::{ClaimInfo, ClaimOutcome, ClaimTerms};
@@ -104,6 +105,18 @@ impl Store {
                 Ok(())
             }
             Store::Cassandra(c) => c.put(record).await,
+        }
+    }
+
+    /// `store` with a time to live: the task is gone after `ttl` (None: the store's default).
+    pub async fn store_ttl(&self, record: &TaskRecord, ttl: Option<Duration>) -> Result<()> {
+        record.validate()?;
+        match self {
+            Store::Memory(m) => {
+                m.put_ttl(record, ttl);
+                Ok(())
+            }
+            Store::Cassandra(c) => c.put_ttl(record, ttl).await,
         }
     }
 

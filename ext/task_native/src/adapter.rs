@@ -63,12 +63,17 @@ const DEFAULT_CONCURRENCY: usize = 64;
 fn memory_new(ruby: &Ruby, class: RClass, args: &[Value]) -> Result<Obj<Adapter>, Error> {
     let mut page_size = task_core::memory::DEFAULT_PAGE_SIZE;
     let mut max_attempts = Some(task_core::claims::DEFAULT_MAX_ATTEMPTS);
+    let mut default_ttl = None;
     match args {
         [] => {}
         [h] => {
             let opts = RHash::try_convert(*h)?;
-            let given =
-                args::options_by_name(ruby, opts, "MemoryAdapter", &["page_size", "max_attempts"])?;
+            let given = args::options_by_name(
+                ruby,
+                opts,
+                "MemoryAdapter",
+                &["page_size", "max_attempts", "default_ttl"],
+            )?;
             if let Some(v) = given[0] {
                 // Memory pages are Vecs: any count that fits in memory is fine.
                 let n = args::integer_in(ruby, "page_size", v, 1, i64::MAX)?;
@@ -76,6 +81,9 @@ fn memory_new(ruby: &Ruby, class: RClass, args: &[Value]) -> Result<Obj<Adapter>
             }
             if let Some(v) = given[1] {
                 max_attempts = options::max_attempts(ruby, v)?;
+            }
+            if let Some(v) = given[2] {
+                default_ttl = options::default_ttl(ruby, v)?;
             }
         }
         _ => {
@@ -85,7 +93,7 @@ fn memory_new(ruby: &Ruby, class: RClass, args: &[Value]) -> Result<Obj<Adapter>
             ))
         }
     }
-    let store = MemoryStore::with_options(page_size, max_attempts);
+    let store = MemoryStore::with_options(page_size, max_attempts).with_default_ttl(default_ttl);
     Ok(ruby.obj_wrap_as(Adapter::new(StoreSpec::Memory(Arc::new(store))), class))
 }
 
@@ -138,11 +146,28 @@ impl Adapter {
         }
     }
 
-    fn store(ruby: &Ruby, rb_self: &Self, task: Value) -> Result<(), Error> {
+    /// `store(task, ttl: nil)`: with `ttl:` (seconds) the task is gone after that long.
+    fn store(ruby: &Ruby, rb_self: &Self, args: &[Value]) -> Result<(), Error> {
+        let (task, ttl) = match args {
+            [task] => (*task, None),
+            [task, opts] => (
+                *task,
+                ttl_option(ruby, RHash::try_convert(*opts)?, "store")?,
+            ),
+            _ => {
+                return Err(errors::argument(
+                    ruby,
+                    format!(
+                    "wrong number of arguments (given {}, expected 1..2; store(task, ttl: nil))",
+                    args.len()
+                ),
+                ))
+            }
+        };
         let record = convert::record_from_task(ruby, task)?;
         rb_self
             .store
-            .run(ruby, |s| async move { s.store(&record).await })
+            .run(ruby, |s| async move { s.store_ttl(&record, ttl).await })
     }
 
     fn find(
@@ -585,6 +610,18 @@ fn open_sessions(ruby: &Ruby) -> Result<usize, Error> {
 
 static IV_ON_BAD_ROW: LazyId = LazyId::new("@on_bad_row");
 
+/// A `ttl:` keyword (seconds, or nil for the store's default) from an options hash.
+pub fn ttl_option(
+    ruby: &Ruby,
+    opts: RHash,
+    what: &str,
+) -> Result<Option<std::time::Duration>, Error> {
+    match args::options_by_name(ruby, opts, what, &["ttl"])?[0] {
+        Some(v) if !v.is_nil() => options::seconds(ruby, "ttl", v).map(Some),
+        _ => Ok(None),
+    }
+}
+
 /// A claim's owner and lease from Ruby arguments: seconds > 0, a non-empty owner String.
 fn claim_terms(ruby: &Ruby, seconds: Value, owner: Value) -> Result<ClaimTerms, Error> {
     let lease = options::seconds(ruby, "for", seconds)?;
@@ -707,7 +744,7 @@ impl TaskScan {
 pub fn init(ruby: &Ruby, data_interface: RModule) -> Result<RClass, Error> {
     let native = data_interface.define_class("NativeAdapter", ruby.class_object())?;
     native.undef_default_alloc_func();
-    native.define_method("store", method!(Adapter::store, 1))?;
+    native.define_method("store", method!(Adapter::store, -1))?;
     native.define_method("find", method!(Adapter::find, 2))?;
     native.define_method("all", method!(Adapter::all, -1))?;
     native.define_method("delete", method!(Adapter::delete, 2))?;

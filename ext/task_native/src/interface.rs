@@ -123,8 +123,20 @@ fn adapter(rb_self: RObject) -> Result<Value, Error> {
     rb_self.ivar_get(*IV_ADAPTER)
 }
 
-fn store(rb_self: RObject, task: Value) -> Result<Value, Error> {
-    adapter(rb_self)?.funcall("store", (task,))
+/// `store(task)`, or `store(task, ttl: seconds)` passed on as given (an adapter of one's own
+/// need not take options nobody uses).
+fn store(ruby: &Ruby, rb_self: RObject, args: &[Value]) -> Result<Value, Error> {
+    match args {
+        [task] => adapter(rb_self)?.funcall("store", (*task,)),
+        [task, opts] => adapter(rb_self)?.funcall("store", (*task, *opts)),
+        _ => Err(errors::argument(
+            ruby,
+            format!(
+                "wrong number of arguments (given {}, expected 1..2)",
+                args.len()
+            ),
+        )),
+    }
 }
 
 /// `all(task_list)`, or `all(task_list, on_bad_row: ...)` passed on as given (an adapter
@@ -169,7 +181,7 @@ pub fn init(ruby: &Ruby, data_interface: RModule) -> Result<RClass, Error> {
     class.const_set("DEFAULT_ADAPTER_BUILDER", default)?;
     class.define_method("initialize", method!(initialize, -1))?;
     class.define_method("adapter", method!(adapter, 0))?;
-    class.define_method("store", method!(store, 1))?;
+    class.define_method("store", method!(store, -1))?;
     class.define_method("all", method!(all, -1))?;
     class.define_method("find", method!(find, 2))?;
     class.define_method("delete", method!(delete, 2))?;

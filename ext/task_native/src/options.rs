@@ -161,6 +161,14 @@ const OPTIONS: &[Opt] = &[
         show: Some(|r, c| c.connection.tls.into_value_with(r)),
     },
     Opt {
+        name: "default_ttl",
+        read: |r, c, v| {
+            c.default_ttl = default_ttl(r, v)?;
+            Ok(())
+        },
+        show: Some(|r, c| c.default_ttl.map(|t| t.as_secs_f64()).into_value_with(r)),
+    },
+    Opt {
         name: "max_attempts",
         read: |r, c, v| {
             c.max_attempts = max_attempts(r, v)?;
@@ -205,6 +213,14 @@ const OPTIONS: &[Opt] = &[
         show: Some(|r, c| c.connection.tls_ca_file.as_deref().into_value_with(r)),
     },
 ];
+
+/// `default_ttl:`: seconds, or nil to keep tasks until they are completed.
+pub fn default_ttl(ruby: &Ruby, v: Value) -> Result<Option<Duration>, Error> {
+    if v.is_nil() {
+        return Ok(None);
+    }
+    seconds(ruby, "default_ttl", v).map(Some)
+}
 
 /// `max_attempts:`: a positive Integer, or nil for no limit.
 pub fn max_attempts(ruby: &Ruby, v: Value) -> Result<Option<u32>, Error> {

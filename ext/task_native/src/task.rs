@@ -184,14 +184,21 @@ fn as_hash(ruby: &Ruby, rb_self: RObject) -> Result<RHash, Error> {
 
 /// `save`: `Task::Task.interface.store(self)`, through Ruby's dispatch, so that a module
 /// prepended to the interface or the adapter (instrumentation, logging) sees every save.
-fn save(ruby: &Ruby, rb_self: RObject) -> Result<(), Error> {
+/// `save(ttl: nil)`: with `ttl:` (seconds) the task is gone after that long; the option is
+/// passed on to `store` only when given.
+fn save(ruby: &Ruby, rb_self: RObject, args: &[Value]) -> Result<(), Error> {
+    let opts = args::optional_hash(ruby, args)?;
     let iface = interface::current(ruby)?;
     // The gem's adapters check the task themselves; any other gets the same checks first,
     // so bad input never reaches it.
     if !interface::has_own_adapter(iface)? {
         convert::record_from_task(ruby, rb_self.as_value())?;
     }
-    let _: Value = iface.funcall("store", (rb_self,))?;
+    let _: Value = if opts.is_empty() {
+        iface.funcall("store", (rb_self,))?
+    } else {
+        iface.funcall("store", (rb_self, opts))?
+    };
     Ok(())
 }
 
@@ -381,7 +388,7 @@ pub fn init(ruby: &Ruby, task: RModule) -> Result<RModule, Error> {
     m.define_method("data=", method!(set_data, 1))?;
     m.define_method("attributes", method!(attributes, 0))?;
     m.define_method("as_hash", method!(as_hash, 0))?;
-    m.define_method("save", method!(save, 0))?;
+    m.define_method("save", method!(save, -1))?;
     m.define_method("complete", method!(complete, 0))?;
     m.define_method("execute", method!(execute, -1))?;
     let _ = ruby;

@@ -28,6 +28,8 @@ pub struct CassandraConfig {
     pub max_attempts: Option<u32>,
     /// The consistency of claims' lightweight transactions.
     pub serial: Serial,
+    /// Time to live of a task saved without one (None: forever, as task_rb).
+    pub default_ttl: Option<Duration>,
 }
 
 /// SERIAL (linearizable across all datacenters) or LOCAL_SERIAL (within the local one).
@@ -89,6 +91,7 @@ impl Default for CassandraConfig {
             page_size: 5000,
             max_attempts: Some(crate::claims::DEFAULT_MAX_ATTEMPTS),
             serial: Serial::LocalSerial,
+            default_ttl: None,
         }
     }
 }

@@ -150,6 +150,7 @@ impl Deadline {
 
 struct Statements {
     insert: PreparedStatement,
+    insert_ttl: PreparedStatement,
     find: PreparedStatement,
     scan: PreparedStatement,
     scan_after: PreparedStatement,
@@ -261,6 +262,14 @@ impl CassandraStore {
                         true,
                     )
                     .await?,
+                    insert_ttl: prep(
+                        format!(
+                            "INSERT INTO {t} (task_list, id, data, type) VALUES (?, ?, ?, ?) \
+                             USING TTL ?"
+                        ),
+                        true,
+                    )
+                    .await?,
                     find: prep(
                         format!("SELECT {cols} FROM {t} WHERE task_list = ? AND id = ? LIMIT 1"),
                         true,
@@ -346,10 +355,20 @@ impl CassandraStore {
 
     /// Writes a row already checked (see `Store`).
     pub(crate) async fn put(&self, record: &TaskRecord) -> Result<()> {
-        self.put_until(record, &self.deadline()).await
+        self.put_ttl(record, None).await
     }
 
-    async fn put_until(&self, record: &TaskRecord, deadline: &Deadline) -> Result<()> {
+    /// Writes a row already checked that expires after `ttl` (or the config's default).
+    pub(crate) async fn put_ttl(&self, record: &TaskRecord, ttl: Option<Duration>) -> Result<()> {
+        self.put_until(record, ttl, &self.deadline()).await
+    }
+
+    async fn put_until(
+        &self,
+        record: &TaskRecord,
+        ttl: Option<Duration>,
+        deadline: &Deadline,
+    ) -> Result<()> {
         let what = || format!("saving task {:?} of list {:?}", record.id, record.task_list);
         let values = (
             &record.task_list,
@@ -357,12 +376,22 @@ impl CassandraStore {
             &record.data,
             &record.type_name,
         );
+        // TTLs are whole seconds, at least one.
+        let ttl = ttl
+            .or(self.config.default_ttl)
+            .map(|t| t.as_secs_f64().ceil().clamp(1.0, i32::MAX as f64) as i32);
         self.retrying(&what, true, deadline, || async {
             let (session, st) = self.statements().await?;
-            session
-                .execute_unpaged(&st.insert, values)
-                .await
-                .map_err(|e| execution_error(&self.op(&what(), true), &e))?;
+            let sent = match ttl {
+                None => session.execute_unpaged(&st.insert, values).await,
+                Some(t) => {
+                    let (l, i, d, ty) = values;
+                    session
+                        .execute_unpaged(&st.insert_ttl, (l, i, d, ty, t))
+                        .await
+                }
+            };
+            sent.map_err(|e| execution_error(&self.op(&what(), true), &e))?;
             Ok(())
         })
         .await
@@ -560,7 +589,7 @@ impl CassandraStore {
         concurrency: usize,
     ) -> Vec<Result<()>> {
         self.for_each_concurrently(records, concurrency, |store, all, i, deadline| async move {
-            store.put_until(&all[i], &deadline).await
+            store.put_until(&all[i], None, &deadline).await
         })
         .await
     }
