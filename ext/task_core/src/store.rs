@@ -72,6 +72,14 @@ impl StoreSpec {
         }
     }
 
+    /// Attempts after which a task is dead (None: never).
+    pub fn max_attempts(&self) -> Option<u32> {
+        match self {
+            StoreSpec::Memory(m) => m.max_attempts(),
+            StoreSpec::Cassandra(c) => c.max_attempts,
+        }
+    }
+
     /// Empties a memory store; a Cassandra store is left alone (false).
     pub fn clear(&self) -> bool {
         match self {
@@ -294,14 +302,6 @@ impl Store {
         match self {
             Store::Memory(m) => Ok(m.claim_infos(task_list)),
             Store::Cassandra(c) => c.claim_infos(task_list).await,
-        }
-    }
-
-    /// Attempts after which a task is dead (None: never).
-    pub fn max_attempts(&self) -> Option<u32> {
-        match self {
-            Store::Memory(m) => m.max_attempts(),
-            Store::Cassandra(c) => c.config().max_attempts,
         }
     }
 

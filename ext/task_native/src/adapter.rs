@@ -368,10 +368,9 @@ impl Adapter {
     }
 
     /// Attempts after which a task is dead (nil: never).
-    fn max_attempts(ruby: &Ruby, rb_self: &Self) -> Result<Option<u32>, Error> {
-        rb_self
-            .store
-            .run(ruby, |s| async move { Ok(s.max_attempts()) })
+    fn max_attempts(&self) -> Option<u32> {
+        // A setting: read from what the adapter was made with, no store opened.
+        self.store.spec().max_attempts()
     }
 
     /// `tune_table(run: false)`: the ALTER TABLE statements that give the task table (and the

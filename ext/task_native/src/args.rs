@@ -9,6 +9,22 @@ use task_core::TaskKey;
 
 use crate::{codec, errors};
 
+/// Calls `name` on `receiver` with `args`: one argument and, only when given, an options
+/// Hash after it (so that an object of one's own need not take options nobody uses).
+pub fn pass_on(ruby: &Ruby, receiver: Value, name: &str, args: &[Value]) -> Result<Value, Error> {
+    match args {
+        [first] => receiver.funcall(name, (*first,)),
+        [first, opts] => receiver.funcall(name, (*first, *opts)),
+        _ => Err(errors::argument(
+            ruby,
+            format!(
+                "wrong number of arguments (given {}, expected 1..2)",
+                args.len()
+            ),
+        )),
+    }
+}
+
 /// A Hash, or what `to_hash` makes of the value; `None` when it is neither.
 pub fn hash_like(v: Value) -> Result<Option<RHash>, Error> {
     if let Some(h) = RHash::from_value(v) {

@@ -123,36 +123,14 @@ fn adapter(rb_self: RObject) -> Result<Value, Error> {
     rb_self.ivar_get(*IV_ADAPTER)
 }
 
-/// `store(task)`, or `store(task, ttl: seconds)` passed on as given (an adapter of one's own
-/// need not take options nobody uses).
+/// `store(task)`, or `store(task, ttl: seconds)` passed on as given.
 fn store(ruby: &Ruby, rb_self: RObject, args: &[Value]) -> Result<Value, Error> {
-    match args {
-        [task] => adapter(rb_self)?.funcall("store", (*task,)),
-        [task, opts] => adapter(rb_self)?.funcall("store", (*task, *opts)),
-        _ => Err(errors::argument(
-            ruby,
-            format!(
-                "wrong number of arguments (given {}, expected 1..2)",
-                args.len()
-            ),
-        )),
-    }
+    args::pass_on(ruby, adapter(rb_self)?, "store", args)
 }
 
-/// `all(task_list)`, or `all(task_list, on_bad_row: ...)` passed on as given (an adapter
-/// of one's own need not take options nobody uses).
+/// `all(task_list)`, or `all(task_list, on_bad_row: ..., after: ...)` passed on as given.
 fn all(ruby: &Ruby, rb_self: RObject, args: &[Value]) -> Result<Value, Error> {
-    match args {
-        [list] => adapter(rb_self)?.funcall("all", (*list,)),
-        [list, opts] => adapter(rb_self)?.funcall("all", (*list, *opts)),
-        _ => Err(errors::argument(
-            ruby,
-            format!(
-                "wrong number of arguments (given {}, expected 1..2)",
-                args.len()
-            ),
-        )),
-    }
+    args::pass_on(ruby, adapter(rb_self)?, "all", args)
 }
 
 fn find(rb_self: RObject, task_list: Value, id: Value) -> Result<Value, Error> {

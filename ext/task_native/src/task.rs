@@ -350,19 +350,7 @@ fn find(ruby: &Ruby, task_list: Value, id: Value) -> Result<Value, Error> {
 
 /// `Task::Task.all(task_list)`; `all(task_list, on_bad_row: ...)` as the adapter's `all`.
 fn all(ruby: &Ruby, args: &[Value]) -> Result<Value, Error> {
-    let found: Value = match args {
-        [list] => interface::current(ruby)?.funcall("all", (*list,))?,
-        [list, opts] => interface::current(ruby)?.funcall("all", (*list, *opts))?,
-        _ => {
-            return Err(errors::argument(
-                ruby,
-                format!(
-                    "wrong number of arguments (given {}, expected 1..2)",
-                    args.len()
-                ),
-            ))
-        }
-    };
+    let found = args::pass_on(ruby, interface::current(ruby)?, "all", args)?;
     found.funcall("lazy", ())
 }
 
