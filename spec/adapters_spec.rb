@@ -106,6 +106,21 @@ RSpec.describe Task::DataInterface::CassandraAdapter do
     expect(Task::Task.find("l", "1")).to be_a(FetchFile)
   end
 
+  it "creates a keyspace with replicas per datacenter (NetworkTopologyStrategy) from a replication map" do
+    keyspace = "task_spec_#{SecureRandom.hex(4)}"
+    adapter = described_class.new(**cassandra_options, keyspace: keyspace)
+    # The test node's datacenter (SimpleSnitch) is datacenter1; a map naming one the cluster
+    # does not have is refused by the node, and nothing is created.
+    expect { adapter.create_schema(replication: { "dc9" => 1 }) }
+      .to raise_error(Task::Error::QueryRejected, /dc9/)
+    expect { adapter.find("l", "1") }.to raise_error(Task::Error::QueryRejected, /#{keyspace}/)
+    adapter.create_schema(replication: { datacenter1: 1 }, gc_grace_seconds: 600)
+    adapter.store(FetchFile.build(task_list: "l", id: "1"))
+    expect(adapter.find("l", "1")).to be_a(FetchFile)
+    expect(adapter.tune_table(gc_grace_seconds: 600).first)
+      .to start_with("ALTER TABLE #{keyspace}.tasks WITH gc_grace_seconds = 600 AND compaction")
+  end
+
   it "raises NoHostAvailable naming the host when nothing answers" do
     adapter = described_class.new(hosts: ["127.0.0.1"], port: 1, connect_timeout: 1, retry_deadline: 0.2)
     expect { adapter.find("l", "1") }.to raise_error(Task::Error::NoHostAvailable, /127\.0\.0\.1:1/)

@@ -54,7 +54,7 @@ RSpec.describe "Careless calls" do
       keyspace = "task_spec_#{SecureRandom.hex(4)}"
       adapter = cassandra_adapter(keyspace: keyspace)
       expect { adapter.create_schema(replicaton_factor: 3) }
-        .to raise_error(ArgumentError, /unknown create_schema option :replicaton_factor \(accepted: :replication_factor, :claims\)/)
+        .to raise_error(ArgumentError, /unknown create_schema option :replicaton_factor \(accepted: :replication_factor, :claims, :gc_grace_seconds, :replication\)/)
       expect { adapter.find("l", "1") }.to raise_error(Task::Error::QueryRejected, /#{keyspace}/)
     end
 
@@ -313,13 +313,32 @@ RSpec.describe "Careless calls" do
       end
     end
 
-    it "refuse a replication_factor that is not a positive Integer, creating nothing" do
+    it "refuse a replication that is not positive Integers, or a grace period below 0, creating nothing" do
       keyspace = "task_spec_#{SecureRandom.hex(4)}"
       adapter = cassandra_adapter(keyspace: keyspace)
-      [1.5, 0, "3"].each do |rf|
+      [1.5, 0, "3", 2**31].each do |rf|
         expect { adapter.create_schema(replication_factor: rf) }
-          .to raise_error(ArgumentError, /replication_factor must be an Integer of at least 1, got #{Regexp.escape(rf.inspect)}/)
+          .to raise_error(ArgumentError, /replication_factor must be an Integer from 1 to 2147483647, got #{Regexp.escape(rf.inspect)}/)
       end
+      {
+        [] => /replication must be a Hash of datacenter name => replicas, got \[\]/,
+        {} => /replication must name at least one datacenter/,
+        { "dc1" => 0 } => /replication\["dc1"\] must be an Integer from 1/,
+        { "dc1" => "2" } => /replication\["dc1"\] must be an Integer from 1 to 2147483647, got "2"/,
+        { 1 => 2 } => /datacenter name must be a String or Symbol, got 1/,
+        { "" => 2 } => /datacenter name "" must be non-empty/,
+        { "dc1" => 1, dc1: 2 } => /names datacenter "dc1" twice/
+      }.each do |replication, message|
+        expect { adapter.create_schema(replication: replication) }.to raise_error(ArgumentError, message)
+      end
+      expect { adapter.create_schema(replication_factor: 1, replication: { "dc1" => 1 }) }
+        .to raise_error(ArgumentError, /replication_factor: .*or replication: .*not both/)
+      [-1, 1.5, "60", nil].each do |grace|
+        expect { adapter.create_schema(gc_grace_seconds: grace) }
+          .to raise_error(ArgumentError, /gc_grace_seconds must be an Integer from 0 to 2147483647, got #{Regexp.escape(grace.inspect)}/)
+        expect { adapter.tune_table(gc_grace_seconds: grace) }.to raise_error(ArgumentError, /gc_grace_seconds/)
+      end
+      expect { adapter.create_schema(claims: "no") }.to raise_error(ArgumentError, /claims must be true or false, got "no"/)
       expect { adapter.find("l", "1") }.to raise_error(Task::Error::QueryRejected, /#{keyspace}/)
     end
 

@@ -51,6 +51,22 @@ module FaultNode
     cassandra("stop") if @started
   end
 
+  # Runs nodetool against this node (bin/cassandra nodetool); its output, or an error with it.
+  def nodetool(*args)
+    ok, out = cassandra("nodetool", *args)
+    raise "nodetool #{args.join(" ")} failed:\n#{out}" unless ok
+
+    out
+  end
+
+  # One figure of `nodetool tablestats keyspace.table`, by its label.
+  def table_stat(table, label)
+    line = nodetool("tablestats", table).lines.find { |l| l.strip.start_with?("#{label}:") }
+    raise "nodetool tablestats #{table} printed no #{label.inspect}" unless line
+
+    Float(line.split(":", 2).last.strip)
+  end
+
   def pid
     ok, out = cassandra("pid")
     raise "the fault-test node is not running" unless ok

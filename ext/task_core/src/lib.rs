@@ -7,6 +7,7 @@ pub mod error;
 pub mod json;
 pub mod memory;
 pub mod record;
+pub mod schema;
 pub mod store;
 
 pub use cassandra::{
@@ -17,6 +18,7 @@ pub use claims::{ClaimInfo, ClaimOutcome, ClaimTerms};
 pub use error::{Error, Result};
 pub use memory::MemoryStore;
 pub use record::{validate_identifier, TaskKey, TaskRecord};
+pub use schema::{Replication, Schema, DEFAULT_GC_GRACE_SECONDS};
 pub use store::{Cursor, Store, StoreSpec};
 
 /// One page of a scan over a task list, and where the next page starts (`None`: no more).

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::claims::{ClaimInfo, ClaimOutcome, ClaimTerms, DEFAULT_MAX_ATTEMPTS};
 
@@ -16,11 +16,21 @@ type Lists = BTreeMap<String, Rows>;
 /// One list: (id, type) -> what is stored.
 type Rows = BTreeMap<(String, String), Stored>;
 
-/// A row's data, and when it expires (a task saved with a time to live).
+/// A row's data, when it was written (microseconds since the Unix epoch, as Cassandra's
+/// `WRITETIME`; none for a null `data`, as there) and when it expires (a task saved with a
+/// time to live).
 #[derive(Clone)]
 struct Stored {
     data: Option<String>,
+    saved_at: Option<i64>,
     expires: Option<Instant>,
+}
+
+/// The clock's time in microseconds since the Unix epoch.
+fn micros_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }
 
 impl Stored {
@@ -259,6 +269,7 @@ impl MemoryStore {
             (record.id.clone(), record.type_name.clone()),
             Stored {
                 data: record.data.clone(),
+                saved_at: record.data.as_ref().map(|_| micros_now()),
                 expires,
             },
         );
@@ -292,6 +303,7 @@ impl MemoryStore {
             id: id.clone(),
             type_name: type_name.clone(),
             data: stored.data.clone(),
+            saved_at: stored.saved_at,
         })
     }
 
@@ -399,6 +411,7 @@ impl MemoryStore {
                 id: id.clone(),
                 type_name: type_name.clone(),
                 data: stored.data.clone(),
+                saved_at: stored.saved_at,
             });
         }
         let next = if more {
@@ -433,6 +446,7 @@ mod tests {
             id: id.into(),
             type_name: ty.into(),
             data: Some(format!("{{\"id\":\"{id}\"}}")),
+            saved_at: None,
         }
     }
 
@@ -441,10 +455,15 @@ mod tests {
         let s = MemoryStore::new();
         s.store(&rec("l", "b", "T")).unwrap();
         s.store(&rec("l", "b", "T")).unwrap();
+        let before = micros_now();
         s.store(&rec("l", "b", "A")).unwrap();
         assert_eq!(s.len("l"), 2);
         let key = TaskKey::new("l", "b").unwrap();
-        assert_eq!(s.find(&key).unwrap().type_name, "A");
+        let found = s.find(&key).unwrap();
+        assert_eq!(found.type_name, "A");
+        assert!(found
+            .saved_at
+            .is_some_and(|t| t >= before && t <= micros_now()));
         assert!(s.find(&TaskKey::new("l", "a").unwrap()).is_none());
         s.delete(&key);
         assert!(s.find(&key).is_none());

@@ -11,6 +11,10 @@ pub struct TaskRecord {
     pub id: String,
     pub type_name: String,
     pub data: Option<String>,
+    /// When the store wrote the task's data, in microseconds since the Unix epoch: the
+    /// server's write time (`WRITETIME(data)`) on Cassandra, the insert time on the memory
+    /// store. Set on records read back; ignored on writes, and `None` for a null `data`.
+    pub saved_at: Option<i64>,
 }
 
 /// Where a task lives: its list and its id (every type under that id).
@@ -233,6 +237,7 @@ mod tests {
             id: id.into(),
             type_name: "T".into(),
             data: Some(data.into()),
+            saved_at: None,
         }
     }
 

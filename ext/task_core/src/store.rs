@@ -14,6 +14,7 @@ use crate::claims::{ClaimInfo, ClaimOutcome, ClaimTerms};
 use crate::error::{Error, Result};
 use crate::memory::{MemoryCursor, MemoryStore};
 use crate::record::{check_list, TaskKey, TaskRecord};
+use crate::schema::Schema;
 use crate::Page;
 
 /// A store, ready for requests. Cheap to clone (an `Arc`).
@@ -239,10 +240,10 @@ impl Store {
 
     /// Creates what the store needs to hold tasks (Cassandra: keyspace and table); nothing
     /// for a store that needs nothing.
-    pub async fn create_schema(&self, replication_factor: u32, claims: bool) -> Result<()> {
+    pub async fn create_schema(&self, schema: &Schema) -> Result<()> {
         match self {
             Store::Memory(_) => Ok(()),
-            Store::Cassandra(c) => c.create_schema(replication_factor, claims).await,
+            Store::Cassandra(c) => c.create_schema(schema).await,
         }
     }
 
@@ -314,13 +315,13 @@ impl Store {
         }
     }
 
-    /// The statements that give existing tables the options for churn (none for a store
-    /// with no tables); with `run`, runs them and returns those run.
-    pub async fn tune_tables(&self, run: bool) -> Result<Vec<String>> {
+    /// The statements that give existing tables the options for churn, with this grace
+    /// period (none for a store with no tables); with `run`, runs them and returns those run.
+    pub async fn tune_tables(&self, run: bool, gc_grace_seconds: u32) -> Result<Vec<String>> {
         match self {
             Store::Memory(_) => Ok(Vec::new()),
-            Store::Cassandra(c) if run => c.tune_tables().await,
-            Store::Cassandra(c) => Ok(c.tuning_cql()),
+            Store::Cassandra(c) if run => c.tune_tables(gc_grace_seconds).await,
+            Store::Cassandra(c) => Ok(c.tuning_cql(gc_grace_seconds)),
         }
     }
 

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use task_core::{CassandraConfig, CassandraStore, Connector, Error, TaskKey, TaskRecord};
+use task_core::{CassandraConfig, CassandraStore, Connector, Error, Schema, TaskKey, TaskRecord};
 
 fn config() -> CassandraConfig {
     let hosts = std::env::var("TASK_CASSANDRA_HOSTS").unwrap_or_else(|_| "127.0.0.1".into());
@@ -23,10 +23,17 @@ fn config() -> CassandraConfig {
 
 async fn store(connector: &Connector, cfg: &CassandraConfig) -> Arc<CassandraStore> {
     let s = connector.store(cfg);
-    s.create_schema(1, true)
+    s.create_schema(&Schema::default())
         .await
         .expect("a Cassandra node must answer: run bin/cassandra start");
     s
+}
+
+fn micros_now() -> i64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    i64::try_from(since.as_micros()).unwrap()
 }
 
 fn unique_list(name: &str) -> String {
@@ -39,6 +46,7 @@ fn rec(list: &str, id: &str, ty: &str, data: &str) -> TaskRecord {
         id: id.into(),
         type_name: ty.into(),
         data: Some(data.into()),
+        saved_at: None,
     }
 }
 
@@ -53,11 +61,34 @@ async fn save_find_complete_round_trip() {
         "FetchFile",
         r#"{"filename":"file1.txt","n":1,"ü":"✓"}"#,
     );
+    let before = micros_now();
     s.store(&r).await.unwrap();
     s.store(&r).await.unwrap(); // an upsert: still one row
+    let after = micros_now();
     let key = TaskKey::new(list.as_str(), "a1").unwrap();
-    assert_eq!(s.find(&key).await.unwrap(), Some(r.clone()));
-    assert_eq!(s.page(&list, None, None).await.unwrap().records, vec![r]);
+    let found = s.find(&key).await.unwrap().unwrap();
+    // The server's write time comes back with the row (the node shares this machine's clock,
+    // and stamps writes from its millisecond clock: a few milliseconds of slack).
+    let saved_at = found.saved_at.expect("a write time");
+    assert!(
+        (before - 5_000..=after + 5_000).contains(&saved_at),
+        "{before} <= {saved_at} <= {after}"
+    );
+    let read_back = TaskRecord {
+        saved_at: None,
+        ..found
+    };
+    assert_eq!(read_back, r);
+    let page = s.page(&list, None, None).await.unwrap().records;
+    assert_eq!(page.len(), 1);
+    assert_eq!(page[0].saved_at, Some(saved_at));
+    assert_eq!(
+        TaskRecord {
+            saved_at: None,
+            ..page[0].clone()
+        },
+        r
+    );
     s.delete(&key).await.unwrap();
     assert_eq!(s.find(&key).await.unwrap(), None);
     s.delete(&key).await.unwrap(); // completing a missing task is fine

@@ -4,14 +4,15 @@
 use std::sync::Arc;
 
 use magnus::prelude::*;
-use magnus::rb_sys::AsRawValue;
+use magnus::r_hash::ForEach;
 use magnus::typed_data::Obj;
 use magnus::value::{LazyId, ReprValue};
 use magnus::{
     function, method, Error, RArray, RClass, RHash, RModule, RString, Ruby, Symbol, Value,
 };
 use task_core::{
-    CassandraConfig, ClaimOutcome, ClaimTerms, Cursor, MemoryStore, StoreSpec, TaskKey, TaskRecord,
+    CassandraConfig, ClaimOutcome, ClaimTerms, Cursor, MemoryStore, Replication, Schema, StoreSpec,
+    TaskKey, TaskRecord, DEFAULT_GC_GRACE_SECONDS,
 };
 
 use crate::store::{PageAhead, StoreHandle};
@@ -276,6 +277,7 @@ impl Adapter {
                 Some(v) if v.is_nil() => None,
                 _ => Some(field(3)?),
             },
+            saved_at: None,
         };
         rb_self
             .store
@@ -376,27 +378,30 @@ impl Adapter {
     /// `tune_table(run: false)`: the ALTER TABLE statements that give the task table (and the
     /// claims table) the options `create_schema` uses for churn; `run: true` runs them.
     fn tune_table(ruby: &Ruby, rb_self: &Self, args: &[Value]) -> Result<Vec<String>, Error> {
-        let run = match args {
-            [] => false,
+        let (mut run, mut grace) = (false, DEFAULT_GC_GRACE_SECONDS);
+        match args {
+            [] => {}
             [h] => {
                 let h = RHash::try_convert(*h)?;
-                match args::options_by_name(ruby, h, "tune_table", &["run"])?[0] {
-                    None => false,
-                    Some(v) if v.as_raw() == ruby.qtrue().as_raw() => true,
-                    Some(v) if v.as_raw() == ruby.qfalse().as_raw() => false,
-                    Some(v) => {
-                        return Err(errors::argument(
-                            ruby,
-                            format!("run must be true or false, got {}", v.inspect()),
-                        ))
-                    }
+                let given =
+                    args::options_by_name(ruby, h, "tune_table", &["run", "gc_grace_seconds"])?;
+                if let Some(v) = given[0] {
+                    run = args::boolean(ruby, "run", v)?;
+                }
+                if let Some(v) = given[1] {
+                    grace = u32_in(ruby, "gc_grace_seconds", v, 0)?;
                 }
             }
-            _ => return Err(errors::argument(ruby, "tune_table(run: false)")),
+            _ => {
+                return Err(errors::argument(
+                    ruby,
+                    "tune_table(run: false, gc_grace_seconds: 10800)",
+                ))
+            }
         };
         rb_self
             .store
-            .run(ruby, |s| async move { s.tune_tables(run).await })
+            .run(ruby, |s| async move { s.tune_tables(run, grace).await })
     }
 
     /// `count(task_list)`: how many tasks the list holds (counted a page at a time).
@@ -476,10 +481,14 @@ impl Adapter {
         })
     }
 
-    /// `create_schema(replication_factor: 1, claims: true)`: the keyspace, the task table
-    /// and (unless `claims: false`) the claims table.
+    /// `create_schema(replication_factor: 1, claims: true, gc_grace_seconds: 10800)`, or
+    /// `create_schema(replication: { "dc1" => 2, "dc2" => 1 })` (NetworkTopologyStrategy):
+    /// the keyspace, the task table and (unless `claims: false`) the claims table.
     fn create_schema(ruby: &Ruby, rb_self: &Self, args: &[Value]) -> Result<(), Error> {
-        let (mut rf, mut claims) = (1, true);
+        const USAGE: &str =
+            "create_schema(replication_factor: 1, claims: true, gc_grace_seconds: 10800), \
+             or create_schema(replication: { \"dc1\" => 2, \"dc2\" => 1 }, ...)";
+        let mut schema = Schema::default();
         match args {
             [] => {}
             [h] => {
@@ -488,37 +497,43 @@ impl Adapter {
                     ruby,
                     h,
                     "create_schema",
-                    &["replication_factor", "claims"],
+                    &[
+                        "replication_factor",
+                        "claims",
+                        "gc_grace_seconds",
+                        "replication",
+                    ],
                 )?;
+                if let (Some(_), Some(_)) = (given[0], given[3]) {
+                    return Err(errors::argument(
+                        ruby,
+                        "create_schema takes replication_factor: (one datacenter) or \
+                         replication: (replicas per datacenter), not both",
+                    ));
+                }
                 if let Some(v) = given[0] {
-                    let n = args::integer_in(ruby, "replication_factor", v, 1, i64::MAX)?;
-                    rf = u32::try_from(n).map_err(|_| {
-                        errors::argument(ruby, format!("replication_factor {n} is too large"))
-                    })?;
+                    schema.replication =
+                        Replication::Simple(u32_in(ruby, "replication_factor", v, 1)?);
                 }
                 if let Some(v) = given[1] {
-                    claims = match v.as_raw() {
-                        x if x == ruby.qtrue().as_raw() => true,
-                        x if x == ruby.qfalse().as_raw() => false,
-                        _ => {
-                            return Err(errors::argument(
-                                ruby,
-                                format!("claims must be true or false, got {}", v.inspect()),
-                            ))
-                        }
-                    };
+                    schema.claims = args::boolean(ruby, "claims", v)?;
+                }
+                if let Some(v) = given[2] {
+                    schema.gc_grace_seconds = u32_in(ruby, "gc_grace_seconds", v, 0)?;
+                }
+                if let Some(v) = given[3] {
+                    schema.replication = replication_map(ruby, v)?;
                 }
             }
-            _ => {
-                return Err(errors::argument(
-                    ruby,
-                    "create_schema(replication_factor: 1, claims: true)",
-                ))
-            }
+            _ => return Err(errors::argument(ruby, USAGE)),
         }
+        schema
+            .replication
+            .validate()
+            .map_err(|e| errors::from_core(ruby, e))?;
         rb_self
             .store
-            .run(ruby, |s| async move { s.create_schema(rf, claims).await })
+            .run(ruby, |s| async move { s.create_schema(&schema).await })
     }
 
     fn clear(&self) {
@@ -538,6 +553,45 @@ impl Adapter {
             None => Ok(ruby.hash_new()),
         }
     }
+}
+
+/// An Integer option from `min` up to what a CQL int holds.
+fn u32_in(ruby: &Ruby, name: &str, v: Value, min: i64) -> Result<u32, Error> {
+    let n = args::integer_in(ruby, name, v, min, i64::from(i32::MAX))?;
+    Ok(u32::try_from(n).unwrap_or(u32::MAX))
+}
+
+/// `replication: { "dc1" => 2, dc2: 1 }`: replicas per datacenter, in the order given.
+fn replication_map(ruby: &Ruby, v: Value) -> Result<Replication, Error> {
+    let Some(h) = RHash::from_value(v) else {
+        return Err(errors::argument(
+            ruby,
+            format!(
+                "replication must be a Hash of datacenter name => replicas, got {}",
+                v.inspect()
+            ),
+        ));
+    };
+    let mut dcs = Vec::new();
+    h.foreach(|dc: Value, n: Value| {
+        let name = if let Some(s) = Symbol::from_value(dc) {
+            s.name()?.into_owned()
+        } else if let Some(s) = RString::from_value(dc) {
+            s.to_string()?
+        } else {
+            return Err(errors::argument(
+                ruby,
+                format!(
+                    "replication: a datacenter name must be a String or Symbol, got {}",
+                    dc.inspect()
+                ),
+            ));
+        };
+        let what = format!("replication[{name:?}]");
+        dcs.push((name, u32_in(ruby, &what, n, 1)?));
+        Ok(ForEach::Continue)
+    })?;
+    Ok(Replication::ByDatacenter(dcs))
 }
 
 fn bulk_args(ruby: &Ruby, args: &[Value], usage: &str) -> Result<(RArray, Option<RHash>), Error> {

@@ -4,6 +4,7 @@
 use magnus::encoding::EncodingCapable;
 use magnus::prelude::*;
 use magnus::r_hash::ForEach;
+use magnus::rb_sys::AsRawValue;
 use magnus::{Error, Float, Integer, RHash, RString, Ruby, Symbol, Value};
 use task_core::TaskKey;
 
@@ -201,4 +202,18 @@ pub fn list(ruby: &Ruby, task_list: Value) -> Result<String, Error> {
     let list = text_arg(ruby, "task_list", task_list)?;
     task_core::record::check_list(&list).map_err(|e| errors::from_core(ruby, e))?;
     Ok(list)
+}
+
+/// A true-or-false option (`name`); anything else is refused, naming it.
+pub fn boolean(ruby: &Ruby, name: &str, v: Value) -> Result<bool, Error> {
+    if v.as_raw() == ruby.qtrue().as_raw() {
+        Ok(true)
+    } else if v.as_raw() == ruby.qfalse().as_raw() {
+        Ok(false)
+    } else {
+        Err(errors::argument(
+            ruby,
+            format!("{name} must be true or false, got {}", v.inspect()),
+        ))
+    }
 }

@@ -16,6 +16,9 @@ use crate::{args, classes, codec, errors};
 pub(crate) static IV_TASK_LIST: LazyId = LazyId::new("@task_list");
 pub(crate) static IV_ID: LazyId = LazyId::new("@id");
 pub(crate) static IV_DATA: LazyId = LazyId::new("@data");
+/// The store's write time of a task read back, in microseconds since the Unix epoch (an
+/// Integer: `Task::Task#saved_at` makes the Time only when asked).
+static IV_SAVED_AT: LazyId = LazyId::new("@saved_at_usec");
 pub(crate) static ID_TASK_LIST: LazyId = LazyId::new("task_list");
 pub(crate) static ID_ID: LazyId = LazyId::new("id");
 pub(crate) static ID_DATA: LazyId = LazyId::new("data");
@@ -172,6 +175,7 @@ pub fn record_from_task(ruby: &Ruby, task: Value) -> Result<TaskRecord, Error> {
         id,
         type_name,
         data: Some(data),
+        saved_at: None,
     })
 }
 
@@ -288,12 +292,16 @@ pub fn task_from_record_cached(
         ));
     };
     let data = codec::json_to_data(ruby, text, &what)?;
-    new_task(
+    let task = new_task(
         ruby,
         class,
         ruby.str_new(&record.task_list).as_value(),
         ruby.str_new(&record.id).as_value(),
         data.as_value(),
         true,
-    )
+    )?;
+    if let (Some(usec), Some(object)) = (record.saved_at, RObject::from_value(task)) {
+        object.ivar_set(*IV_SAVED_AT, usec)?;
+    }
+    Ok(task)
 }

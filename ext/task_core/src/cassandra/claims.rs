@@ -26,6 +26,7 @@ use super::{CassandraConfig, CassandraStore, Deadline, Serial};
 use crate::claims::{ClaimInfo, ClaimOutcome, ClaimTerms};
 use crate::error::{Error, Result};
 use crate::record::TaskKey;
+use crate::schema::DEFAULT_GC_GRACE_SECONDS;
 
 /// How many times a claim is tried again after losing a race or an unknown outcome (a
 /// serial read settles what happened before each new try).
@@ -49,12 +50,12 @@ pub(super) struct Stmts {
     delete_list: PreparedStatement,
 }
 
-pub(super) fn create_table_cql(config: &CassandraConfig) -> String {
+pub(super) fn create_table_cql(config: &CassandraConfig, gc_grace_seconds: u32) -> String {
     format!(
         "CREATE TABLE IF NOT EXISTS {} (task_list text, id text, owner text, attempts int, \
          last_error text, PRIMARY KEY ((task_list), id)) WITH {}",
         config.qualified_claims_table(),
-        super::CHURN_OPTIONS
+        crate::schema::churn_options(gc_grace_seconds)
     )
 }
 
@@ -236,7 +237,7 @@ impl CassandraStore {
     pub async fn create_claims_table(&self) -> Result<()> {
         let session = self.session().await?;
         session
-            .query_unpaged(create_table_cql(&self.config), ())
+            .query_unpaged(create_table_cql(&self.config, DEFAULT_GC_GRACE_SECONDS), ())
             .await
             .map_err(|e| execution_error(&self.op("creating the claims table", true), &e))?;
         Ok(())

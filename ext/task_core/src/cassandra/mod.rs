@@ -29,6 +29,7 @@ use errors::{connect_error, connect_timeout, execution_error, prepare_error, unk
 
 use crate::error::{Error, Result};
 use crate::record::{check_list, TaskKey, TaskRecord};
+use crate::schema::{churn_options, Schema};
 use crate::Page;
 
 /// An OpenSSL context that verifies the nodes' certificates against the configured CA file
@@ -49,13 +50,6 @@ fn tls_context(conn: &ConnectionKey) -> Result<openssl::ssl::SslContext> {
     ctx.set_verify(SslVerifyMode::PEER);
     Ok(ctx.build())
 }
-
-/// Table options for queue-like churn, where every completed task leaves a tombstone (see the
-/// README, "Lists that churn"): tombstones purgeable after 3 hours instead of 10 days, and
-/// compaction that drops them from an sstable on its own once a tenth of it is purgeable.
-pub(crate) const CHURN_OPTIONS: &str = "gc_grace_seconds = 10800 AND compaction = \
-     {'class': 'SizeTieredCompactionStrategy', 'unchecked_tombstone_compaction': 'true', \
-     'tombstone_threshold': '0.1', 'tombstone_compaction_interval': '3600'}";
 
 /// Where the next page of a Cassandra scan starts.
 pub type ScanCursor = PagingState;
@@ -171,7 +165,7 @@ pub struct CassandraStore {
     claims: claims::ClaimStatements,
 }
 
-type Row = (String, String, Option<String>, String);
+type Row = (String, String, Option<String>, String, Option<i64>);
 
 impl CassandraStore {
     fn new(config: CassandraConfig, session: SessionSlot) -> Self {
@@ -244,7 +238,8 @@ impl CassandraStore {
             .statements
             .get_or_try_init(|| async {
                 let t = &self.table;
-                let cols = "task_list, id, data, type";
+                // The write time comes with each row for `saved_at`; it is not a column of the table.
+                let cols = "task_list, id, data, type, WRITETIME(data)";
                 let prep = |cql: String, idempotent: bool| async move {
                     let mut p = session
                         .prepare(cql)
@@ -567,12 +562,13 @@ impl CassandraStore {
         for row in rows.rows::<Row>().map_err(|e| bad(&e))? {
             // A null `data` is kept: `rows` shows it as stored, and a scan of tasks reports
             // that one row as bad without losing the others.
-            let (list, id, data, type_name) = row.map_err(|e| bad(&e))?;
+            let (list, id, data, type_name, saved_at) = row.map_err(|e| bad(&e))?;
             out.push(TaskRecord {
                 task_list: list,
                 id,
                 type_name,
                 data,
+                saved_at,
             });
         }
         Ok(out)
@@ -688,19 +684,20 @@ impl CassandraStore {
     }
 
     /// The ALTER TABLE statements that give existing tables (task_rb's, or this gem's made
-    /// before) the options `create_schema` uses for churn.
-    pub fn tuning_cql(&self) -> Vec<String> {
+    /// before) the options `create_schema` uses for churn, with this grace period.
+    pub fn tuning_cql(&self, gc_grace_seconds: u32) -> Vec<String> {
+        let options = churn_options(gc_grace_seconds);
         [self.table.clone(), self.config.qualified_claims_table()]
             .iter()
-            .map(|t| format!("ALTER TABLE {t} WITH {CHURN_OPTIONS}"))
+            .map(|t| format!("ALTER TABLE {t} WITH {options}"))
             .collect()
     }
 
     /// Runs `tuning_cql` (the claims table's statement only if that table exists).
-    pub async fn tune_tables(&self) -> Result<Vec<String>> {
+    pub async fn tune_tables(&self, gc_grace_seconds: u32) -> Result<Vec<String>> {
         let session = self.session().await?;
         let mut done = Vec::new();
-        for (i, cql) in self.tuning_cql().into_iter().enumerate() {
+        for (i, cql) in self.tuning_cql(gc_grace_seconds).into_iter().enumerate() {
             match session.query_unpaged(cql.clone(), ()).await {
                 Ok(_) => done.push(cql),
                 Err(e) => {
@@ -715,25 +712,27 @@ impl CassandraStore {
         Ok(done)
     }
 
-    /// Creates the keyspace (SimpleStrategy, the given replication factor), the table the
-    /// original gem's users created by hand and, with `claims`, the claims table; does
-    /// nothing to ones that exist.
-    pub async fn create_schema(&self, replication_factor: u32, claims: bool) -> Result<()> {
+    /// Creates the keyspace (with the schema's replication), the table the original gem's
+    /// users created by hand and, with `schema.claims`, the claims table, both with the
+    /// options for churn; does nothing to ones that exist.
+    pub async fn create_schema(&self, schema: &Schema) -> Result<()> {
+        schema.replication.validate()?;
         let session = self.session().await?;
         let ks = &self.config.keyspace;
         let ddl = [
             format!(
-                "CREATE KEYSPACE IF NOT EXISTS {ks} WITH replication = \
-                 {{'class': 'SimpleStrategy', 'replication_factor': {replication_factor}}}"
+                "CREATE KEYSPACE IF NOT EXISTS {ks} WITH replication = {}",
+                schema.replication.cql()
             ),
             format!(
                 "CREATE TABLE IF NOT EXISTS {} (task_list text, id text, data text, type text, \
-                 PRIMARY KEY ((task_list), id, type)) WITH {CHURN_OPTIONS}",
-                self.table
+                 PRIMARY KEY ((task_list), id, type)) WITH {}",
+                self.table,
+                churn_options(schema.gc_grace_seconds)
             ),
-            claims::create_table_cql(&self.config),
+            claims::create_table_cql(&self.config, schema.gc_grace_seconds),
         ];
-        for cql in ddl.into_iter().take(if claims { 3 } else { 2 }) {
+        for cql in ddl.into_iter().take(if schema.claims { 3 } else { 2 }) {
             session
                 .query_unpaged(cql, ())
                 .await
