@@ -126,7 +126,7 @@ raw("sequential", 200)
 # compactions and JVM pauses), and alternating keeps either side from always going first. The
 # reference is the faster runtime's median. Every counted round's rate goes to results.json.
 ROUNDS = Integer(ENV.fetch("TASK_BENCH_ROUNDS", "5"))
-def rounds(gem, ref, warmup: 1)
+def rounds(gem, ref, warmup: 1, rounds: ROUNDS)
   gem_rates = []
   ref_rates = Hash.new { |h, k| h[k] = [] }
   # Rounds first that are not counted: a node just started (or still compacting after the
@@ -136,7 +136,7 @@ def rounds(gem, ref, warmup: 1)
     gem.call
     ref.call
   end
-  ROUNDS.times do
+  rounds.times do
     gem_rates << gem.call
     r = ref.call
     (r.is_a?(Hash) ? r : { "reference" => r }).each { |k, v| ref_rates[k] << v }
@@ -181,6 +181,28 @@ a.delete_list(list)
 puts format("%-12s peak RSS growth over a %d-task scan: %.1f MB (target < 64)", "scan-200k", count, growth200)
 results << { workload: "scan-200k-memory", tasks: count, peak_rss_growth_mb: growth200.round(1), target_mb: 64,
              met: growth200 < 64 }
+
+# count: Task::Task.count over a list of 1,000,000 tasks (ids read a page at a time), loaded by
+# bench/raw. Fewer rounds: each reads the whole list.
+count = n(1_000_000)
+list = "count-#{count}-#{SecureRandom.hex(4)}"
+loading = now
+raw("load", count, list, runtimes: %w[multi])
+puts format("%-12s loaded %d tasks in %.0f s", "count", count, now - loading)
+count_seconds = []
+m = rounds(lambda {
+  started = now
+  counted = Task::Task.count(list)
+  raise "count said #{counted} of #{count}" unless counted == count
+
+  count_seconds << now - started
+  count / count_seconds.last
+}, -> { raw("count", count, list) }, rounds: 3)
+a.delete_list(list)
+record.call("count", m, 0.8, "tasks counted",
+            note: format("count of %d in %.2f s (median); no target set, 0.8 shown for reference", count,
+                         median(count_seconds.drop(1))),
+            tasks: count, seconds: median(count_seconds.drop(1)).round(2))
 
 # 1. sequential: save, find, complete one task at a time from one thread.
 count = n(3000)

@@ -7,7 +7,8 @@
 //! concurrent callers), bulk (n saves, 64 in flight), scan (page through `list`, 5000 a page),
 //! load (store n tasks into `list`, for scan), claim and claim8 (n stored tasks claimed and
 //! completed, by one caller or 8: the gem's CQL for `claim` + `complete`, lightweight
-//! transaction included). Prints one JSON line: {"ops":..,"seconds":..}.
+//! transaction included), count (page through the ids of `list`, counting them). Prints one
+//! JSON line: {"ops":..,"seconds":..}.
 //!
 //! RAW_RUNTIME=current runs everything on one thread (a current-thread tokio runtime, as the
 //! gem does); the default is a two-worker multi-thread runtime. bin/bench runs both and keeps
@@ -32,6 +33,7 @@ struct Stmts {
     find: PreparedStatement,
     delete: PreparedStatement,
     scan: PreparedStatement,
+    count: PreparedStatement,
     claim_read: PreparedStatement,
     claim_first: Batch,
     claim_delete: PreparedStatement,
@@ -51,8 +53,10 @@ async fn prepare(session: &Session, table: &str) -> Stmts {
             "INSERT INTO {table} (task_list, id, data, type) VALUES (?, ?, ?, ?)"
         ))
         .await,
+        // The gem reads each task's write time too (`saved_at`).
         find: prep(format!(
-            "SELECT task_list, id, data, type FROM {table} WHERE task_list = ? AND id = ? LIMIT 1"
+            "SELECT task_list, id, data, type, WRITETIME(data) FROM {table} \
+             WHERE task_list = ? AND id = ? LIMIT 1"
         ))
         .await,
         delete: prep(format!(
@@ -60,9 +64,10 @@ async fn prepare(session: &Session, table: &str) -> Stmts {
         ))
         .await,
         scan: prep(format!(
-            "SELECT task_list, id, data, type FROM {table} WHERE task_list = ?"
+            "SELECT task_list, id, data, type, WRITETIME(data) FROM {table} WHERE task_list = ?"
         ))
         .await,
+        count: prep(format!("SELECT id FROM {table} WHERE task_list = ?")).await,
         claim_read: prep(format!(
             "SELECT owner, attempts FROM {table}_claims WHERE task_list = ? AND id = ?"
         ))
@@ -128,12 +133,13 @@ async fn claim_and_complete(session: &Session, st: &Stmts, list: &str, id: &str,
         .expect("delete claim");
 }
 
-/// Decodes every row of a result into the four columns, as the gem does; returns how many.
+/// Decodes every row of a result into the four columns and the write time, as the gem does;
+/// returns how many.
 fn read_rows(res: QueryResult) -> usize {
     let rows = res.into_rows_result().expect("rows");
     let mut count = 0;
     for row in rows
-        .rows::<(String, String, Option<String>, String)>()
+        .rows::<(String, String, Option<String>, String, Option<i64>)>()
         .expect("typed")
     {
         std::hint::black_box(row.expect("row"));
@@ -188,7 +194,7 @@ fn main() {
 async fn run() {
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 5 {
-        eprintln!("usage: raw-bench <host:port> <keyspace> <sequential|threads|bulk|scan|load> <n> [list]");
+        eprintln!("usage: raw-bench <host:port> <keyspace> <sequential|threads|bulk|scan|load|count|claim|claim8> <n> [list]");
         std::process::exit(2);
     }
     let (node, keyspace, workload) = (&args[1], &args[2], args[3].as_str());
@@ -275,6 +281,23 @@ async fn run() {
             saves(session.clone(), st.clone(), list.clone(), n, 64).await;
             n
         }
+        "count" => {
+            let mut count = 0;
+            let mut paging = PagingState::start();
+            loop {
+                let (res, next) = session
+                    .execute_single_page(&st.count, (&list,), paging)
+                    .await
+                    .expect("page");
+                // As the gem counts: the page's row count, the ids left undecoded.
+                count += res.into_rows_result().expect("rows").rows_num();
+                match next.into_paging_control_flow() {
+                    ControlFlow::Break(()) => break,
+                    ControlFlow::Continue(p) => paging = p,
+                }
+            }
+            count
+        }
         "scan" => {
             let mut count = 0;
             let mut paging = PagingState::start();
@@ -297,7 +320,7 @@ async fn run() {
         }
     };
     let seconds = started.elapsed().as_secs_f64();
-    if workload != "load" && workload != "scan" {
+    if !matches!(workload, "load" | "scan" | "count") {
         session
             .query_unpaged(
                 format!("DELETE FROM {keyspace}.tasks WHERE task_list = ?"),

@@ -127,6 +127,14 @@ const OPTIONS: &[Opt] = &[
         show: Some(|r, c| c.connection.local_datacenter.as_deref().into_value_with(r)),
     },
     Opt {
+        name: "datacenter_failover",
+        read: |r, c, v| {
+            c.connection.datacenter_failover = args::boolean(r, "datacenter_failover", v)?;
+            Ok(())
+        },
+        show: Some(|r, c| c.connection.datacenter_failover.into_value_with(r)),
+    },
+    Opt {
         name: "username",
         read: |r, c, v| {
             c.connection.username = optional_text(r, "username", v)?;

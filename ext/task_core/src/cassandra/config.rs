@@ -46,6 +46,9 @@ pub struct ConnectionKey {
     pub port: u16,
     pub connect_timeout: Duration,
     pub local_datacenter: Option<String>,
+    /// Whether requests may go to another datacenter's nodes once no node of the local one
+    /// can take them (only with `local_datacenter`).
+    pub datacenter_failover: bool,
     pub username: Option<String>,
     pub password: Option<String>,
     /// TLS to the nodes, verifying their certificates against these CAs (a PEM file), or
@@ -71,6 +74,7 @@ impl Default for ConnectionKey {
             port: 9042,
             connect_timeout: Duration::from_secs(5),
             local_datacenter: None,
+            datacenter_failover: false,
             username: None,
             password: None,
             tls: false,
@@ -132,6 +136,13 @@ impl CassandraConfig {
             }
         }
         let conn = &mut self.connection;
+        if conn.datacenter_failover && conn.local_datacenter.is_none() {
+            return Err(Error::InvalidArgument(
+                "datacenter_failover needs local_datacenter: without one, requests go to every \
+                 datacenter already"
+                    .into(),
+            ));
+        }
         if let Some(ca) = &conn.tls_ca_file {
             if !std::path::Path::new(ca).is_file() {
                 return Err(Error::InvalidArgument(format!(

@@ -206,7 +206,7 @@ impl CassandraStore {
                     profile = profile.load_balancing_policy(
                         DefaultPolicy::builder()
                             .prefer_datacenter(dc.clone())
-                            .permit_dc_failover(false)
+                            .permit_dc_failover(conn.datacenter_failover)
                             .build(),
                     );
                 }
