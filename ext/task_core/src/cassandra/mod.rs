@@ -213,7 +213,11 @@ impl CassandraStore {
                 let mut builder = SessionBuilder::new()
                     .known_nodes(conn.contact_points())
                     .connection_timeout(conn.connect_timeout)
-                    .fetch_schema_metadata(false)
+                    // The keyspaces' replication (minimal metadata, no columns or types): without
+                    // it the driver cannot tell a partition's replicas, and token-aware routing
+                    // falls back to any node, a second hop for most requests on a cluster.
+                    .fetch_schema_metadata(true)
+                    .fetch_full_schema_metadata(false)
                     .default_execution_profile_handle(profile.build().into_handle());
                 if let (Some(u), Some(p)) = (&conn.username, &conn.password) {
                     builder = builder.user(u, p);
