@@ -23,9 +23,13 @@ Gem::Specification.new do |spec|
     "Cargo.toml",
     "Cargo.lock",
     "README.md",
+    "CHANGELOG.md",
     "LICENSE.txt"
   ]
+  spec.metadata = { "rubygems_mfa_required" => "true" }
   spec.require_paths = ["lib"]
-  # Compiled with cargo on the installing machine (Rust 1.80+, libclang and Ruby headers).
+  # Compiled with cargo on the installing machine; `rake native` builds a precompiled gem that
+  # needs none of this.
   spec.extensions = ["ext/task_native/extconf.rb"]
+  spec.requirements = ["Rust 1.88 or newer (rustup), libclang and Ruby's headers, to build the native extension"]
 end

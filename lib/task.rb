@@ -3,9 +3,30 @@
 require_relative "task/version"
 require_relative "task/error"
 # The native extension: Task::Task, Task::DataInterface::Interface and the adapters.
-require "task/task_native"
+begin
+  # A precompiled gem carries the extension under lib/task/<Ruby major.minor>/; a source
+  # install or a checkout has it in lib/task/.
+  abi = RUBY_VERSION[/\A\d+\.\d+/]
+  begin
+    require "task/#{abi}/task_native"
+  rescue LoadError => e
+    raise unless e.path.nil? || e.path.end_with?("task/#{abi}/task_native")
+
+    require "task/task_native"
+  end
+rescue LoadError => e
+  raise unless e.path.nil? || e.path.end_with?("task/task_native")
+
+  # A checkout (a Bundler path: source, or a git clone) whose extension was never built.
+  raise LoadError, "task: its native extension (task/task_native) is not built. In the gem's " \
+                   "directory (#{File.expand_path("..", __dir__)}) run `rake compile` (Rust 1.80+, " \
+                   "libclang and Ruby's headers needed; see README.md). Bundler builds it for git: " \
+                   "sources but not for path: ones. (#{e.message})"
+end
 require_relative "task/task"
 require_relative "task/claims"
 require_relative "task/lists"
+require_relative "task/json_form"
+require_relative "task/adapters"
 require_relative "task/generator"
 require_relative "task/tasks/composite_task"

@@ -121,6 +121,14 @@ RSpec.describe Task::DataInterface::CassandraAdapter do
       .to start_with("ALTER TABLE #{keyspace}.tasks WITH gc_grace_seconds = 600 AND compaction")
   end
 
+  it "shows where it points in inspect, never the password" do
+    adapter = described_class.new(hosts: ["127.0.0.1", "127.0.0.2:9043"], keyspace: "inspected", username: "app",
+                                  password: "s3cret-pw", consistency: :quorum)
+    expect(adapter.inspect).to eq("#<Task::DataInterface::CassandraAdapter hosts=127.0.0.1:9042,127.0.0.2:9043 " \
+                                  "keyspace=inspected table=tasks consistency=quorum user=app>")
+    expect(adapter.inspect).not_to include("s3cret")
+  end
+
   it "raises NoHostAvailable naming the host when nothing answers" do
     adapter = described_class.new(hosts: ["127.0.0.1"], port: 1, connect_timeout: 1, retry_deadline: 0.2)
     expect { adapter.find("l", "1") }.to raise_error(Task::Error::NoHostAvailable, /127\.0\.0\.1:1/)

@@ -65,6 +65,13 @@ RSpec.describe "Careless calls" do
         .to raise_error(ArgumentError, /unknown CassandraAdapter options :hots, :prot \(accepted: :hosts, :port, :keyspace, /)
     end
 
+    it "include task_rb's client:, refused with the way to migrate" do
+      expect { Task::DataInterface::CassandraAdapter.new(client: Object.new) }
+        .to raise_error(ArgumentError, /CassandraAdapter takes no client: .*hosts:, port:, keyspace:.*Migrating from task_rb/)
+      expect { Task::DataInterface::Interface.new(client: Object.new) }
+        .to raise_error(ArgumentError, /Interface takes no client: /)
+    end
+
     it "are refused by the default adapter builder of Interface.new, which still takes :adapter" do
       expect { Task::DataInterface::Interface.new(hots: ["127.0.0.2"], keyspace: "my_tasks") }
         .to raise_error(ArgumentError, /unknown Interface option :hots \(accepted: :adapter, :hosts, :port, :keyspace, /)

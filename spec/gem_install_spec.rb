@@ -43,4 +43,69 @@ RSpec.describe "the gem" do
       expect(data).to eq(x: 1)
     end
   end
+
+  it "stops a source install within seconds, naming what to install, when Rust or libclang is missing" do
+    root = File.expand_path("..", __dir__)
+    Dir.mktmpdir("task-gem") do |dir|
+      built = IO.popen(%w[gem build task.gemspec --output] + [File.join(dir, "task.gem")],
+                       chdir: root, err: %i[child out], &:read)
+      expect($?.success?).to be(true), built
+      home = File.join(dir, "home")
+      base = { "GEM_HOME" => home, "GEM_PATH" => home, "RUBYLIB" => nil, "RUBYOPT" => nil }
+      {
+        "no Rust" => [{ "PATH" => "/usr/bin:/bin", "HOME" => dir, "CARGO" => nil },
+                      ["cargo (Rust) was not found", "rustup", "1.88"]],
+        "no libclang" => [{ "LIBCLANG_PATH" => File.join(dir, "nowhere") },
+                          ["libclang was not found", "apt-get install libclang-dev"]]
+      }.each do |name, (env, says)|
+        started = now
+        out = IO.popen(base.merge(env), %w[gem install --local --no-document] + [File.join(dir, "task.gem")],
+                       chdir: dir, err: %i[child out], &:read)
+        took = now - started
+        expect($?.success?).to be(false)
+        expect(out).to include(*says)
+        expect(Dir[File.join(home, "**", "target")]).to eq([]) # nothing built, nothing left
+        report format("source gem with %s: stopped after %.1f s", name, took)
+      end
+    end
+  end
+
+  it "installs the precompiled gem for this platform in seconds, with no cargo on the PATH" do
+    root = File.expand_path("..", __dir__)
+    built = IO.popen(%w[rake native], chdir: root, err: %i[child out], &:read)
+    expect($?.success?).to be(true), built
+    abi = RUBY_VERSION[/\A\d+\.\d+/]
+    file = File.join(root, "pkg", "task-#{Task::VERSION}-#{Gem::Platform.local}.gem")
+    spec = Gem::Package.new(file).spec
+    expect(spec.platform.to_s).to eq(Gem::Platform.local.to_s)
+    expect(spec.extensions).to eq([])
+    expect(spec.files).to include("lib/task.rb", "lib/task/#{abi}/task_native.#{RbConfig::CONFIG["DLEXT"]}")
+    expect(spec.files.grep(/\.rs\z|Cargo/)).to eq([])
+
+    Dir.mktmpdir("task-native-gem") do |dir|
+      home = File.join(dir, "home")
+      env = { "GEM_HOME" => home, "GEM_PATH" => home, "PATH" => "/usr/bin:/bin", "RUBYLIB" => nil, "RUBYOPT" => nil,
+              "CARGO" => nil, "RUSTUP_HOME" => nil }
+      %w[cargo rustc].each { |tool| expect(system(env, "sh", "-c", "command -v #{tool}", out: File::NULL)).to be(false) }
+      started = now
+      installed = IO.popen(env, %w[gem install --local --no-document] + [file], chdir: dir, err: %i[child out], &:read)
+      took = now - started
+      expect($?.success?).to be(true), installed
+      out = IO.popen(env, [RbConfig.ruby, "-e", <<~RUBY], chdir: dir, err: %i[child out], &:read)
+        require "task"
+        class Job; include Task::Task; end
+        Task::DataInterface::Interface.adapter_builder = ->(_) { Task::DataInterface::MemoryAdapter.new }
+        Job.create(task_list: "l", id: "1", x: 1)
+        puts [$LOADED_FEATURES.grep(/task_native/).first, Task::Task.find("l", "1").data].inspect
+      RUBY
+      expect($?.success?).to be(true), out
+      native, data = eval(out.lines.last) # rubocop:disable Security/Eval
+      expect(native).to start_with(home)
+      expect(native).to end_with("task/#{abi}/task_native.#{RbConfig::CONFIG["DLEXT"]}")
+      expect(data).to eq(x: 1)
+      footprint = Dir[File.join(home, "**", "*")].select { |f| File.file?(f) }.sum { |f| File.size(f) }
+      report format("precompiled gem: %.1f MB; installed in %.1f s (no cargo on the PATH), %.1f MB on disk",
+                    File.size(file) / 1048576.0, took, footprint / 1048576.0)
+    end
+  end
 end

@@ -60,6 +60,25 @@ RSpec.describe "with Sidekiq", :sidekiq do
     end
   end
 
+  it "hands a task to a job in its JSON-native form, which Sidekiq's strict arguments take, and back" do
+    Sidekiq.strict_args!
+    task = FetchFile.build(task_list: unique_list("strict"), id: "s1", filename: "s.txt", nested: { "k" => [1, :v] })
+    # task_rb's hand-off, as_hash, has Symbol keys: refused under strict arguments (Sidekiq 7's default).
+    expect { Sidekiq::Client.push("class" => "WorkJob", "queue" => "strict", "args" => [task.as_hash]) }
+      .to raise_error(ArgumentError, /native JSON types/)
+    Sidekiq::Client.push("class" => "WorkJob", "queue" => "strict", "args" => [task.as_json])
+    pushed = Sidekiq::Queue.new("strict").first.args.first
+    expect(pushed).to eq(task.as_json)
+    expect(JSON.generate(pushed)).to eq(task.to_json)
+    back = Task::Task.from_hash(pushed)
+    expect(back).to be_a(FetchFile)
+    expect([back.task_list, back.id, back.filename]).to eq([task.task_list, "s1", "s.txt"])
+    expect(back.data).to eq(filename: "s.txt", nested: { "k" => [1, "v"] })
+  ensure
+    Sidekiq.strict_args!(:warn)
+    Sidekiq::Queue.new("strict").clear
+  end
+
   it "runs every task at least once although the Sidekiq process was killed mid-way" do
     list = unique_list("sidekiq")
     store = cassandra_adapter

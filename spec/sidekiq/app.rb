@@ -1,12 +1,16 @@
 # frozen_string_literal: true
 
 # The application the Sidekiq spec runs in a real Sidekiq process: a generator job saves tasks
-# and enqueues one worker job per task with its as_hash; worker jobs rebuild, execute and
-# complete their task; a recovery job finishes whatever is left in the store.
+# and enqueues one worker job per task with its as_json (under strict arguments, as Sidekiq 7
+# has them); worker jobs rebuild, execute and complete their task; a recovery job finishes
+# whatever is left in the store.
 $LOAD_PATH.unshift File.expand_path("../../lib", __dir__)
 require "json"
 require "sidekiq"
 require "task"
+
+# What Sidekiq 7 does by default: job arguments must be JSON-native.
+Sidekiq.strict_args!
 
 Task::DataInterface::Interface.adapter_builder = lambda do |_options|
   Task::DataInterface::CassandraAdapter.new(hosts: ENV.fetch("TASK_CASSANDRA_HOSTS", "127.0.0.1").split(","),
@@ -35,7 +39,7 @@ class GenerateJob
   def perform(list, count)
     tasks = Array.new(count) { |i| PaintBoard.create(task_list: list, id: format("%05d", i), board: i) }
     Sidekiq.redis { |r| r.set("task-spec:generated:#{list}", count) }
-    tasks.each { |task| WorkJob.perform_async(JSON.parse(JSON.generate(task.as_hash))) }
+    tasks.each { |task| WorkJob.perform_async(task.as_json) }
   end
 end
 

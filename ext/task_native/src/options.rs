@@ -301,6 +301,16 @@ pub fn cassandra_config(
 ) -> Result<CassandraConfig, Error> {
     let mut c = CassandraConfig::default();
     if let Some(opts) = opts {
+        if opts.get(ruby.to_symbol("client")).is_some() {
+            return Err(errors::argument(
+                ruby,
+                format!(
+                    "{what} takes no client: (task_rb's Cassava client over the cassandra-driver \
+                     gem); give it hosts:, port:, keyspace: (and credentials) and it connects by \
+                     itself: see README.md, \"Migrating from task_rb\""
+                ),
+            ));
+        }
         let accepted: Vec<&str> = also_accepted
             .iter()
             .copied()
