@@ -16,7 +16,7 @@ use task_core::{
 };
 
 use crate::store::{PageAhead, StoreHandle};
-use crate::{args, classes, convert, errors, options, runtime};
+use crate::{args, classes, convert, errors, instrumentation, options, runtime};
 
 #[magnus::wrap(class = "Task::DataInterface::NativeAdapter", free_immediately, size)]
 pub struct Adapter {
@@ -753,13 +753,25 @@ impl TaskScan {
         let mut cursor: Option<Cursor> = rb_self.start.clone();
         let mut ahead: Option<PageAhead> = None;
         loop {
-            let page = match ahead.take() {
-                Some(p) if p.is_current_process() => store.take(ruby, p)?,
+            let started = std::time::Instant::now();
+            let fetched = match ahead.take() {
+                Some(p) if p.is_current_process() => store.take(ruby, p),
                 // Forked since the page ahead was requested: that request is the parent's.
                 // This process reads the same page again, from the same position, on its
                 // own connection.
-                _ => store.page(ruby, list, cursor.as_ref())?,
+                _ => store.page(ruby, list, cursor.as_ref()),
             };
+            if instrumentation::on() {
+                let count = fetched.as_ref().map_or(0, |p| p.records.len());
+                instrumentation::page(
+                    ruby,
+                    list,
+                    count,
+                    started.elapsed(),
+                    fetched.as_ref().err(),
+                )?;
+            }
+            let page = fetched?;
             cursor = page.next;
             // The store reads the next page while this one is handed to the block; leaving
             // the loop (break, exception) drops and cancels it.

@@ -6,6 +6,7 @@ mod classes;
 mod codec;
 mod convert;
 mod errors;
+mod instrumentation;
 mod interface;
 mod nogvl;
 mod options;
@@ -22,5 +23,6 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     let task_module = task::init(ruby, task)?;
     let interface = interface::init(ruby, data_interface)?;
     let cassandra_adapter = adapter::init(ruby, data_interface)?;
+    instrumentation::init(ruby, task)?;
     classes::keep(task_module, interface, cassandra_adapter)
 }
