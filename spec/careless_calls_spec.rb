@@ -62,7 +62,7 @@ RSpec.describe "Careless calls" do
       expect { Task::DataInterface::MemoryAdapter.new(pagesize: 3) }
         .to raise_error(ArgumentError, /unknown MemoryAdapter option :pagesize \(accepted: :page_size, :max_attempts, :default_ttl\)/)
       expect { Task::DataInterface::CassandraAdapter.new(hots: ["x"], prot: 1) }
-        .to raise_error(ArgumentError, /unknown CassandraAdapter options :hots, :prot \(accepted: :hosts, :port, :keyspace, /)
+        .to raise_error(ArgumentError, /unknown CassandraAdapter options :hots, :prot \(accepted: :logger, :hosts, :port, :keyspace, /)
     end
 
     it "include task_rb's client:, refused with the way to migrate" do

@@ -5,6 +5,7 @@ pub mod cassandra;
 pub mod claims;
 pub mod error;
 pub mod json;
+pub mod log;
 pub mod memory;
 pub mod record;
 pub mod schema;

@@ -120,7 +120,9 @@ fn cassandra_new(ruby: &Ruby, class: RClass, args: &[Value]) -> Result<Obj<Adapt
             ))
         }
     };
-    let config = options::cassandra_config(ruby, opts, "CassandraAdapter", &[])?;
+    // `logger:` is taken by lib/task/logging.rb before this; named here so that a misspelt
+    // option's message lists it.
+    let config = options::cassandra_config(ruby, opts, "CassandraAdapter", &["logger"])?;
     Ok(ruby.obj_wrap_as(Adapter::new(StoreSpec::Cassandra(Box::new(config))), class))
 }
 
@@ -540,6 +542,12 @@ impl Adapter {
         self.store.spec().clear();
     }
 
+    /// What this adapter's log lines name as their source (nil for the memory store, which
+    /// logs nothing).
+    fn log_source(&self) -> Option<String> {
+        self.store.spec().cassandra_config().map(|c| c.log_source())
+    }
+
     /// Pages read by scans of this adapter so far.
     fn pages_read(&self) -> u64 {
         self.store.pages_read()
@@ -828,6 +836,7 @@ pub fn init(ruby: &Ruby, data_interface: RModule) -> Result<RClass, Error> {
     native.define_method("max_attempts", method!(Adapter::max_attempts, 0))?;
     native.define_method("count", method!(Adapter::count, 1))?;
     native.define_method("lists", method!(Adapter::lists, 0))?;
+    native.define_method("log_source", method!(Adapter::log_source, 0))?;
 
     let memory = data_interface.define_class("MemoryAdapter", native)?;
     memory.define_singleton_method("new", method!(memory_new, -1))?;

@@ -8,6 +8,7 @@ mod convert;
 mod errors;
 mod instrumentation;
 mod interface;
+mod logging;
 mod nogvl;
 mod options;
 mod runtime;
@@ -24,5 +25,6 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     let interface = interface::init(ruby, data_interface)?;
     let cassandra_adapter = adapter::init(ruby, data_interface)?;
     instrumentation::init(ruby, task)?;
+    logging::init(ruby, task)?;
     classes::keep(task_module, interface, cassandra_adapter)
 }

@@ -127,6 +127,18 @@ const OPTIONS: &[Opt] = &[
         show: Some(|r, c| c.connection.local_datacenter.as_deref().into_value_with(r)),
     },
     Opt {
+        name: "slow_call",
+        read: |r, c, v| {
+            c.slow_call = if v.is_nil() {
+                None
+            } else {
+                Some(seconds(r, "slow_call", v)?)
+            };
+            Ok(())
+        },
+        show: Some(|r, c| c.slow_call.map(|d| d.as_secs_f64()).into_value_with(r)),
+    },
+    Opt {
         name: "datacenter_failover",
         read: |r, c, v| {
             c.connection.datacenter_failover = args::boolean(r, "datacenter_failover", v)?;

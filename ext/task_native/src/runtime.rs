@@ -22,7 +22,7 @@ use std::time::Duration;
 use magnus::{Error, Ruby};
 use task_core::Connector;
 
-use crate::{errors, nogvl};
+use crate::{errors, logging, nogvl};
 
 pub struct Runtime {
     pid: u32,
@@ -128,10 +128,17 @@ impl Runtime {
                 ));
             }
             match waited? {
-                Some(Ok(v)) => return Ok(v),
-                Some(Err(e)) => return Err(errors::from_core(ruby, e)),
+                Some(done) => {
+                    // What the call logged, before its outcome reaches Ruby.
+                    logging::flush(ruby)?;
+                    return done.map_err(|e| errors::from_core(ruby, e));
+                }
                 // Raises the pending interrupt, if any; `fut` is dropped on the way out.
-                None => nogvl::check_interrupts()?,
+                None => {
+                    nogvl::check_interrupts()?;
+                    // Woken for log lines, perhaps: delivered now, while the call waits on.
+                    logging::flush(ruby)?;
+                }
             }
             // A trap handler run by check_interrupts may have forked too.
             if !self.is_current_process() {
@@ -182,6 +189,7 @@ impl Runtime {
                             v = &mut fut => Some(v),
                             _ = wake.notified() => None,
                             _ = tokio::time::sleep(RECHECK) => None,
+                            _ = task_core::log::ready() => None,
                         };
                     }
                     // A permit left by an early unblock completes this at once.
@@ -189,6 +197,7 @@ impl Runtime {
                         biased;
                         v = &mut fut => Some(v),
                         _ = wake.notified() => None,
+                        _ = task_core::log::ready() => None,
                     };
                 }
                 // The first tick is immediate, so an interrupt that came before the call
@@ -200,7 +209,7 @@ impl Runtime {
                         biased;
                         v = &mut fut => return Some(v),
                         _ = tick.tick() => {
-                            if unblock.requested() {
+                            if unblock.requested() || task_core::log::pending() {
                                 return None;
                             }
                         }

@@ -30,6 +30,8 @@ pub struct CassandraConfig {
     pub serial: Serial,
     /// Time to live of a task saved without one (None: forever, as task_rb).
     pub default_ttl: Option<Duration>,
+    /// A call that takes longer is logged (at warn) when a logger is set; None: never.
+    pub slow_call: Option<Duration>,
 }
 
 /// SERIAL (linearizable across all datacenters) or LOCAL_SERIAL (within the local one).
@@ -96,12 +98,19 @@ impl Default for CassandraConfig {
             max_attempts: Some(crate::claims::DEFAULT_MAX_ATTEMPTS),
             serial: Serial::LocalSerial,
             default_ttl: None,
+            slow_call: Some(Duration::from_secs(2)),
         }
     }
 }
 
 impl CassandraConfig {
     /// Checks the config and normalises identifiers the way CQL reads unquoted ones.
+    /// What log lines about a store of this config name as their source: the qualified
+    /// table and the hosts.
+    pub fn log_source(&self) -> String {
+        format!("{}@{}", self.qualified_table(), self.host_list())
+    }
+
     pub fn validated(mut self) -> Result<Self> {
         let conn = &mut self.connection;
         if conn.hosts.is_empty() {

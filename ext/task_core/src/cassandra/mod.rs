@@ -28,6 +28,7 @@ pub use config::{
 use errors::{connect_error, connect_timeout, execution_error, prepare_error, unknown_outcome, Op};
 
 use crate::error::{Error, Result};
+use crate::log::Level as LogLevel;
 use crate::record::{check_list, TaskKey, TaskRecord};
 use crate::schema::{churn_options, Schema};
 use crate::Page;
@@ -183,6 +184,17 @@ impl CassandraStore {
         &self.config
     }
 
+    /// What log lines about this store name as their source: its table and hosts.
+    pub fn log_source(&self) -> String {
+        self.config.log_source()
+    }
+
+    fn log(&self, level: LogLevel, message: impl FnOnce() -> String) {
+        if crate::log::enabled() {
+            crate::log::log(level, &self.log_source(), message);
+        }
+    }
+
     fn op<'a>(&'a self, what: &'a str, is_write: bool) -> Op<'a> {
         Op {
             what,
@@ -227,11 +239,19 @@ impl CassandraStore {
                 }
                 // Building also fetches cluster metadata; bound the whole of it.
                 let limit = conn.connect_timeout * 2;
-                match tokio::time::timeout(limit, builder.build()).await {
+                let opened = match tokio::time::timeout(limit, builder.build()).await {
                     Ok(Ok(s)) => Ok(Arc::new(s)),
                     Ok(Err(e)) => Err(connect_error(&e, &self.hosts)),
                     Err(_) => Err(connect_timeout(&self.hosts, limit.as_secs_f64())),
+                };
+                // A failure is logged by the call that tried (with its attempt number).
+                if let Ok(s) = &opened {
+                    self.log(LogLevel::Info, || {
+                        let nodes = s.get_cluster_state().get_nodes_info().len();
+                        format!("session opened to {} ({nodes} nodes known)", self.hosts)
+                    });
                 }
+                opened
             })
             .await
     }
@@ -315,7 +335,10 @@ impl CassandraStore {
     {
         let mut backoff = Duration::from_millis(50);
         let guard = self.config.request_timeout + self.config.connection.connect_timeout * 2;
+        let started = Instant::now();
+        let mut attempts = 0u32;
         loop {
+            attempts += 1;
             // The driver's request future is several KB; boxed, it is built once on the heap
             // instead of being copied each time the futures around it move (into a task,
             // into the timeout): measured, those copies were a fifth of a bulk write's CPU.
@@ -332,10 +355,49 @@ impl CassandraStore {
             };
             match outcome {
                 Err(e) if e.is_transient() && !deadline.passed_after(backoff) => {
+                    self.log(LogLevel::Warn, || {
+                        format!(
+                            "{} failed (attempt {attempts}): {}; retrying in {} ms",
+                            what(),
+                            e.message(),
+                            backoff.as_millis()
+                        )
+                    });
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(2));
                 }
-                other => return other,
+                other => {
+                    let took = started.elapsed().as_secs_f64();
+                    match &other {
+                        Ok(_) if attempts > 1 => self.log(LogLevel::Info, || {
+                            format!(
+                                "{} succeeded at attempt {attempts}, {took:.1} s after the first",
+                                what()
+                            )
+                        }),
+                        Err(e) if attempts > 1 || e.is_transient() => {
+                            self.log(LogLevel::Error, || {
+                                format!(
+                                    "{} gave up after {attempts} attempts in {took:.1} s: {}",
+                                    what(),
+                                    e.message()
+                                )
+                            })
+                        }
+                        _ => {}
+                    }
+                    if let Some(slow) = self.config.slow_call {
+                        if took > slow.as_secs_f64() {
+                            self.log(LogLevel::Warn, || {
+                                format!(
+                                    "slow call: {} took {took:.3} s ({attempts} attempts)",
+                                    what()
+                                )
+                            });
+                        }
+                    }
+                    return other;
+                }
             }
         }
     }
@@ -703,7 +765,10 @@ impl CassandraStore {
         let mut done = Vec::new();
         for (i, cql) in self.tuning_cql(gc_grace_seconds).into_iter().enumerate() {
             match session.query_unpaged(cql.clone(), ()).await {
-                Ok(_) => done.push(cql),
+                Ok(_) => {
+                    self.log(LogLevel::Info, || format!("schema: {cql}"));
+                    done.push(cql)
+                }
                 Err(e) => {
                     let err = execution_error(&self.op("tuning the table", true), &e);
                     let missing = matches!(err.kind(), Error::QueryRejected(m) if m.contains("does not exist") || m.contains("unconfigured"));
@@ -738,9 +803,10 @@ impl CassandraStore {
         ];
         for cql in ddl.into_iter().take(if schema.claims { 3 } else { 2 }) {
             session
-                .query_unpaged(cql, ())
+                .query_unpaged(cql.clone(), ())
                 .await
                 .map_err(|e| execution_error(&self.op("creating the schema", true), &e))?;
+            self.log(LogLevel::Info, || format!("schema: {cql}"));
         }
         Ok(())
     }

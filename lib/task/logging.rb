@@ -1,0 +1,77 @@
+# frozen_string_literal: true
+
+module Task
+  class << self
+    # The logger of every Cassandra adapter that has none of its own (`logger:`); nil, the
+    # default, logs nothing. Any object with debug, info, warn and error (a Logger).
+    attr_reader :logger
+
+    def logger=(logger)
+      Logging.check(logger) unless logger.nil?
+      @logger = logger
+      Logging.refresh
+    end
+  end
+
+  # What gets logged, at which level: sessions opened (info) and connections that failed
+  # (warn), each retry of a call with its attempt number and reason (warn), a call that
+  # succeeded after retries (info) or gave up (error), calls slower than the adapter's
+  # `slow_call:` (warn, default 2 s), schema changes made by create_schema and tune_table
+  # (info). Nothing for a call that simply succeeded. Lines are delivered by the calling
+  # thread, while it waits and when the call returns; never from the I/O thread.
+  module Logging
+    @by_source = {}.freeze
+    @lock = Mutex.new
+
+    class << self
+      def check(logger)
+        return if %i[debug info warn error].all? { |m| logger.respond_to?(m) }
+
+        raise ArgumentError, "logger must respond to debug, info, warn and error (a Logger), got #{logger.inspect}"
+      end
+
+      # Lines about this source (an adapter's table and hosts) go to this logger.
+      def register(source, logger)
+        @lock.synchronize { @by_source = @by_source.merge(source => logger).freeze }
+        refresh
+      end
+
+      def refresh
+        self.native_enabled = !::Task.logger.nil? || !@by_source.empty?
+      end
+
+      # Called by the extension for each line.
+      def deliver(level, source, message)
+        logger = @by_source[source] || ::Task.logger
+        return unless logger
+
+        logger.public_send(level, source.empty? ? "task: #{message}" : "task [#{source}]: #{message}")
+      rescue StandardError => e
+        warn "task: the logger raised #{e.class}: #{e.message}"
+      end
+    end
+  end
+
+  module DataInterface
+    class CassandraAdapter
+      # `logger:`: this adapter's lines go to that logger instead of Task.logger.
+      module WithLogger
+        def new(*args, logger: nil, **options)
+          Logging.check(logger) unless logger.nil?
+          adapter = super(*args, **options)
+          unless logger.nil?
+            adapter.instance_variable_set(:@logger, logger)
+            Logging.register(adapter.log_source, logger)
+          end
+          adapter
+        end
+      end
+      singleton_class.prepend(WithLogger)
+
+      # The logger given to new, or nil (Task.logger then gets this adapter's lines).
+      def logger
+        @logger if instance_variable_defined?(:@logger)
+      end
+    end
+  end
+end
