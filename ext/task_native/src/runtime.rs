@@ -180,6 +180,9 @@ impl Runtime {
         let from_signal_handler = main && alone;
         let recheck = main && !alone;
         let rt = &self.tokio;
+        // Log lines wake the call only while some logger is set: the wait then registers on
+        // one more (process-wide) Notify.
+        let logging = task_core::log::enabled();
         nogvl::call(ruby, from_signal_handler, move |unblock| {
             rt.block_on(async move {
                 if let Some(wake) = unblock.notify() {
@@ -189,7 +192,7 @@ impl Runtime {
                             v = &mut fut => Some(v),
                             _ = wake.notified() => None,
                             _ = tokio::time::sleep(RECHECK) => None,
-                            _ = task_core::log::ready() => None,
+                            _ = task_core::log::ready(), if logging => None,
                         };
                     }
                     // A permit left by an early unblock completes this at once.
@@ -197,7 +200,7 @@ impl Runtime {
                         biased;
                         v = &mut fut => Some(v),
                         _ = wake.notified() => None,
-                        _ = task_core::log::ready() => None,
+                        _ = task_core::log::ready(), if logging => None,
                     };
                 }
                 // The first tick is immediate, so an interrupt that came before the call
