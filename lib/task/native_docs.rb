@@ -1,0 +1,298 @@
+# frozen_string_literal: true
+
+# Documentation only, never required: the methods the native extension (ext/task_native)
+# defines, for RDoc and ri (`ri Task::Task#save`). The Ruby-defined methods are documented
+# where they are defined. Signatures for type checkers are in sig/task.rbs.
+
+module Task
+  module Task
+    ##
+    # :method: task_list
+    # :call-seq: task_list -> String or nil
+    #
+    # The list the task belongs to (a String; Symbols, Integers and Floats given to the writer
+    # or to new are stored as their to_s).
+
+    ##
+    # :method: task_list=
+    # :call-seq: task_list = list
+    #
+    # Sets the list (coerced as task_list is).
+
+    ##
+    # :method: id
+    # :call-seq: id -> String or nil
+    #
+    # The task's id within its list; build gives a random hex one when none is given.
+
+    ##
+    # :method: id=
+    # :call-seq: id = id
+    #
+    # Sets the id (coerced as id is).
+
+    ##
+    # :method: data
+    # :call-seq: data -> Hash
+    #
+    # The task's data: a Hash with Symbol keys at the top level, as task_rb gave it.
+
+    ##
+    # :method: data=
+    # :call-seq: data = hash
+    #
+    # Replaces the data; a non-Hash raises ArgumentError.
+
+    ##
+    # :method: attributes
+    # :call-seq: attributes -> Hash
+    #
+    # <tt>{ task_list:, id:, data: }</tt>.
+
+    ##
+    # :method: as_hash
+    # :call-seq: as_hash -> Hash
+    #
+    # The task's wire form, task_rb's: <tt>{ task_list:, id:, data:, type: }</tt> with
+    # Symbol keys; Task::Task.from_hash takes it back. For job arguments use as_json.
+
+    ##
+    # :method: save
+    # :call-seq: save(ttl: nil) -> nil
+    #
+    # Stores the task through Task::Task.interface (an upsert: saving again is safe). With
+    # +ttl+ (seconds) the stored task disappears on its own after that long. Raises a
+    # Task::Error subclass naming the list and id when the store cannot take it;
+    # Task::Error::Timeout means the outcome is unknown.
+
+    ##
+    # :method: complete
+    # :call-seq: complete -> nil
+    #
+    # Deletes the task (and its claim) from the store: it is done. Completing a task that is
+    # not stored is fine.
+
+    ##
+    # :method: execute
+    # :call-seq: execute(opts = {})
+    #
+    # The work; task classes override it. The default raises NotImplementedError.
+
+    module ClassMethods
+      ##
+      # :method: build
+      # :call-seq: build(task_list:, id: nil, **data) -> task
+      #
+      # A new task of this class; every option but task_list and id goes into data.
+
+      ##
+      # :method: create
+      # :call-seq: create(task_list:, id: nil, **data) -> task
+      #
+      # build, then save.
+    end
+
+    ##
+    # :singleton-method: find
+    # :call-seq: find(task_list, id) -> task or nil
+    #
+    # The stored task, as an instance of the class named by its type; nil when none is stored.
+
+    ##
+    # :singleton-method: all
+    # :call-seq: all(task_list, on_bad_row: :raise, after: nil) -> Enumerator::Lazy
+    #
+    # Every task of the list, lazily, in id order, a page at a time. +after+: only ids after
+    # it (to resume). A row that cannot become a task raises Task::Error::BadData unless
+    # +on_bad_row+ is :skip or a callable taking (row, error).
+
+    ##
+    # :singleton-method: from_hash
+    # :call-seq: from_hash(hash) -> task
+    #
+    # The task an as_hash or as_json form describes (Symbol or String keys).
+
+    ##
+    # :singleton-method: interface
+    # :call-seq: interface -> Task::DataInterface::Interface
+    #
+    # The interface tasks are saved, found and completed through; built on first use with
+    # Interface.adapter_builder.
+
+    ##
+    # :singleton-method: interface=
+    # :call-seq: interface = interface_or_nil
+    #
+    # Replaces it (nil: build a new one on next use).
+  end
+
+  module DataInterface
+    class Interface
+      ##
+      # :singleton-method: adapter_builder
+      # :call-seq: adapter_builder -> callable or nil
+      #
+      # What makes the adapter of an Interface built without one: called with the
+      # Interface's options.
+
+      ##
+      # :singleton-method: adapter_builder=
+      # :call-seq: adapter_builder = callable
+      #
+      # Sets it; nil restores the default (a CassandraAdapter from :hosts, :port, :keyspace).
+
+      ##
+      # :method: adapter
+      # :call-seq: adapter -> adapter
+      #
+      # The adapter every call goes to.
+
+      ##
+      # :method: store
+      # :call-seq: store(task, ttl: nil) -> nil
+      #
+      # Saves through the adapter.
+
+      ##
+      # :method: find
+      # :call-seq: find(task_list, id) -> task or nil
+
+      ##
+      # :method: all
+      # :call-seq: all(task_list, on_bad_row: :raise, after: nil) -> Enumerable
+
+      ##
+      # :method: delete
+      # :call-seq: delete(task_list, id) -> nil
+    end
+
+    # What both stores share (MemoryAdapter and CassandraAdapter).
+    class NativeAdapter
+      ##
+      # :method: store
+      # :call-seq: store(task, ttl: nil) -> nil
+      #
+      # Upserts one task.
+
+      ##
+      # :method: find
+      # :call-seq: find(task_list, id) -> task or nil
+
+      ##
+      # :method: all
+      # :call-seq: all(task_list, on_bad_row: :raise, after: nil) -> Enumerable
+      #
+      # A scan object: each yields tasks a page at a time (Task::Task.all makes it lazy).
+
+      ##
+      # :method: delete
+      # :call-seq: delete(task_list, id) -> nil
+
+      ##
+      # :method: delete_list
+      # :call-seq: delete_list(task_list) -> nil
+      #
+      # Deletes every task of the list (one partition delete on Cassandra).
+
+      ##
+      # :method: store_many
+      # :call-seq: store_many(tasks, concurrency: 64) -> Integer
+      #
+      # Stores them all, at most +concurrency+ writes in flight; returns how many. A failure
+      # raises Task::Error::BulkFailure whose #failures names each task not written.
+
+      ##
+      # :method: delete_many
+      # :call-seq: delete_many(tasks_or_pairs, concurrency: 64) -> Integer
+      #
+      # Completes them all (tasks, or [task_list, id] pairs), as store_many.
+
+      ##
+      # :method: rows
+      # :call-seq: rows(task_list) -> Enumerable
+      #
+      # The stored rows as they are: <tt>{ task_list:, id:, type:, data: }</tt>, data the
+      # JSON text (nil for a null column).
+
+      ##
+      # :method: store_row
+      # :call-seq: store_row(task_list:, id:, type:, data:) -> nil
+      #
+      # Writes one row exactly as given (data is JSON text, not checked).
+
+      ##
+      # :method: count
+      # :call-seq: count(task_list) -> Integer
+      #
+      # How many tasks the list holds, counted a page at a time.
+
+      ##
+      # :method: lists
+      # :call-seq: lists -> Enumerator::Lazy
+      #
+      # The names of the lists that hold tasks, a page at a time.
+
+      ##
+      # :method: options
+      # :call-seq: options -> Hash
+      #
+      # The adapter's settings as new takes them (the password left out).
+
+      ##
+      # :method: log_source
+      # :call-seq: log_source -> String or nil
+      #
+      # What this adapter's log lines name as their source (table@hosts); nil for memory.
+    end
+
+    class MemoryAdapter
+      ##
+      # :singleton-method: new
+      # :call-seq: new(page_size: 5000, max_attempts: 25, default_ttl: nil) -> adapter
+      #
+      # An in-process store, for tests and demos: it keeps what the Cassandra table keeps, in
+      # the same order.
+
+      ##
+      # :method: clear
+      # :call-seq: clear -> nil
+      #
+      # Forgets every task and claim.
+    end
+
+    class CassandraAdapter
+      ##
+      # :singleton-method: new
+      # :call-seq: new(hosts: ["127.0.0.1"], port: 9042, keyspace: "tasks", **options) -> adapter
+      #
+      # An adapter for a Cassandra (or Scylla) table; nothing connects until the first call.
+      # Every option is in README.md, "Configuring the Cassandra adapter"; an unknown one
+      # raises ArgumentError naming it.
+
+      ##
+      # :method: create_schema
+      # :call-seq:
+      #   create_schema(replication_factor: 1, claims: true, gc_grace_seconds: 10800) -> nil
+      #   create_schema(replication: { "dc1" => 3 }, ...) -> nil
+      #
+      # Creates the keyspace, the task table and the claims table when missing.
+
+      ##
+      # :method: tune_table
+      # :call-seq: tune_table(run: false, gc_grace_seconds: 10800) -> Array of String
+      #
+      # The ALTER TABLE statements that give existing tables the options for churn; with
+      # +run+, runs them.
+
+      ##
+      # :method: create_claims_table
+      # :call-seq: create_claims_table -> nil
+
+      ##
+      # :singleton-method: open_sessions
+      # :call-seq: open_sessions -> Integer
+      #
+      # Driver sessions this process holds (one per distinct connection).
+    end
+  end
+end

@@ -1,0 +1,49 @@
+# frozen_string_literal: true
+
+require "tmpdir"
+
+# The API is documented for ri (native methods included, from lib/task/native_docs.rb, which
+# `gem install` turns into ri data) and typed in sig/ (RBS).
+RSpec.describe "documentation" do
+  root = File.expand_path("..", __dir__)
+
+  it "lets ri describe the native methods, with their parameters" do
+    Dir.mktmpdir("task-ri") do |dir|
+      dir = File.join(dir, "ri")
+      out = IO.popen(["rdoc", "--ri", "--quiet", "--op", dir, File.join(root, "lib")], err: %i[child out], &:read)
+      expect($?.success?).to be(true), out
+      {
+        "Task::Task#save" => ["save(ttl: nil) -> nil", "upsert"],
+        "Task::Task::all" => ["all(task_list, on_bad_row: :raise, after: nil)", "lazily"],
+        "Task::Task#as_json" => ["String keys"],
+        "Task::DataInterface::NativeAdapter#store_many" => ["store_many(tasks, concurrency: 64)", "BulkFailure"],
+        "Task::DataInterface::CassandraAdapter#create_schema" => ["replication:", "claims table"],
+        "Task::DataInterface::CassandraAdapter::new" => ["Configuring the Cassandra adapter"]
+      }.each do |name, texts|
+        shown = IO.popen(["ri", "-T", "-f", "markdown", "-d", dir, name], err: %i[child out], &:read)
+        expect($?.success?).to be(true), "ri #{name}: #{shown}"
+        expect(shown.gsub(/\s+/, " ")).to include(*texts) # ri wraps lines
+      end
+    end
+  end
+
+  it "has RBS signatures that validate and cover every public method" do
+    out = IO.popen([RbConfig.ruby, Gem.bin_path("rbs", "rbs"), "-I", File.join(root, "sig"), "validate"],
+                   err: %i[child out], &:read)
+    expect($?.success?).to be(true), out
+    sig = File.read(File.join(root, "sig", "task.rbs"))
+    data_interface = Task::DataInterface
+    missing = {
+      Task::Task => Task::Task.public_instance_methods(false),
+      Task::Task.singleton_class => Task::Task.singleton_methods(false) - %i[included],
+      data_interface::NativeAdapter => data_interface::NativeAdapter.public_instance_methods(false) -
+                                       %i[claim renew release retry_task claims], # reached through Task::Task
+      data_interface::CassandraAdapter => data_interface::CassandraAdapter.public_instance_methods(false) - %i[inspect],
+      data_interface::MemoryAdapter => data_interface::MemoryAdapter.public_instance_methods(false)
+    }.flat_map do |owner, names|
+      prefix = owner.singleton_class? ? "self." : ""
+      names.reject { |m| sig.include?("def #{prefix}#{m}:") }.map { |m| "#{owner}##{m}" }
+    end
+    expect(missing).to eq([])
+  end
+end
