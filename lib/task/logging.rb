@@ -42,12 +42,26 @@ module Task
 
       # Called by the extension for each line.
       def deliver(level, source, message)
-        logger = @by_source[source] || ::Task.logger
-        return unless logger
+        text = source.empty? ? "task: #{message}" : "task [#{source}]: #{message}"
+        loggers_for(source).each do |logger|
+          logger.public_send(level, text)
+        rescue StandardError => e
+          warn "task: the logger raised #{e.class}: #{e.message}"
+        end
+        nil
+      end
 
-        logger.public_send(level, source.empty? ? "task: #{message}" : "task [#{source}]: #{message}")
-      rescue StandardError => e
-        warn "task: the logger raised #{e.class}: #{e.message}"
+      private
+
+      # An adapter's lines go to its logger, else Task.logger. The driver's own lines (source
+      # "driver") concern every session: Task.logger, else every adapter logger.
+      def loggers_for(source)
+        own = @by_source[source]
+        return [own] if own
+        return [::Task.logger] if ::Task.logger
+        return @by_source.values.uniq if source == "driver"
+
+        []
       end
     end
   end

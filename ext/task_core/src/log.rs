@@ -95,6 +95,68 @@ pub async fn ready() {
     READY.notified().await;
 }
 
+/// Passes the driver's own events (its `tracing` events at debug level and above:
+/// connections opened and lost, nodes up and down, metadata refreshes) on as lines at debug,
+/// while a logger is set. Installed once per process as the global `tracing` subscriber.
+pub fn forward_driver_events() {
+    let _ = tracing::subscriber::set_global_default(DriverEvents);
+}
+
+struct DriverEvents;
+
+/// An event's fields as text: its message first, then `name=value` for the others.
+#[derive(Default)]
+struct Fields(String);
+
+impl tracing::field::Visit for Fields {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        use std::fmt::Write;
+        if !self.0.is_empty() {
+            self.0.push(' ');
+        }
+        let _ = if field.name() == "message" {
+            write!(self.0, "{value:?}")
+        } else {
+            write!(self.0, "{}={value:?}", field.name())
+        };
+    }
+}
+
+impl tracing::Subscriber for DriverEvents {
+    fn register_callsite(
+        &self,
+        _: &'static tracing::Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        // Asked anew each time: whether a logger is set changes at run time.
+        tracing::subscriber::Interest::sometimes()
+    }
+
+    fn enabled(&self, metadata: &tracing::Metadata<'_>) -> bool {
+        enabled() && metadata.is_event() && *metadata.level() <= tracing::Level::DEBUG
+    }
+
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+
+    fn event(&self, event: &tracing::Event<'_>) {
+        let meta = event.metadata();
+        log(Level::Debug, "driver", || {
+            let mut fields = Fields::default();
+            event.record(&mut fields);
+            format!("{} {}: {}", meta.level(), meta.target(), fields.0)
+        });
+    }
+
+    fn enter(&self, _: &tracing::span::Id) {}
+
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

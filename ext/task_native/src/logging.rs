@@ -31,6 +31,7 @@ pub fn flush(ruby: &Ruby) -> Result<(), Error> {
 }
 
 pub fn init(ruby: &Ruby, task: RModule) -> Result<(), Error> {
+    task_core::log::forward_driver_events();
     let m = task.define_module("Logging")?;
     m.define_singleton_method("native_enabled=", function!(task_core::log::set_enabled, 1))?;
     let _ = ruby;
