@@ -30,7 +30,8 @@ RSpec.describe "instrumentation" do
 
       by_name = events.group_by(&:name)
       expect(by_name["save.task"].map { |e| e.payload[:id] }).to eq(%w[1 2 3 4 5])
-      expect(by_name["save.task"].first.payload).to eq(task_list: list, id: "1")
+      expect(by_name["save.task"].first.payload).to eq(task_list: list, id: "1", attempts: 1)
+      expect((by_name["save.task"] + by_name["complete.task"]).map { |e| e.payload[:attempts] }).to all(eq(1))
       expect(by_name["find.task"].map { |e| [e.payload[:id], e.payload[:found]] })
         .to eq([["1", true], ["none", false], ["1", nil]])
       expect(by_name["find.task"].last.payload[:error]).to be_a(ArgumentError)
@@ -42,6 +43,18 @@ RSpec.describe "instrumentation" do
       expect(events.map(&:duration)).to all(be >= 0)
       expect(events.map { |e| e.payload[:id] }).not_to include("after")
     end
+  end
+
+  it "counts the attempts a retried request took" do
+    adapter = Task::DataInterface::CassandraAdapter.new(hosts: ["127.0.0.1"], port: 3, connect_timeout: 0.5,
+                                                        retry_deadline: 0.5)
+    events = []
+    subscription = Task.subscribe { |e| events << e }
+    expect { adapter.find(list, "1") }.to raise_error(Task::Error::NoHostAvailable)
+    Task.unsubscribe(subscription)
+    expect(events.map(&:name)).to eq(["find.task"])
+    expect(events[0].payload[:attempts]).to be >= 2
+    expect(events[0].payload[:error]).to be_a(Task::Error::NoHostAvailable)
   end
 
   it "goes to ActiveSupport::Notifications when it is loaded" do

@@ -41,7 +41,8 @@ RSpec.describe "logging" do
     keyspace = "task_spec_log#{SecureRandom.hex(3)}"
     adapter = cassandra_adapter(keyspace: keyspace, logger: logger)
     adapter.create_schema(claims: false)
-    expect(lines.grep(/\AINFO .*session opened to 127\.0\.0\.1:9042 \(1 nodes known\)/).size).to be <= 1
+    # The session may be an earlier example's (adapters with the same connection share one).
+    expect(lines.grep(/\AINFO .*session opened to 127\.0\.0\.1:#{cassandra_options[:port]} \(1 nodes known\)/).size).to be <= 1
     expect(lines.grep(/\AINFO task \[#{keyspace}\.tasks@.*\]: schema: CREATE (KEYSPACE|TABLE) IF NOT EXISTS #{keyspace}/).size).to eq(2)
     io.truncate(0)
     io.rewind
@@ -73,7 +74,7 @@ RSpec.describe "logging" do
     adapter.find(list, "1")
     driver = all_lines.grep(/\ADEBUG task \[driver\]: (DEBUG|INFO|WARN) scylla::/)
     expect(driver).not_to be_empty
-    expect(driver.join("\n")).to include("127.0.0.1:9042")
+    expect(driver.join("\n")).to include("127.0.0.1:#{cassandra_options[:port]}")
   ensure
     Task.logger = nil
   end

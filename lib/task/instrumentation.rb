@@ -3,9 +3,9 @@
 module Task
   # Events for what the adapters do: `save.task`, `find.task`, `complete.task`, `all.task`
   # (one per page a scan reads), `store_many.task`, `delete_many.task`, `claim.task`,
-  # `renew.task`, `release.task`. Each carries a payload (task_list, id or count, and the
-  # outcome where there is one) and how long it took; an event for a call that raised has the
-  # exception as payload[:error]. They go to ActiveSupport::Notifications subscribers when
+  # `renew.task`, `release.task`. Each carries a payload (task_list, id or count, the outcome
+  # where there is one, and for single-task calls the attempts its request took) and how long
+  # it took; an event for a call that raised has the exception as payload[:error]. They go to ActiveSupport::Notifications subscribers when
   # ActiveSupport is loaded, and to blocks given to `Task.subscribe`. Nobody listening, a
   # call costs one check.
   module Instrumentation
@@ -46,15 +46,21 @@ module Task
         self.native_events = !@subscribers.empty? || !active_support.nil?
       end
 
-      # Runs the block as the call the event reports.
-      def instrument(name, payload)
+      # Runs the block as the call the event reports. With `attempts`, the payload gets how
+      # many attempts the call's request took (1 unless it was retried).
+      def instrument(name, payload, attempts: false)
         to_active_support = active_support?(name)
         subscribers = @subscribers
         return yield if subscribers.empty? && !to_active_support
 
         started = clock
+        reset_attempts if attempts
         begin
-          to_active_support ? active_support.instrument(name, payload) { yield } : yield
+          if to_active_support
+            active_support.instrument(name, payload) { counted(payload, attempts) { yield } }
+          else
+            counted(payload, attempts) { yield }
+          end
         rescue Exception => e # rubocop:disable Lint/RescueException
           payload[:error] = e
           raise
@@ -75,6 +81,13 @@ module Task
       end
 
       private
+
+      # The attempts are noted by the extension on the calling thread as each request ends.
+      def counted(payload, attempts)
+        yield
+      ensure
+        payload[:attempts] = [self.attempts, 1].max if attempts
+      end
 
       def deliver(subscribers, name, payload, seconds)
         return if subscribers.empty?
@@ -106,20 +119,20 @@ module Task
       def store(task, *rest, **options)
         return super unless Instrumentation.listening?("save.task")
 
-        Instrumentation.instrument("save.task", key_of(task)) { super }
+        Instrumentation.instrument("save.task", key_of(task), attempts: true) { super }
       end
 
       def find(task_list, id)
         return super unless Instrumentation.listening?("find.task")
 
         payload = { task_list: task_list, id: id }
-        Instrumentation.instrument("find.task", payload) { super.tap { |t| payload[:found] = !t.nil? } }
+        Instrumentation.instrument("find.task", payload, attempts: true) { super.tap { |t| payload[:found] = !t.nil? } }
       end
 
       def delete(task_list, id)
         return super unless Instrumentation.listening?("complete.task")
 
-        Instrumentation.instrument("complete.task", { task_list: task_list, id: id }) { super }
+        Instrumentation.instrument("complete.task", { task_list: task_list, id: id }, attempts: true) { super }
       end
 
       def all(*args, **options)
@@ -145,7 +158,7 @@ module Task
           return super(task_list, id, seconds, owner) unless Instrumentation.listening?(name)
 
           payload = { task_list: task_list, id: id, owner: owner }
-          Instrumentation.instrument(name, payload) do
+          Instrumentation.instrument(name, payload, attempts: true) do
             super(task_list, id, seconds, owner).tap { |r| payload[:result] = r }
           end
         end

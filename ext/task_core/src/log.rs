@@ -37,6 +37,27 @@ pub struct Line {
     pub message: String,
 }
 
+thread_local! {
+    /// Attempts the last retried request on this thread took (0: none since `reset_attempts`).
+    /// Calls run on the thread that waits for them, so the caller reads its own call's.
+    static ATTEMPTS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Records how many attempts a request took (see `CassandraStore::retrying`).
+pub fn note_attempts(n: u32) {
+    ATTEMPTS.with(|a| a.set(n));
+}
+
+pub fn reset_attempts() {
+    ATTEMPTS.with(|a| a.set(0));
+}
+
+/// The attempts noted on this thread since the last reset (0: no request was retried or
+/// made).
+pub fn attempts() -> u32 {
+    ATTEMPTS.with(|a| a.get())
+}
+
 /// Lines kept while nobody drains them (a call waiting on another thread); older ones go.
 const MAX_QUEUED: usize = 1000;
 

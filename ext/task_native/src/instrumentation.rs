@@ -47,6 +47,11 @@ pub fn page(
 pub fn init(ruby: &Ruby, task: RModule) -> Result<(), Error> {
     let m = task.define_module("Instrumentation")?;
     m.define_singleton_method("native_events=", function!(set_on, 1))?;
+    m.define_singleton_method(
+        "reset_attempts",
+        function!(task_core::log::reset_attempts, 0),
+    )?;
+    m.define_singleton_method("attempts", function!(task_core::log::attempts, 0))?;
     let _ = ruby;
     Ok(())
 }

@@ -367,6 +367,7 @@ impl CassandraStore {
                     backoff = (backoff * 2).min(Duration::from_secs(2));
                 }
                 other => {
+                    crate::log::note_attempts(attempts);
                     let took = started.elapsed().as_secs_f64();
                     match &other {
                         Ok(_) if attempts > 1 => self.log(LogLevel::Info, || {
