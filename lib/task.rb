@@ -19,7 +19,7 @@ rescue LoadError => e
 
   # A checkout (a Bundler path: source, or a git clone) whose extension was never built.
   raise LoadError, "task: its native extension (task/task_native) is not built. In the gem's " \
-                   "directory (#{File.expand_path("..", __dir__)}) run `rake compile` (Rust 1.80+, " \
+                   "directory (#{File.expand_path("..", __dir__)}) run `rake compile` (Rust 1.88+, " \
                    "libclang and Ruby's headers needed; see README.md). Bundler builds it for git: " \
                    "sources but not for path: ones. (#{e.message})"
 end
