@@ -13,6 +13,12 @@ RSpec.describe "logging" do
 
   # The gem's own lines; the driver's (which also reach an adapter's logger when Task.logger
   # is not set) are checked on their own.
+  # The loggers these examples registered are forgotten, so later specs run without logging.
+  after do
+    Task::Logging.instance_variable_set(:@by_source, {}.freeze)
+    Task::Logging.refresh
+  end
+
   def lines
     all_lines.reject { |l| l.include?("task [driver]") }
   end
