@@ -6,12 +6,18 @@ require "tmpdir"
 # `gem build` then `gem install --local` into an empty GEM_HOME: the extension compiles with
 # cargo on install, and `require "task"` works from there with no checkout on the load path.
 RSpec.describe "the gem" do
+  # `gem build` of the source gem into dir/task.gem.
+  def build_source_gem(root, dir)
+    built = IO.popen(%w[gem build task.gemspec --output] + [File.join(dir, "task.gem")],
+                     chdir: root, err: %i[child out], &:read)
+    expect($?.success?).to be(true), built
+    File.join(dir, "task.gem")
+  end
+
   it "installs from its .gem file and loads from the install" do
     root = File.expand_path("..", __dir__)
     Dir.mktmpdir("task-gem") do |dir|
-      built = IO.popen(%w[gem build task.gemspec --output] + [File.join(dir, "task.gem")],
-                       chdir: root, err: %i[child out], &:read)
-      expect($?.success?).to be(true), built
+      build_source_gem(root, dir)
       # bench/raw is a cargo workspace of its own: the extension builds without it.
       files = Gem::Package.new(File.join(dir, "task.gem")).spec.files
       expect(files.grep(%r{\Abench/})).to be_empty
@@ -47,9 +53,7 @@ RSpec.describe "the gem" do
   it "stops a source install within seconds, naming what to install, when Rust or libclang is missing" do
     root = File.expand_path("..", __dir__)
     Dir.mktmpdir("task-gem") do |dir|
-      built = IO.popen(%w[gem build task.gemspec --output] + [File.join(dir, "task.gem")],
-                       chdir: root, err: %i[child out], &:read)
-      expect($?.success?).to be(true), built
+      build_source_gem(root, dir)
       home = File.join(dir, "home")
       base = { "GEM_HOME" => home, "GEM_PATH" => home, "RUBYLIB" => nil, "RUBYOPT" => nil }
       {

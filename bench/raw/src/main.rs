@@ -148,6 +148,28 @@ fn read_rows(res: QueryResult) -> usize {
     count
 }
 
+/// Pages through `statement` for the list; the sum of `rows` over the pages.
+async fn pages(
+    session: &Session,
+    statement: &PreparedStatement,
+    list: &str,
+    rows: impl Fn(QueryResult) -> usize,
+) -> usize {
+    let mut count = 0;
+    let mut paging = PagingState::start();
+    loop {
+        let (res, next) = session
+            .execute_single_page(statement, (list,), paging)
+            .await
+            .expect("page");
+        count += rows(res);
+        match next.into_paging_control_flow() {
+            ControlFlow::Break(()) => return count,
+            ControlFlow::Continue(p) => paging = p,
+        }
+    }
+}
+
 fn data(i: usize) -> String {
     format!("{{\"n\":{i},\"s\":\"payload {i}\"}}")
 }
@@ -281,39 +303,14 @@ async fn run() {
             saves(session.clone(), st.clone(), list.clone(), n, 64).await;
             n
         }
+        // As the gem counts: each page's row count, the ids left undecoded.
         "count" => {
-            let mut count = 0;
-            let mut paging = PagingState::start();
-            loop {
-                let (res, next) = session
-                    .execute_single_page(&st.count, (&list,), paging)
-                    .await
-                    .expect("page");
-                // As the gem counts: the page's row count, the ids left undecoded.
-                count += res.into_rows_result().expect("rows").rows_num();
-                match next.into_paging_control_flow() {
-                    ControlFlow::Break(()) => break,
-                    ControlFlow::Continue(p) => paging = p,
-                }
-            }
-            count
+            pages(&session, &st.count, &list, |res| {
+                res.into_rows_result().expect("rows").rows_num()
+            })
+            .await
         }
-        "scan" => {
-            let mut count = 0;
-            let mut paging = PagingState::start();
-            loop {
-                let (res, next) = session
-                    .execute_single_page(&st.scan, (&list,), paging)
-                    .await
-                    .expect("page");
-                count += read_rows(res);
-                match next.into_paging_control_flow() {
-                    ControlFlow::Break(()) => break,
-                    ControlFlow::Continue(p) => paging = p,
-                }
-            }
-            count
-        }
+        "scan" => pages(&session, &st.scan, &list, read_rows).await,
         other => {
             eprintln!("unknown workload {other}");
             std::process::exit(2);
