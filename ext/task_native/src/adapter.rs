@@ -529,10 +529,7 @@ impl Adapter {
             }
             _ => return Err(errors::argument(ruby, USAGE)),
         }
-        schema
-            .replication
-            .validate()
-            .map_err(|e| errors::from_core(ruby, e))?;
+        // The store refuses a bad replication before it connects.
         rb_self
             .store
             .run(ruby, |s| async move { s.create_schema(&schema).await })
