@@ -23,6 +23,7 @@ rescue LoadError => e
                    "libclang and Ruby's headers needed; see README.md). Bundler builds it for git: " \
                    "sources but not for path: ones. (#{e.message})"
 end
+require_relative "task/signatures"
 require_relative "task/task"
 require_relative "task/claims"
 require_relative "task/lists"

@@ -46,4 +46,20 @@ RSpec.describe "documentation" do
     end
     expect(missing).to eq([])
   end
+
+  it "shows every public method's parameters by name (irb, Method#inspect)" do
+    data_interface = Task::DataInterface
+    owners = [Task::Task, Task::Task.singleton_class, Task::Task::ClassMethods, data_interface::Interface,
+              data_interface::NativeAdapter, data_interface::CassandraAdapter, data_interface::MemoryAdapter]
+    unnamed = owners.flat_map do |owner|
+      owner.public_instance_methods(false).filter_map do |name|
+        params = owner.instance_method(name).parameters
+        # Setters are attributes (a single unnamed value is what Ruby shows for attr_writer too).
+        next if name.end_with?("=") || name == :included || params.all? { |(_, param_name)| param_name }
+
+        "#{owner}##{name}#{params.inspect}"
+      end
+    end
+    expect(unnamed).to eq([])
+  end
 end
