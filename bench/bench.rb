@@ -90,7 +90,14 @@ def data(i)
   { n: i, s: "payload #{i}" }
 end
 
+# TASK_BENCH_ONLY=bulk,objects runs only the workloads whose names start with one of those.
+ONLY = ENV["TASK_BENCH_ONLY"]&.split(",")
+def run?(name)
+  ONLY.nil? || ONLY.any? { |o| name.start_with?(o) }
+end
+
 results = []
+seq_save_rate = nil
 # `m`: what `rounds` measured for one workload.
 record = lambda do |name, m, target, unit, extra = {}|
   gem_rate = m[:gem]
@@ -161,141 +168,193 @@ def scan_once(list, count)
   [rate, growth]
 end
 
-count = n(100_000)
-list = "scan-#{count}-#{SecureRandom.hex(4)}"
-raw("load", count, list, runtimes: %w[multi])
-growth = 0.0
-m = rounds(lambda {
-  r, g = scan_once(list, count)
-  growth = [growth, g].max
-  r
-}, -> { raw("scan", count, list) }, warmup: 3)
-a.delete_list(list)
-record.call("scan", m, 0.5, "tasks", note: format("peak RSS +%.1f MB", growth), peak_rss_growth_mb: growth.round(1))
+if run?("scan")
+  count = n(100_000)
+  list = "scan-#{count}-#{SecureRandom.hex(4)}"
+  raw("load", count, list, runtimes: %w[multi])
+  growth = 0.0
+  m = rounds(lambda {
+    r, g = scan_once(list, count)
+    growth = [growth, g].max
+    r
+  }, -> { raw("scan", count, list) }, warmup: 3)
+  a.delete_list(list)
+  record.call("scan", m, 0.5, "tasks", note: format("peak RSS +%.1f MB", growth), peak_rss_growth_mb: growth.round(1))
 
-count = n(200_000)
-list = "scan-#{count}-#{SecureRandom.hex(4)}"
-raw("load", count, list, runtimes: %w[multi])
-_, growth200 = scan_once(list, count)
-a.delete_list(list)
-puts format("%-12s peak RSS growth over a %d-task scan: %.1f MB (target < 64)", "scan-200k", count, growth200)
-results << { workload: "scan-200k-memory", tasks: count, peak_rss_growth_mb: growth200.round(1), target_mb: 64,
-             met: growth200 < 64 }
+  count = n(200_000)
+  list = "scan-#{count}-#{SecureRandom.hex(4)}"
+  raw("load", count, list, runtimes: %w[multi])
+  _, growth200 = scan_once(list, count)
+  a.delete_list(list)
+  puts format("%-12s peak RSS growth over a %d-task scan: %.1f MB (target < 64)", "scan-200k", count, growth200)
+  results << { workload: "scan-200k-memory", tasks: count, peak_rss_growth_mb: growth200.round(1), target_mb: 64,
+               met: growth200 < 64 }
+end
 
 # count: Task::Task.count over a list of 1,000,000 tasks (ids read a page at a time), loaded by
 # bench/raw. Fewer rounds: each reads the whole list.
-count = n(1_000_000)
-list = "count-#{count}-#{SecureRandom.hex(4)}"
-loading = now
-raw("load", count, list, runtimes: %w[multi])
-puts format("%-12s loaded %d tasks in %.0f s", "count", count, now - loading)
-count_seconds = []
-m = rounds(lambda {
-  started = now
-  counted = Task::Task.count(list)
-  raise "count said #{counted} of #{count}" unless counted == count
+if run?("count")
+  count = n(1_000_000)
+  list = "count-#{count}-#{SecureRandom.hex(4)}"
+  loading = now
+  raw("load", count, list, runtimes: %w[multi])
+  puts format("%-12s loaded %d tasks in %.0f s", "count", count, now - loading)
+  count_seconds = []
+  m = rounds(lambda {
+    started = now
+    counted = Task::Task.count(list)
+    raise "count said #{counted} of #{count}" unless counted == count
 
-  count_seconds << now - started
-  count / count_seconds.last
-}, -> { raw("count", count, list) }, rounds: 3)
-a.delete_list(list)
-record.call("count", m, 0.8, "tasks counted",
-            note: format("count of %d in %.2f s (median); no target set, 0.8 shown for reference", count,
-                         median(count_seconds.drop(1))),
-            tasks: count, seconds: median(count_seconds.drop(1)).round(2))
+    count_seconds << now - started
+    count / count_seconds.last
+  }, -> { raw("count", count, list) }, rounds: 3)
+  a.delete_list(list)
+  record.call("count", m, 0.8, "tasks counted",
+              note: format("count of %d in %.2f s (median); no target set, 0.8 shown for reference", count,
+                           median(count_seconds.drop(1))),
+              tasks: count, seconds: median(count_seconds.drop(1)).round(2))
+end
 
 # 1. sequential: save, find, complete one task at a time from one thread.
-count = n(3000)
-seq_save_rates = []
-m = rounds(lambda {
-  list = "seq-#{SecureRandom.hex(4)}"
-  save_time = 0.0
-  started = now
-  count.times do |i|
-    task = BenchTask.new(task_list: list, id: format("%07d", i), data: data(i))
-    t = now
-    task.save
-    save_time += now - t
-    Task::Task.find(list, task.id)
-    task.complete
-  end
-  seq_save_rates << count / save_time
-  count / (now - started)
-}, -> { raw("sequential", count) })
-record.call("sequential", m, 0.7, "cycles")
-seq_save_rate = median(seq_save_rates.drop(1)) # the first was the warm-up round
+if run?("sequential")
+  count = n(3000)
+  seq_save_rates = []
+  m = rounds(lambda {
+    list = "seq-#{SecureRandom.hex(4)}"
+    save_time = 0.0
+    started = now
+    count.times do |i|
+      task = BenchTask.new(task_list: list, id: format("%07d", i), data: data(i))
+      t = now
+      task.save
+      save_time += now - t
+      Task::Task.find(list, task.id)
+      task.complete
+    end
+    seq_save_rates << count / save_time
+    count / (now - started)
+  }, -> { raw("sequential", count) })
+  record.call("sequential", m, 0.7, "cycles")
+  seq_save_rate = median(seq_save_rates.drop(1)) # the first was the warm-up round
+end
 
 # 2. threads: 8 Ruby threads saving.
-count = n(16_000)
-m = rounds(lambda {
-  list = "thr-#{SecureRandom.hex(4)}"
-  started = now
-  8.times.map do |t|
-    Thread.new do
-      (count / 8).times { |i| BenchTask.new(task_list: list, id: "#{t}-#{i}", data: data(i)).save }
-    end
-  end.each(&:join)
-  rate = count / (now - started)
-  a.delete_list(list)
-  rate
-}, -> { raw("threads", count) })
-record.call("threads", m, 0.8, "saves",
-            note: format("%.1fx workload 1's save rate (target >= 2)", m[:gem] / seq_save_rate),
-            vs_sequential_saves: (m[:gem] / seq_save_rate).round(2))
+if run?("threads")
+  count = n(16_000)
+  m = rounds(lambda {
+    list = "thr-#{SecureRandom.hex(4)}"
+    started = now
+    8.times.map do |t|
+      Thread.new do
+        (count / 8).times { |i| BenchTask.new(task_list: list, id: "#{t}-#{i}", data: data(i)).save }
+      end
+    end.each(&:join)
+    rate = count / (now - started)
+    a.delete_list(list)
+    rate
+  }, -> { raw("threads", count) })
+  record.call("threads", m, 0.8, "saves",
+              note: seq_save_rate && format("%.1fx workload 1's save rate (target >= 2)", m[:gem] / seq_save_rate),
+              vs_sequential_saves: seq_save_rate && (m[:gem] / seq_save_rate).round(2))
+end
 
 # 3. bulk: store 50,000 tasks at once.
-count = n(50_000)
-m = rounds(lambda {
-  list = "bulk-#{SecureRandom.hex(4)}"
-  tasks = Array.new(count) { |i| BenchTask.new(task_list: list, id: format("%07d", i), data: data(i)) }
-  started = now
-  a.store_many(tasks)
-  rate = count / (now - started)
-  a.delete_list(list)
-  rate
-}, -> { raw("bulk", count) })
-record.call("bulk", m, 0.9, "saves")
+if run?("bulk")
+  count = n(50_000)
+  m = rounds(lambda {
+    list = "bulk-#{SecureRandom.hex(4)}"
+    tasks = Array.new(count) { |i| BenchTask.new(task_list: list, id: format("%07d", i), data: data(i)) }
+    started = now
+    a.store_many(tasks, batched: false)
+    rate = count / (now - started)
+    a.delete_list(list)
+    rate
+  }, -> { raw("bulk", count) })
+  record.call("bulk", m, 0.9, "saves", note: "batched: false, one request per task")
+end
+
+# 3b. bulk-batched: the same 50,000 tasks as unlogged batches of one list (the default), in one
+# list and spread over 100 lists, against raw Rust doing per-row inserts (64 in flight, the
+# driver's best without batches) and raw Rust sending the same batches.
+if run?("bulk-batched")
+  count = n(50_000)
+  [["bulk-batched", 1, 3.0], ["bulk-batch100", 100, 2.0]].each do |name, lists, per_row_target|
+    list_of = ->(base, i) { lists == 1 ? base : "#{base}-#{i * lists / count}" }
+    m = rounds(lambda {
+      base = "bb-#{SecureRandom.hex(4)}"
+      tasks = Array.new(count) { |i| BenchTask.new(task_list: list_of.(base, i), id: format("%07d", i), data: data(i)) }
+      started = now
+      a.store_many(tasks)
+      rate = count / (now - started)
+      lists.times { |k| a.delete_list(lists == 1 ? base : "#{base}-#{k}") }
+      rate
+    }, lambda {
+      per_row = raw(lists == 1 ? "bulk" : "bulk100", count)
+      batches = raw(lists == 1 ? "batched" : "batched100", count)
+      { "per-row" => per_row.values.max, "batches" => batches.values.max }
+    })
+    per_row = median(m[:reference_rounds]["per-row"])
+    batches = median(m[:reference_rounds]["batches"])
+    record.call(name, m.merge(reference: per_row), per_row_target, "saves",
+                note: "reference: raw per-row inserts", reference_kind: "per-row")
+    if lists == 1
+      record.call("#{name}/b", m.merge(reference: batches), 0.9, "saves",
+                  note: "reference: raw Rust, the same batches", reference_kind: "batches")
+    else
+      puts format("%-12s %12.0f %12.0f %8.2f   (no target; raw Rust, the same batches)", "#{name}/b",
+                  m[:gem], batches, m[:gem] / batches)
+    end
+  end
+end
 
 # 4. claims: claim + complete of stored tasks, from one thread and from 8 (a lightweight
 # transaction per claim: what it costs here).
-[["claim", 1, n(1500)], ["claim8", 8, n(3000)]].each do |name, threads, count|
-  m = rounds(lambda {
-    list = "#{name}-#{SecureRandom.hex(4)}"
-    tasks = Array.new(count) { |i| BenchTask.new(task_list: list, id: format("%07d", i), data: data(i)) }
-    a.store_many(tasks)
-    started = now
-    threads.times.map do |t|
-      Thread.new do
-        owner = "bench:#{Process.pid}:#{t}"
-        tasks.each_with_index do |task, i|
-          next unless i % threads == t
+if run?("claim")
+  [["claim", 1, n(1500)], ["claim8", 8, n(3000)]].each do |name, threads, count|
+    m = rounds(lambda {
+      list = "#{name}-#{SecureRandom.hex(4)}"
+      tasks = Array.new(count) { |i| BenchTask.new(task_list: list, id: format("%07d", i), data: data(i)) }
+      a.store_many(tasks)
+      started = now
+      threads.times.map do |t|
+        Thread.new do
+          owner = "bench:#{Process.pid}:#{t}"
+          tasks.each_with_index do |task, i|
+            next unless i % threads == t
 
-          task.claim(for: 60, owner: owner) or raise "claim of #{task.id} refused"
-          task.complete
+            task.claim(for: 60, owner: owner) or raise "claim of #{task.id} refused"
+            task.complete
+          end
         end
-      end
-    end.each(&:join)
-    count / (now - started)
-  }, -> { raw(name, count) })
-  record.call(name, m, 0.7, "claims", note: "claim + complete; no target set, 0.7 shown for reference")
+      end.each(&:join)
+      count / (now - started)
+    }, -> { raw(name, count) })
+    record.call(name, m, 0.7, "claims", note: "claim + complete; no target set, 0.7 shown for reference")
+  end
 end
 
 # 5. objects: build + as_hash + JSON + from_hash, no I/O, against the plain-Ruby class.
-def objects(klass, count, from_hash)
-  started = now
-  count.times do |i|
-    task = klass.build(task_list: "objects", id: i.to_s, n: i, s: "payload")
-    from_hash.call(JSON.parse(JSON.generate(task.as_hash)))
+if run?("objects")
+  def objects(klass, count, from_hash)
+    started = now
+    count.times do |i|
+      task = klass.build(task_list: "objects", id: i.to_s, n: i, s: "payload")
+      from_hash.call(JSON.parse(JSON.generate(task.as_hash)))
+    end
+    count / (now - started)
   end
-  count / (now - started)
+  count = n(50_000)
+  m = rounds(-> { objects(BenchTask, count, Task::Task.method(:from_hash)) },
+             -> { objects(PlainTask, count, PlainTask.method(:from_hash)) })
+  record.call("objects", m, 1.0, "round trips", note: "reference: plain Ruby class")
 end
-count = n(50_000)
-m = rounds(-> { objects(BenchTask, count, Task::Task.method(:from_hash)) },
-           -> { objects(PlainTask, count, PlainTask.method(:from_hash)) })
-record.call("objects", m, 1.0, "round trips", note: "reference: plain Ruby class")
 
-File.write(File.join(__dir__, "results.json"), JSON.pretty_generate(
-  { date: Time.now.utc.strftime("%Y-%m-%d %H:%M UTC"), ruby: RUBY_VERSION, cpus: File.read("/proc/cpuinfo").scan(/^processor/).size,
-    scale: SCALE, rounds: ROUNDS, results: results }
-) + "\n")
-puts "wrote bench/results.json"
+if ONLY
+  puts "TASK_BENCH_ONLY: a partial run; bench/results.json left as it was"
+else
+  File.write(File.join(__dir__, "results.json"), JSON.pretty_generate(
+    { date: Time.now.utc.strftime("%Y-%m-%d %H:%M UTC"), ruby: RUBY_VERSION, cpus: File.read("/proc/cpuinfo").scan(/^processor/).size,
+      scale: SCALE, rounds: ROUNDS, results: results }
+  ) + "\n")
+  puts "wrote bench/results.json"
+end

@@ -28,9 +28,9 @@ RSpec.describe "Careless calls" do
       it "are refused by store_many, naming them and the accepted ones, before anything is stored" do
         tasks = [FetchFile.build(task_list: list, id: "a"), FetchFile.build(task_list: list, id: "b")]
         expect { adapter.store_many(tasks, concurency: 1) }
-          .to raise_error(ArgumentError, /unknown store_many option :concurency \(accepted: :concurrency\)/)
+          .to raise_error(ArgumentError, /unknown store_many option :concurency \(accepted: :concurrency, :batched\)/)
         expect { adapter.store_many(tasks, concurency: 1, "bogus" => 2) }
-          .to raise_error(ArgumentError, /unknown store_many options :concurency, "bogus" \(accepted: :concurrency\)/)
+          .to raise_error(ArgumentError, /unknown store_many options :concurency, "bogus" \(accepted: :concurrency, :batched\)/)
         expect(stored(list)).to eq([])
         expect(adapter.store_many(tasks, concurrency: 1)).to eq(2)
       end
@@ -38,7 +38,7 @@ RSpec.describe "Careless calls" do
       it "are refused by delete_many before anything is deleted" do
         FetchFile.create(task_list: list, id: "a", filename: "kept")
         expect { adapter.delete_many([[list, "a"]], bogus: 1) }
-          .to raise_error(ArgumentError, /unknown delete_many option :bogus \(accepted: :concurrency\)/)
+          .to raise_error(ArgumentError, /unknown delete_many option :bogus \(accepted: :concurrency, :batched\)/)
         expect(Task::Task.find(list, "a").filename).to eq("kept")
       end
 

@@ -16,7 +16,7 @@ RSpec.describe "documentation" do
         "Task::Task#save" => ["save(ttl: nil) -> nil", "upsert"],
         "Task::Task::all" => ["all(task_list, on_bad_row: :raise, after: nil)", "lazily"],
         "Task::Task#as_json" => ["String keys"],
-        "Task::DataInterface::NativeAdapter#store_many" => ["store_many(tasks, concurrency: 64)", "BulkFailure"],
+        "Task::DataInterface::NativeAdapter#store_many" => ["store_many(tasks, concurrency: 64, batched: true)", "BulkFailure"],
         "Task::DataInterface::CassandraAdapter#create_schema" => ["replication:", "claims table"],
         "Task::DataInterface::CassandraAdapter::new" => ["Configuring the Cassandra adapter"]
       }.each do |name, texts|

@@ -105,64 +105,71 @@ RSpec.describe "the Cassandra adapter under faults", :faults do
                   outcomes.size, errors.size, recovery)
   end
 
-  it "names exactly which tasks a bulk store could not write, and stores all the others" do
-    quick = FaultNode.adapter(request_timeout: 0.5, connect_timeout: 0.5, retry_deadline: 0.5)
-    tasks = (1..3000).map { |i| FetchFile.build(task_list: list, id: format("%05d", i)) }
-    pid = FaultNode.pid
-    failures = []
-    bulk = Thread.new do
-      quick.store_many(tasks, concurrency: 32)
-    rescue Task::Error::BulkFailure => e
-      failures = e.failures
-      e
-    end
-    sleep 0.2
-    Process.kill("STOP", pid)
-    sleep 2
-    Process.kill("CONT", pid)
-    result = bulk.value
-    expect(result).to be_a(Task::Error::BulkFailure).or eq(3000)
-    failed = failures.map { |f| f[:id] }
-    failures.each do |f|
-      expect(f[:task_list]).to eq(list)
-      expect(f[:error]).to be_a(Task::Error)
-    end
-    expect(result.message).to match(/could not store #{failures.size} of 3000 tasks/) unless failures.empty?
-    stored = FaultNode.adapter.rows(list).map { |r| r[:id] }.to_a
-    expect(tasks.map(&:id) - failed - stored).to eq([]), "tasks reported stored but missing"
-    report "bulk store across a 2 s pause: #{failures.size} of 3000 reported failed, every other one stored"
-  end
-
-  it "ends a bulk call about a retry deadline after the node stops answering, naming every task not written" do
-    quick = FaultNode.adapter(request_timeout: 1, connect_timeout: 1, retry_deadline: 2)
-    quick.find(list, "warm-up")
-    tasks = (1..1000).map { |i| FetchFile.build(task_list: list, id: format("%05d", i)) }
-    pid = FaultNode.pid
-    failure = nil
-    Process.kill("STOP", pid)
-    begin
-      started = now
-      begin
-        quick.store_many(tasks) # 64 at a time
+  # Batched (the default: unlogged batches of one list) and one request per task.
+  [{ batched: true }, { batched: false }].each do |mode|
+    it "names exactly which tasks a bulk store could not write, and stores all the others (#{mode})" do
+      quick = FaultNode.adapter(request_timeout: 0.5, connect_timeout: 0.5, retry_deadline: 0.5)
+      tasks = (1..3000).map { |i| FetchFile.build(task_list: list, id: format("%05d", i)) }
+      pid = FaultNode.pid
+      failures = []
+      bulk = Thread.new do
+        quick.store_many(tasks, concurrency: 32, **mode)
       rescue Task::Error::BulkFailure => e
-        failure = e
+        failures = e.failures
+        e
       end
-      elapsed = now - started
-    ensure
+      sleep 0.2
+      Process.kill("STOP", pid)
+      sleep 2
       Process.kill("CONT", pid)
+      result = bulk.value
+      expect(result).to be_a(Task::Error::BulkFailure).or eq(3000)
+      failed = failures.map { |f| f[:id] }
+      failures.each do |f|
+        expect(f[:task_list]).to eq(list)
+        expect(f[:error]).to be_a(Task::Error)
+      end
+      expect(result.message).to match(/could not store #{failures.size} of 3000 tasks/) unless failures.empty?
+      stored = FaultNode.adapter.rows(list).map { |r| r[:id] }.to_a
+      expect(tasks.map(&:id) - failed - stored).to eq([]), "tasks reported stored but missing"
+      report "bulk store (#{mode}) across a 2 s pause: #{failures.size} of 3000 reported failed, every other one stored"
     end
-    expect(failure).to be_a(Task::Error::BulkFailure)
-    # retry_deadline (2) + one request (1 + connect guard), with slack for a busy machine.
-    expect(elapsed).to be < 10
-    failed = failure.failures.map { |f| f[:id] }
-    expect(failed.uniq.size).to eq(failed.size)
-    failure.failures.each { |f| expect(f[:error]).to be_a(Task::Error) }
-    expect(failure.failures.map { |f| f[:error].message }).to include(a_string_matching(/not attempted/))
-    stored = FaultNode.adapter.rows(list).map { |r| r[:id] }.to_a
-    # A timed-out write may have been applied; every task is either reported or stored.
-    expect(tasks.map(&:id) - failed - stored).to eq([])
-    report format("store_many(1000) against a paused node (retry_deadline 2, request_timeout 1): " \
-                  "BulkFailure after %.1f s, %d of 1000 reported", elapsed, failed.size)
+
+    it "ends a bulk call about a retry deadline after the node stops answering, naming every task not written (#{mode})" do
+      quick = FaultNode.adapter(request_timeout: 1, connect_timeout: 1, retry_deadline: 2)
+      quick.find(list, "warm-up")
+      tasks = (1..1000).map { |i| FetchFile.build(task_list: list, id: format("%05d", i)) }
+      pid = FaultNode.pid
+      failure = nil
+      Process.kill("STOP", pid)
+      begin
+        started = now
+        begin
+          # One request per task: 64 at a time. Batched: 1,000 small tasks make two batches,
+          # sent one at a time, so that the second is never attempted.
+          quick.store_many(tasks, **mode, concurrency: mode[:batched] ? 1 : 64)
+        rescue Task::Error::BulkFailure => e
+          failure = e
+        end
+        elapsed = now - started
+      ensure
+        Process.kill("CONT", pid)
+      end
+      expect(failure).to be_a(Task::Error::BulkFailure)
+      # retry_deadline (2) + one request (1 + connect guard), with slack for a busy machine.
+      expect(elapsed).to be < 10
+      failed = failure.failures.map { |f| f[:id] }
+      expect(failed.uniq.size).to eq(failed.size)
+      # The node was paused before the first request: nothing can have been written.
+      expect(failed.size).to eq(1000)
+      failure.failures.each { |f| expect(f[:error]).to be_a(Task::Error) }
+      expect(failure.failures.map { |f| f[:error].message }).to include(a_string_matching(/not attempted/))
+      stored = FaultNode.adapter.rows(list).map { |r| r[:id] }.to_a
+      # A timed-out write may have been applied; every task is either reported or stored.
+      expect(tasks.map(&:id) - failed - stored).to eq([])
+      report format("store_many(1000, %s) against a paused node (retry_deadline 2, request_timeout 1): " \
+                    "BulkFailure after %.1f s, %d of 1000 reported", mode, elapsed, failed.size)
+    end
   end
 
   it "logs in with a username and password, and says when the login is refused" do

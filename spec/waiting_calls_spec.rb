@@ -73,7 +73,9 @@ RSpec.describe "waiting calls" do
       signals = elapsed = nil
       completed, rewritten = completing_worker(adapter) do
         started = now
-        signals = under_signals(every: 0.05) { adapter.store_many(tasks, concurrency: 1) }
+        # One request per task, one at a time: a call long enough for many signals (batched,
+        # it is over in a few requests; the wait it resumes is the same either way).
+        signals = under_signals(every: 0.05) { adapter.store_many(tasks, concurrency: 1, batched: false) }
         elapsed = now - started
       end
       expect(signals).to be >= 3
@@ -100,7 +102,7 @@ RSpec.describe "waiting calls" do
           end
         end
       end
-      signals = under_signals(every: 0.05) { adapter.delete_many(tasks, concurrency: 1) }
+      signals = under_signals(every: 0.05) { adapter.delete_many(tasks, concurrency: 1, batched: false) }
       restoring = false
       restorer.join
       present = adapter.rows(list).map { |r| r[:id] }.to_a
@@ -126,7 +128,7 @@ RSpec.describe "waiting calls" do
       elapsed = nil
       _, rewritten = completing_worker(adapter) do
         started = now
-        adapter.store_many(tasks, concurrency: 1)
+        adapter.store_many(tasks, concurrency: 1, batched: false)
         elapsed = now - started
         waking = false
         waker.join

@@ -196,14 +196,17 @@ module Task
 
       ##
       # :method: store_many
-      # :call-seq: store_many(tasks, concurrency: 64) -> Integer
+      # :call-seq: store_many(tasks, concurrency: 64, batched: true) -> Integer
       #
-      # Stores them all, at most +concurrency+ writes in flight; returns how many. A failure
-      # raises Task::Error::BulkFailure whose #failures names each task not written.
+      # Stores them all, at most +concurrency+ requests in flight; returns how many. Tasks of
+      # one list go as unlogged batches (at most 40 KiB of values or 1,000 rows each); with
+      # <tt>batched: false</tt>, one request per task. A failure raises
+      # Task::Error::BulkFailure whose #failures names each task not written (every task of a
+      # failed batch).
 
       ##
       # :method: delete_many
-      # :call-seq: delete_many(tasks_or_pairs, concurrency: 64) -> Integer
+      # :call-seq: delete_many(tasks_or_pairs, concurrency: 64, batched: true) -> Integer
       #
       # Completes them all (tasks, or [task_list, id] pairs), as store_many.
 

@@ -7,8 +7,11 @@
 //! concurrent callers), bulk (n saves, 64 in flight), scan (page through `list`, 5000 a page),
 //! load (store n tasks into `list`, for scan), claim and claim8 (n stored tasks claimed and
 //! completed, by one caller or 8: the gem's CQL for `claim` + `complete`, lightweight
-//! transaction included), count (page through the ids of `list`, counting them). Prints one
-//! JSON line: {"ops":..,"seconds":..}.
+//! transaction included), count (page through the ids of `list`, counting them), bulk100 (n
+//! saves spread over 100 lists, 64 in flight), batched and batched100 (the same n saves sent
+//! as unlogged batches of one list each, cut as the gem cuts them: at most BATCH_BYTES of
+//! column values or BATCH_ROWS rows, 64 batches in flight). Prints one JSON line:
+//! {"ops":..,"seconds":..}.
 //!
 //! RAW_RUNTIME=current runs everything on one thread (a current-thread tokio runtime, as the
 //! gem does); the default is a two-worker multi-thread runtime. bin/bench runs both and keeps
@@ -23,7 +26,7 @@ use scylla::client::session_builder::SessionBuilder;
 use scylla::frame::types::Consistency;
 use scylla::response::query_result::QueryResult;
 use scylla::response::PagingState;
-use scylla::statement::batch::Batch;
+use scylla::statement::batch::{Batch, BatchType};
 use scylla::statement::prepared::PreparedStatement;
 use scylla::statement::SerialConsistency;
 use tokio::task::JoinSet;
@@ -174,6 +177,101 @@ fn data(i: usize) -> String {
     format!("{{\"n\":{i},\"s\":\"payload {i}\"}}")
 }
 
+/// The gem's bound on one batch (ext/task_core/src/cassandra/mod.rs, `BATCH_BYTES` and
+/// `BATCH_ROWS`), read from the environment so that other sizes can be tried.
+fn batch_bound(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .map(|v| v.parse().expect("a number of bytes or rows"))
+        .unwrap_or(default)
+}
+
+/// The list of row `i` when n rows go to `lists` lists: consecutive rows, as a generating job
+/// writes them.
+fn list_of(list: &str, lists: usize, n: usize, i: usize) -> String {
+    if lists == 1 {
+        list.to_string()
+    } else {
+        format!("{list}-{}", i * lists / n)
+    }
+}
+
+/// n saves over `lists` lists, one request each, 64 in flight.
+async fn spread_saves(session: Arc<Session>, st: Arc<Stmts>, list: String, n: usize, lists: usize) {
+    let mut running = JoinSet::new();
+    for i in 0..n {
+        if running.len() >= 64 {
+            running.join_next().await.expect("a task").expect("join");
+        }
+        let (session, st) = (session.clone(), st.clone());
+        let list = list_of(&list, lists, n, i);
+        running.spawn(async move {
+            let id = format!("{i:07}");
+            session
+                .execute_unpaged(&st.insert, (&list, &id, data(i), "BenchTask"))
+                .await
+                .expect("insert");
+        });
+    }
+    while let Some(done) = running.join_next().await {
+        done.expect("join");
+    }
+}
+
+/// n saves over `lists` lists as unlogged single-list batches, 64 in flight.
+async fn batched_saves(
+    session: Arc<Session>,
+    st: Arc<Stmts>,
+    list: String,
+    n: usize,
+    lists: usize,
+) {
+    let max_bytes = batch_bound("BATCH_BYTES", 48 * 1024);
+    let max_rows = batch_bound("BATCH_ROWS", 1000);
+    let mut running = JoinSet::new();
+    let mut rows: Vec<(String, String, String, &'static str)> = Vec::new();
+    let mut bytes = 0;
+    let send = |rows: Vec<(String, String, String, &'static str)>, running: &mut JoinSet<()>| {
+        let (session, st) = (session.clone(), st.clone());
+        running.spawn(async move {
+            let mut batch = Batch::new(BatchType::Unlogged);
+            for _ in 0..rows.len() {
+                batch.append_statement(st.insert.clone());
+            }
+            batch.set_consistency(Consistency::LocalQuorum);
+            batch.set_is_idempotent(true);
+            batch.set_request_timeout(Some(Duration::from_secs(12)));
+            session.batch(&batch, &rows).await.expect("batch");
+        });
+    };
+    for i in 0..n {
+        let row = (
+            list_of(&list, lists, n, i),
+            format!("{i:07}"),
+            data(i),
+            "BenchTask",
+        );
+        let size = row.0.len() + row.1.len() + row.2.len() + row.3.len();
+        if !rows.is_empty()
+            && (rows[0].0 != row.0 || bytes + size > max_bytes || rows.len() == max_rows)
+        {
+            if running.len() >= 64 {
+                running.join_next().await.expect("a task").expect("join");
+            }
+            send(std::mem::take(&mut rows), &mut running);
+            bytes = 0;
+        }
+        bytes += size;
+        rows.push(row);
+    }
+    if !rows.is_empty() {
+        send(rows, &mut running);
+    }
+    while let Some(done) = running.join_next().await {
+        done.expect("join");
+    }
+}
+
 async fn saves(session: Arc<Session>, st: Arc<Stmts>, list: String, n: usize, in_flight: usize) {
     // At most `in_flight` tasks exist at once; each finished one is reaped before the next
     // starts, so memory stays flat however many rows are written.
@@ -216,7 +314,7 @@ fn main() {
 async fn run() {
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 5 {
-        eprintln!("usage: raw-bench <host:port> <keyspace> <sequential|threads|bulk|scan|load|count|claim|claim8> <n> [list]");
+        eprintln!("usage: raw-bench <host:port> <keyspace> <sequential|threads|bulk|bulk100|batched|batched100|scan|load|count|claim|claim8> <n> [list]");
         std::process::exit(2);
     }
     let (node, keyspace, workload) = (&args[1], &args[2], args[3].as_str());
@@ -303,6 +401,15 @@ async fn run() {
             saves(session.clone(), st.clone(), list.clone(), n, 64).await;
             n
         }
+        "bulk100" => {
+            spread_saves(session.clone(), st.clone(), list.clone(), n, 100).await;
+            n
+        }
+        "batched" | "batched100" => {
+            let lists = if workload == "batched" { 1 } else { 100 };
+            batched_saves(session.clone(), st.clone(), list.clone(), n, lists).await;
+            n
+        }
         // As the gem counts: each page's row count, the ids left undecoded.
         "count" => {
             pages(&session, &st.count, &list, |res| {
@@ -318,13 +425,16 @@ async fn run() {
     };
     let seconds = started.elapsed().as_secs_f64();
     if !matches!(workload, "load" | "scan" | "count") {
-        session
-            .query_unpaged(
-                format!("DELETE FROM {keyspace}.tasks WHERE task_list = ?"),
-                (&list,),
-            )
-            .await
-            .expect("cleanup");
+        let lists = if workload.ends_with("100") { 100 } else { 1 };
+        for l in 0..lists {
+            session
+                .query_unpaged(
+                    format!("DELETE FROM {keyspace}.tasks WHERE task_list = ?"),
+                    (list_of(&list, lists, lists, l),),
+                )
+                .await
+                .expect("cleanup");
+        }
     }
     println!("{{\"ops\":{ops},\"seconds\":{seconds}}}");
 }

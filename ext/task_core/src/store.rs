@@ -142,18 +142,20 @@ impl Store {
     }
 
     /// Stores every record: `Err` (nothing written) when any of them is bad, else one
-    /// result per record, in order, with at most `concurrency` writes in flight.
+    /// result per record, in order, with at most `concurrency` writes in flight: unlogged
+    /// batches of one list each when `batched` (Cassandra), else one request per record.
     pub async fn store_many(
         &self,
         records: Arc<[TaskRecord]>,
         concurrency: usize,
+        batched: bool,
     ) -> Result<Vec<Result<()>>> {
         for r in records.iter() {
             r.validate()?;
         }
         Ok(match self {
             Store::Memory(m) => m.put_many(&records),
-            Store::Cassandra(c) => c.store_many(records, concurrency).await,
+            Store::Cassandra(c) => c.store_many(records, concurrency, batched).await,
         })
     }
 
@@ -181,10 +183,11 @@ impl Store {
         &self,
         keys: Arc<[TaskKey]>,
         concurrency: usize,
+        batched: bool,
     ) -> Result<Vec<Result<()>>> {
         Ok(match self {
             Store::Memory(m) => m.delete_many(&keys),
-            Store::Cassandra(c) => c.delete_many(keys, concurrency).await,
+            Store::Cassandra(c) => c.delete_many(keys, concurrency, batched).await,
         })
     }
 

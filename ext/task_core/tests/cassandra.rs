@@ -103,7 +103,7 @@ async fn pages_return_the_whole_list_in_id_order() {
         .rev()
         .map(|i| rec(&list, &format!("{i:04}"), "T", &format!("{{\"i\":{i}}}")))
         .collect();
-    let results = s.store_many(records.into(), 8).await;
+    let results = s.store_many(records.into(), 8, true).await;
     assert!(results.iter().all(|r| r.is_ok()), "{results:?}");
     let mut ids = Vec::new();
     let mut cursor = None;

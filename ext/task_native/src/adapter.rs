@@ -128,19 +128,28 @@ fn cassandra_new(ruby: &Ruby, class: RClass, args: &[Value]) -> Result<Obj<Adapt
 
 /// Reads a `concurrency:` keyword from an optional trailing hash (whose names `bulk_args`
 /// has checked).
-fn concurrency(ruby: &Ruby, opts: Option<RHash>) -> Result<usize, Error> {
+/// A bulk call's options: `concurrency:` (1-4096, default 64) and `batched:` (default true:
+/// unlogged batches of one list each; false: one request per task).
+fn bulk_options(ruby: &Ruby, opts: Option<RHash>) -> Result<(usize, bool), Error> {
     let Some(opts) = opts else {
-        return Ok(DEFAULT_CONCURRENCY);
+        return Ok((DEFAULT_CONCURRENCY, true));
     };
-    let given = args::options_by_name(ruby, opts, "bulk call", &["concurrency"])?;
-    match given.into_iter().flatten().next() {
-        None => Ok(DEFAULT_CONCURRENCY),
+    let given = args::options_by_name(ruby, opts, "bulk call", BULK_OPTIONS)?;
+    let concurrency = match given[0] {
+        None => DEFAULT_CONCURRENCY,
         Some(v) => {
             let n = args::integer_in(ruby, "concurrency", v, 1, 4096)?;
-            Ok(usize::try_from(n).unwrap_or(DEFAULT_CONCURRENCY)) // 1-4096: always fits
+            usize::try_from(n).unwrap_or(DEFAULT_CONCURRENCY) // 1-4096: always fits
         }
-    }
+    };
+    let batched = match given[1] {
+        None => true,
+        Some(v) => args::boolean(ruby, "batched", v)?,
+    };
+    Ok((concurrency, batched))
 }
+
+const BULK_OPTIONS: &[&str] = &["concurrency", "batched"];
 
 impl Adapter {
     fn new(spec: StoreSpec) -> Self {
@@ -436,30 +445,39 @@ impl Adapter {
             .run(ruby, |s| async move { s.delete_list(&task_list).await })
     }
 
-    /// `store_many(tasks, concurrency: 64)`: stores every task; returns the count. If any
-    /// failed, raises Task::Error::BulkFailure listing each failed task and its error; the
-    /// others are stored.
+    /// `store_many(tasks, concurrency: 64, batched: true)`: stores every task; returns the
+    /// count. If any failed, raises Task::Error::BulkFailure listing each failed task and its
+    /// error (each task of a failed batch); the others are stored.
     fn store_many(ruby: &Ruby, rb_self: &Self, args: &[Value]) -> Result<usize, Error> {
-        let (tasks, opts) = bulk_args(ruby, args, "store_many(tasks, concurrency: 64)")?;
+        let (tasks, opts) = bulk_args(
+            ruby,
+            args,
+            "store_many(tasks, concurrency: 64, batched: true)",
+        )?;
         let mut records: Vec<TaskRecord> = Vec::with_capacity(tasks.len());
         for t in tasks.into_iter() {
             records.push(convert::record_from_task(ruby, t)?);
         }
+
         let records: Arc<[TaskRecord]> = records.into();
-        let n = concurrency(ruby, opts)?;
+        let (n, batched) = bulk_options(ruby, opts)?;
         let all = records.clone();
         let results = rb_self
             .store
-            .run(ruby, |s| async move { s.store_many(all, n).await })?;
+            .run(ruby, |s| async move { s.store_many(all, n, batched).await })?;
         bulk_outcome(ruby, "store", results, |i| {
             (records[i].task_list.as_str(), records[i].id.as_str())
         })
     }
 
-    /// `delete_many(tasks_or_pairs, concurrency: 64)`: completes each (a task, or a
-    /// `[task_list, id]` pair); like store_many for errors.
+    /// `delete_many(tasks_or_pairs, concurrency: 64, batched: true)`: completes each (a task,
+    /// or a `[task_list, id]` pair); like store_many for batches and errors.
     fn delete_many(ruby: &Ruby, rb_self: &Self, args: &[Value]) -> Result<usize, Error> {
-        let (items, opts) = bulk_args(ruby, args, "delete_many(tasks, concurrency: 64)")?;
+        let (items, opts) = bulk_args(
+            ruby,
+            args,
+            "delete_many(tasks, concurrency: 64, batched: true)",
+        )?;
         let mut keys = Vec::with_capacity(items.len());
         for item in items.into_iter() {
             let key = match RArray::from_value(item) {
@@ -473,11 +491,13 @@ impl Adapter {
             keys.push(key);
         }
         let keys: Arc<[TaskKey]> = keys.into();
-        let n = concurrency(ruby, opts)?;
+        let (n, batched) = bulk_options(ruby, opts)?;
         let all = keys.clone();
-        let results = rb_self
-            .store
-            .run(ruby, |s| async move { s.delete_many(all, n).await })?;
+        let results =
+            rb_self.store.run(
+                ruby,
+                |s| async move { s.delete_many(all, n, batched).await },
+            )?;
         bulk_outcome(ruby, "complete", results, |i| {
             (keys[i].task_list.as_str(), keys[i].id.as_str())
         })
@@ -608,7 +628,7 @@ fn bulk_args(ruby: &Ruby, args: &[Value], usage: &str) -> Result<(RArray, Option
     if let Some(opts) = opts {
         // Checked before any item is read, so a misspelt option stores or deletes nothing.
         let what = usage.split_once('(').map_or(usage, |(name, _)| name);
-        args::options_by_name(ruby, opts, what, &["concurrency"])?;
+        args::options_by_name(ruby, opts, what, BULK_OPTIONS)?;
     }
     let items: RArray = match RArray::from_value(items) {
         Some(a) => a,

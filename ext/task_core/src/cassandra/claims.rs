@@ -46,7 +46,7 @@ pub(super) struct Stmts {
     release: PreparedStatement,
     fail: PreparedStatement,
     retry: PreparedStatement,
-    delete: PreparedStatement,
+    pub(super) delete: PreparedStatement,
     delete_list: PreparedStatement,
 }
 
