@@ -347,6 +347,20 @@ if run?("objects")
   m = rounds(-> { objects(BenchTask, count, Task::Task.method(:from_hash)) },
              -> { objects(PlainTask, count, PlainTask.method(:from_hash)) })
   record.call("objects", m, 1.0, "round trips", note: "reference: plain Ruby class")
+
+  # objects-json: the hand-off to another worker as JSON: build, task.to_json and
+  # Task::Task.from_json (both native), against the plain class doing JSON.generate,
+  # JSON.parse and its own constructor.
+  def objects_json(count)
+    started = now
+    count.times do |i|
+      task = BenchTask.build(task_list: "objects", id: i.to_s, n: i, s: "payload")
+      Task::Task.from_json(task.to_json)
+    end
+    count / (now - started)
+  end
+  m = rounds(-> { objects_json(count) }, -> { objects(PlainTask, count, PlainTask.method(:from_hash)) })
+  record.call("objects-json", m, 1.5, "round trips", note: "to_json/from_json; reference: plain Ruby class")
 end
 
 if ONLY

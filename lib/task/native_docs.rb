@@ -113,6 +113,13 @@ module Task
     # The task an as_hash or as_json form describes (Symbol or String keys).
 
     ##
+    # :singleton-method: from_json
+    # :call-seq: from_json(text) -> task
+    #
+    # The task of a JSON text (task.to_json): what <tt>from_hash(JSON.parse(text))</tt>
+    # gives, parsed by the extension. Text that is not JSON raises JSON::ParserError.
+
+    ##
     # :singleton-method: interface
     # :call-seq: interface -> Task::DataInterface::Interface
     #

@@ -48,7 +48,7 @@ module Task
       native_execute(options)
     end
 
-    Signatures.rename(singleton_class, :find, :from_hash, :all)
+    Signatures.rename(singleton_class, :find, :from_hash, :from_json, :all)
 
     class << self
       def find(task_list, id)
@@ -57,6 +57,10 @@ module Task
 
       def from_hash(hash)
         native_from_hash(hash)
+      end
+
+      def from_json(text)
+        native_from_json(text)
       end
 
       def all(task_list, options = nil, **keywords)

@@ -21,6 +21,8 @@ pub fn data_to_json(ruby: &Ruby, data: RHash, what: &dyn Fn() -> String) -> Resu
         ruby,
         out: &mut out,
         state: None,
+        canonical: true,
+        check_keys: false,
     };
     w.hash(data, 1).map_err(|e| match e {
         WriteError::Ruby(e) => e,
@@ -65,6 +67,12 @@ struct Writer<'a> {
     /// whole document as JSON.generate shares its one. (The Writer lives on the stack, so the
     /// GC sees it.)
     state: Option<Value>,
+    /// False once the text may differ from what `JSON.generate` writes for the same value
+    /// after a JSON round trip (`as_json`): an object's own `to_json` (its text is kept as
+    /// written), or (with `check_keys`) a hash two of whose keys are written alike, which
+    /// the round trip makes one.
+    canonical: bool,
+    check_keys: bool,
 }
 
 impl Writer<'_> {
@@ -113,6 +121,7 @@ impl Writer<'_> {
         } else if let Some(a) = RArray::from_value(v) {
             self.array(a, depth + 1)?;
         } else {
+            self.canonical = false;
             self.object(v, depth)?;
         }
         Ok(())
@@ -182,13 +191,37 @@ impl Writer<'_> {
         self.out.push('{');
         let mut first = true;
         let mut failure: Option<WriteError> = None;
+        // Where each key's text was written (`check_keys`): distinct keys of the hash may
+        // be written alike (`:a` and `"a"`, "é" in two encodings, 1 and "1").
+        // Compared one by one in a small hash, through a set in a large one.
+        let mut keys: Vec<(usize, usize)> = Vec::new();
+        let mut key_set: std::collections::HashSet<Vec<u8>> = Default::default();
+        let check_keys = self.check_keys && h.len() > 1;
+        let small = h.len() <= 16;
         h.foreach(|k: Value, v: Value| {
             let r = (|| {
                 if !first {
                     self.out.push(',');
                 }
                 first = false;
+                let start = self.out.len();
                 self.key(k)?;
+                if check_keys {
+                    let end = self.out.len();
+                    let text = &self.out.as_bytes()[start..end];
+                    let repeated = if small {
+                        let seen = keys
+                            .iter()
+                            .any(|&(a, b)| &self.out.as_bytes()[a..b] == text);
+                        keys.push((start, end));
+                        seen
+                    } else {
+                        !key_set.insert(text.to_vec())
+                    };
+                    if repeated {
+                        self.canonical = false;
+                    }
+                }
                 self.out.push(':');
                 self.value(v, depth)
                     .map_err(|e| e.within(|| format!("[{}]", k.inspect())))
@@ -344,10 +377,162 @@ pub fn write_str(out: &mut String, s: &str) {
     out.push('"');
 }
 
+/// The JSON text of a task's wire form (`as_hash`: task_list, id, data and type, in that
+/// order), byte for byte what `JSON.generate(task.as_json)` writes; `None` when only Ruby's
+/// generator can say (a value with its own `to_json`, keys that may collide, a value
+/// JSON.generate refuses: the caller then asks Ruby, which gives its own answer or error).
+pub fn task_json(ruby: &Ruby, parts: [Value; 4]) -> Result<Option<String>, Error> {
+    let mut out = String::with_capacity(128);
+    let mut w = Writer {
+        ruby,
+        out: &mut out,
+        state: None,
+        canonical: true,
+        check_keys: true,
+    };
+    let names = ["{\"task_list\":", ",\"id\":", ",\"data\":", ",\"type\":"];
+    for (name, v) in names.iter().zip(parts) {
+        w.out.push_str(name);
+        match w.value(v, 1) {
+            Ok(()) => {}
+            Err(WriteError::Ruby(e)) => return Err(e),
+            Err(WriteError::Bad(..)) => return Ok(None),
+        }
+    }
+    w.out.push('}');
+    Ok(if w.canonical { Some(out) } else { None })
+}
+
+/// The Ruby value of a JSON document whose top level is an object, as `JSON.parse` gives it
+/// (String keys at every depth). A text that is not that raises JSON::ParserError.
+pub fn parse_document(ruby: &Ruby, text: &str) -> Result<Value, Error> {
+    let mut sink = RubySink {
+        ruby,
+        symbol_keys: false,
+    };
+    match json::parse_object(text, &mut sink) {
+        Ok(v) => Ok(v),
+        Err(SinkError::Ruby(e)) => Err(e),
+        Err(SinkError::Parse(e)) => {
+            let json: RModule = ruby.class_object().const_get("JSON")?;
+            let class: magnus::ExceptionClass = json.const_get("ParserError")?;
+            Err(Error::new(
+                class,
+                format!("not a task's JSON ({e}): {}", snippet(text)),
+            ))
+        }
+    }
+}
+
+/// The four members of a task's JSON that `from_hash` reads, parsed without building the
+/// outer Hash: `task_list`, `id`, `data` (its keys as Symbols, what from_hash makes of
+/// them) and `type`; absent ones nil. `None` when the text is valid JSON that only the
+/// general path can take as `from_hash(JSON.parse(text))` would (an Array or a Hash where
+/// a String is expected: its Hashes were given Symbol keys here). A text that is not JSON
+/// raises JSON::ParserError.
+pub fn parse_task_fields(ruby: &Ruby, text: &str) -> Result<Option<[Value; 4]>, Error> {
+    let nil = ruby.qnil().as_value();
+    let mut sink = FieldSink {
+        ruby,
+        fields: [nil; 4],
+    };
+    match json::parse_object(text, &mut sink) {
+        Ok(_) => {}
+        Err(SinkError::Ruby(e)) => return Err(e),
+        Err(SinkError::Parse(_)) => return parse_document(ruby, text).map(|_| None),
+    }
+    let [task_list, id, data, type_name] = sink.fields;
+    let scalar = |v: Value| RHash::from_value(v).is_none() && RArray::from_value(v).is_none();
+    if !(scalar(task_list) && scalar(id) && scalar(type_name)) || RArray::from_value(data).is_some()
+    {
+        return Ok(None);
+    }
+    Ok(Some([task_list, id, data, type_name]))
+}
+
+/// The sink of `parse_task_fields`. The fields sit on the machine stack, where the GC finds
+/// them (as it finds the containers being filled).
+struct FieldSink<'a> {
+    ruby: &'a Ruby,
+    fields: [Value; 4],
+}
+
+impl json::Sink for FieldSink<'_> {
+    type Value = Value;
+    type Error = SinkError;
+
+    fn null(&mut self) -> Result<Value, SinkError> {
+        RubySink::plain(self.ruby).null()
+    }
+    fn boolean(&mut self, b: bool) -> Result<Value, SinkError> {
+        RubySink::plain(self.ruby).boolean(b)
+    }
+    fn integer(&mut self, n: i64) -> Result<Value, SinkError> {
+        RubySink::plain(self.ruby).integer(n)
+    }
+    fn big_integer(&mut self, digits: &str) -> Result<Value, SinkError> {
+        RubySink::plain(self.ruby).big_integer(digits)
+    }
+    fn float(&mut self, x: f64) -> Result<Value, SinkError> {
+        RubySink::plain(self.ruby).float(x)
+    }
+    fn string(&mut self, s: &str) -> Result<Value, SinkError> {
+        RubySink::plain(self.ruby).string(s)
+    }
+    fn array(&mut self) -> Result<Value, SinkError> {
+        RubySink::plain(self.ruby).array()
+    }
+    fn push(&mut self, array: Value, item: Value) -> Result<(), SinkError> {
+        RubySink::plain(self.ruby).push(array, item)
+    }
+    fn object(&mut self, depth: usize) -> Result<Value, SinkError> {
+        // The outer object is never made: its members go to `fields`.
+        if depth == 1 {
+            Ok(self.ruby.qnil().as_value())
+        } else {
+            RubySink::plain(self.ruby).object(depth)
+        }
+    }
+    fn insert(
+        &mut self,
+        object: Value,
+        depth: usize,
+        key: &str,
+        value: Value,
+    ) -> Result<(), SinkError> {
+        match depth {
+            1 => {
+                // Other members are ignored, as from_hash ignores them; the last of a repeated
+                // one wins, as in JSON.parse's Hash.
+                let slot = match key {
+                    "task_list" => 0,
+                    "id" => 1,
+                    "data" => 2,
+                    "type" => 3,
+                    _ => return Ok(()),
+                };
+                self.fields[slot] = value;
+                Ok(())
+            }
+            // The members of `data` (or of another object at this depth, which
+            // `parse_task_fields` then hands to the general path): Symbol keys.
+            2 => RubySink {
+                ruby: self.ruby,
+                symbol_keys: true,
+            }
+            .insert(object, 1, key, value),
+            _ => RubySink::plain(self.ruby).insert(object, depth, key, value),
+        }
+    }
+}
+
 /// The data hash from the `data` column: top-level keys become Symbols, nested ones stay
 /// Strings, as `JSON.parse(text).transform_keys(&:to_sym)` would give.
 pub fn json_to_data(ruby: &Ruby, text: &str, what: &dyn Fn() -> String) -> Result<RHash, Error> {
-    let mut sink = RubySink { ruby };
+    let mut sink = RubySink {
+        ruby,
+        symbol_keys: true,
+    };
     match json::parse_object(text, &mut sink) {
         Ok(v) => RHash::from_value(v).ok_or_else(|| {
             errors::bad_data(
@@ -406,6 +591,18 @@ impl From<Error> for SinkError {
 /// as its members arrive, so everything made so far is reachable from a value on the stack.
 struct RubySink<'a> {
     ruby: &'a Ruby,
+    /// Top-level keys as Symbols (the data column), or every key a String (JSON.parse).
+    symbol_keys: bool,
+}
+
+impl<'a> RubySink<'a> {
+    /// JSON.parse's values: String keys at every depth.
+    fn plain(ruby: &'a Ruby) -> Self {
+        RubySink {
+            ruby,
+            symbol_keys: false,
+        }
+    }
 }
 
 impl json::Sink for RubySink<'_> {
@@ -454,7 +651,7 @@ impl json::Sink for RubySink<'_> {
         value: Value,
     ) -> Result<(), SinkError> {
         if let Some(h) = RHash::from_value(object) {
-            if depth == 1 {
+            if depth == 1 && self.symbol_keys {
                 h.aset(self.ruby.to_symbol(key), value)?;
             } else {
                 h.aset(self.ruby.str_new(key), value)?;

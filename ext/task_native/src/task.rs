@@ -13,7 +13,7 @@ use crate::convert::{
     coerce_data, coerce_string, str_to_sym, ID_DATA, ID_ID, ID_TASK_LIST, IV_DATA, IV_ID,
     IV_TASK_LIST,
 };
-use crate::{args, convert, errors, interface};
+use crate::{args, codec, convert, errors, interface};
 
 static ID_TYPE: LazyId = LazyId::new("type");
 
@@ -180,6 +180,78 @@ fn as_hash(ruby: &Ruby, rb_self: RObject) -> Result<RHash, Error> {
         ruby,
         &[a, b, c, d, e, f, sym(ruby, &ID_TYPE), name],
     ))
+}
+
+/// The JSON text of `as_hash`, as `JSON.generate(task.as_json)` writes it, or nil when only
+/// Ruby's generator can tell (see `codec::task_json`); `to_json` (lib/task/json_form.rb)
+/// then asks it.
+fn compact_json(ruby: &Ruby, rb_self: RObject) -> Result<Option<String>, Error> {
+    let [task_list, id, data] = readers(rb_self)?;
+    let name: Value = rb_self.class().funcall("name", ())?;
+    codec::task_json(ruby, [task_list, id, data, name])
+}
+
+/// `Task::Task.from_json(text)`: the task of a JSON text, the same as
+/// `from_hash(JSON.parse(text))`.
+fn from_json(ruby: &Ruby, text: Value) -> Result<Value, Error> {
+    let Some(s) = RString::from_value(text) else {
+        return Err(errors::argument(
+            ruby,
+            format!(
+                "from_json takes a String of JSON, got {}",
+                codec::short_inspect(text)
+            ),
+        ));
+    };
+    let enc = s.enc_get();
+    let bytes_are_utf8 = enc == ruby.utf8_encindex()
+        || enc == ruby.usascii_encindex()
+        || enc == ruby.ascii8bit_encindex();
+    // SAFETY: the bytes are only read before any Ruby code runs (the parser copies them into
+    // Ruby values; no callback into Ruby can change the String meanwhile).
+    let bytes = unsafe { s.as_slice() };
+    let text = if bytes_are_utf8 {
+        std::str::from_utf8(bytes).ok()
+    } else {
+        None
+    };
+    let parsed = match text {
+        Some(t) => {
+            if let Some(task) = from_json_fields(ruby, t)? {
+                return Ok(task);
+            }
+            codec::parse_document(ruby, t)?
+        }
+        // What JSON.parse would make of it (another encoding, or bytes that are not UTF-8):
+        // its answer, or its error.
+        None => {
+            let json: RModule = ruby.class_object().const_get("JSON")?;
+            json.funcall("parse", (s,))?
+        }
+    };
+    from_hash(ruby, parsed)
+}
+
+/// The common case of `from_json`, without the outer Hash: a plain task class (see
+/// `convert::plain_new`) named by a String `type`. `None` for anything else, which the
+/// general path takes (with from_hash's errors).
+fn from_json_fields(ruby: &Ruby, text: &str) -> Result<Option<Value>, Error> {
+    let Some([task_list, id, data, type_name]) = codec::parse_task_fields(ruby, text)? else {
+        return Ok(None);
+    };
+    let Some(name) = RString::from_value(type_name) else {
+        return Ok(None);
+    };
+    let class = match convert::task_class_named(ruby, name.as_value(), &|| String::new()) {
+        Ok(Ok(class)) => class,
+        // No such constant, or not a task class: from_hash says so in its words.
+        _ => return Ok(None),
+    };
+    if !convert::plain_new(ruby, class)? {
+        return Ok(None);
+    }
+    let data_coerced = RHash::from_value(data).is_some();
+    convert::new_plain(ruby, class, task_list, id, data, data_coerced).map(Some)
 }
 
 /// `save`: `Task::Task.interface.store(self)`, through Ruby's dispatch, so that a module
@@ -362,6 +434,8 @@ pub fn init(ruby: &Ruby, task: RModule) -> Result<RModule, Error> {
     cm.define_method("create", method!(create, -1))?;
     m.define_singleton_method("included", method!(included, 1))?;
     m.define_singleton_method("from_hash", function!(from_hash, 1))?;
+    m.define_singleton_method("from_json", function!(from_json, 1))?;
+    m.define_private_method("compact_json", method!(compact_json, 0))?;
     m.define_singleton_method("find", function!(find, 2))?;
     m.define_singleton_method("all", function!(all, -1))?;
     m.define_singleton_method("interface", function!(interface_get, 0))?;
