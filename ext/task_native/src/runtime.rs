@@ -16,7 +16,8 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::ptr;
-use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
+use std::sync::Once;
 use std::time::Duration;
 
 use magnus::{Error, Ruby};
@@ -32,6 +33,35 @@ pub struct Runtime {
 
 static CURRENT: AtomicPtr<Runtime> = AtomicPtr::new(ptr::null_mut());
 
+/// This process's id, remembered: every call asks (is the runtime, is the store, this
+/// process's?), and a `getpid` system call each time was four per call, a measurable part of
+/// a save's CPU. 0 until first asked, and again in a child just forked (`forget_pid`).
+static PID: AtomicU32 = AtomicU32::new(0);
+
+/// Run by libc in the child of every fork (Ruby's, or any library's), before it returns.
+extern "C" fn forget_pid() {
+    PID.store(0, Ordering::Relaxed);
+}
+
+/// The id of the running process (`std::process::id()`, without a system call per ask).
+pub fn pid() -> u32 {
+    static AT_FORK: Once = Once::new();
+    let p = PID.load(Ordering::Relaxed);
+    if p != 0 {
+        return p;
+    }
+    AT_FORK.call_once(|| {
+        // SAFETY: registers a handler that only stores to an atomic, which is all a child
+        // of a multi-threaded process may safely do before it returns from fork.
+        unsafe {
+            libc::pthread_atfork(None, None, Some(forget_pid));
+        }
+    });
+    let p = std::process::id();
+    PID.store(p, Ordering::Relaxed);
+    p
+}
+
 /// How often a waiting call looks at its interrupt flag: the most an interrupt can wait.
 const CANCEL_CHECK: Duration = Duration::from_millis(5);
 
@@ -41,7 +71,7 @@ const RECHECK: Duration = Duration::from_millis(200);
 
 /// The runtime of this process, made on first use (and again in a forked child).
 pub fn current(ruby: &Ruby) -> Result<&'static Runtime, Error> {
-    let pid = std::process::id();
+    let pid = pid();
     let p = CURRENT.load(Ordering::Acquire);
     // SAFETY: a published runtime is never freed.
     if let Some(rt) = unsafe { p.as_ref() } {
@@ -92,7 +122,7 @@ impl Runtime {
 
     /// True when this runtime belongs to the running process (not inherited through fork).
     pub fn is_current_process(&self) -> bool {
-        self.pid == std::process::id()
+        self.pid == pid()
     }
 
     /// Runs `fut` to completion with the GVL released. Ctrl-C, SIGTERM, `Thread#kill`,

@@ -29,7 +29,7 @@ pub struct StoreHandle {
 impl Drop for StoreHandle {
     fn drop(&mut self) {
         let open = self.open.get_mut().unwrap_or_else(|p| p.into_inner());
-        if matches!(open, Some((pid, _)) if *pid != std::process::id()) {
+        if matches!(open, Some((pid, _)) if *pid != runtime::pid()) {
             std::mem::forget(open.take());
         }
     }
@@ -67,7 +67,7 @@ impl StoreHandle {
     /// This process's runtime and store.
     fn open(&self, ruby: &Ruby) -> Result<(&'static runtime::Runtime, Store), Error> {
         let rt = runtime::current(ruby)?;
-        let pid = std::process::id();
+        let pid = runtime::pid();
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((owner, store)) = &*open {
             if *owner == pid {
