@@ -1,0 +1,200 @@
+# frozen_string_literal: true
+
+require "open3"
+require "tempfile"
+require "time"
+require "yaml"
+
+# exe/task against the real node, run as an operator runs it: a separate process, settings
+# from the environment or flags, output on stdout, messages on stderr, exit codes.
+RSpec.describe "the task command" do
+  root = File.expand_path("..", __dir__)
+  exe = File.join(root, "exe", "task")
+
+  let(:options) { cassandra_options }
+  let(:env) do
+    { "TASK_CASSANDRA_HOSTS" => options[:hosts].map { |h| "#{h}:#{options[:port]}" }.join(","),
+      "TASK_CASSANDRA_KEYSPACE" => options[:keyspace], "RUBYLIB" => File.join(root, "lib") }
+  end
+  let(:adapter) { cassandra_adapter }
+  let(:list) { unique_list("cli") }
+
+  # The command, given the application's task classes (-r) unless +raw+.
+  def task_cmd(*args, input: "", raw: false)
+    classes = raw ? [] : ["-r", File.join(__dir__, "support", "task_classes.rb")]
+    out, err, status = Open3.capture3(env, RbConfig.ruby, File.join(File.expand_path("..", __dir__), "exe", "task"),
+                                      *classes, *args, stdin_data: input)
+    [out, err, status.exitstatus]
+  end
+
+  before { use_adapter(adapter) }
+
+  it "describes itself, and refuses what it cannot do with exit status 2" do
+    out, _, code = task_cmd("--help")
+    expect(code).to eq(0)
+    expect(out).to include("ls LIST [--after ID]", "doctor", "Exit status: 0 done, 1 failed, 2 usage error")
+    out, _, code = task_cmd("import", "--help")
+    expect([out, code]).to match([/--on-bad-line stop\|skip/, 0])
+    _, err, code = task_cmd("frobnicate")
+    expect([err, code]).to match([/unknown command "frobnicate"/, 2])
+    _, err, code = task_cmd("count")
+    expect([err, code]).to match([/missing LIST/, 2])
+    _, err, code = task_cmd("count", list, "--memory")
+    expect([err, code]).to match([/--memory has no meaning across processes/, 2])
+    _, err, code = task_cmd("stale", list)
+    expect([err, code]).to match([/--older-than/, 2])
+    _, err, code = task_cmd("count", list, "--hosts", " , ")
+    expect([err, code]).to match([/no hosts/, 2])
+    expect(File.executable?(exe)).to be(true)
+  end
+
+  it "lists, counts, pages through and shows tasks" do
+    adapter.store_many((1..25).map { |i| FetchFile.build(task_list: list, id: format("%03d", i), n: i, note: "<b>#{i}</b>") })
+    out, _, code = task_cmd("count", list)
+    expect([out, code]).to eq(["25\n", 0])
+    out, = task_cmd("lists")
+    expect(out.lines.map(&:chomp)).to include(list)
+
+    out, err, code = task_cmd("ls", list, "--limit", "10")
+    expect(code).to eq(0)
+    ids = out.lines.map { |l| l.split("\t").first }
+    expect(ids).to eq((1..10).map { |i| format("%03d", i) })
+    expect(out.lines.first.split("\t")[1]).to eq("FetchFile")
+    expect(err).to include("--after 010")
+    out, = task_cmd("ls", list, "--after", "010", "--limit", "10", "--json")
+    page = out.lines.map { |l| JSON.parse(l) }
+    expect(page.map { |t| t["id"] }).to eq((11..20).map { |i| format("%03d", i) })
+    expect(page.first).to eq(Task::Task.find(list, "011").as_json)
+
+    out, _, code = task_cmd("show", list, "007")
+    shown = JSON.parse(out)
+    expect(code).to eq(0)
+    expect(shown).to include("id" => "007", "type" => "FetchFile", "data" => { "n" => 7, "note" => "<b>7</b>" },
+                             "attempts" => 0, "claimed_by" => nil)
+    expect(Time.iso8601(shown["saved_at"])).to be_within(120).of(Time.now)
+    _, err, code = task_cmd("show", list, "nope")
+    expect([err, code]).to match([/no task "nope"/, 1])
+  end
+
+  it "shows, exports and imports tasks whose classes it has not loaded, as the rows they are" do
+    FetchFile.create(task_list: list, id: "r1", filename: "a.txt")
+    adapter.store_row(task_list: list, id: "r2", type: "FetchFile", data: nil) # a bad row
+    out, _, code = task_cmd("ls", list, raw: true)
+    expect(code).to eq(0)
+    expect(out.lines.map { |l| l.chomp.split("\t") }).to eq([["r1", "FetchFile", "-", '{"filename":"a.txt"}'],
+                                                            ["r2", "FetchFile", "-", "(null data)"]])
+    out, _, code = task_cmd("show", list, "r1", raw: true)
+    expect(code).to eq(0)
+    expect(JSON.parse(out)).to include("type" => "FetchFile", "data" => '{"filename":"a.txt"}')
+    exported, err, code = task_cmd("export", list, raw: true)
+    expect(code).to eq(1)
+    expect(err).to include('row "r2" not exported')
+    expect(exported).to eq("#{Task::Task.find(list, "r1").to_json}\n")
+    adapter.delete_list(list)
+    out, _, code = task_cmd("import", input: exported, raw: true)
+    expect([out, code]).to eq(["imported 1\n", 0])
+    expect(Task::Task.find(list, "r1").data).to eq(filename: "a.txt")
+  end
+
+  it "completes, releases and retries only with --yes when nobody can be asked" do
+    task = FetchFile.create(task_list: list, id: "a")
+    _, err, code = task_cmd("complete", list, "a")
+    expect([err, code]).to match([/add --yes/, 2])
+    expect(Task::Task.find(list, "a")).not_to be_nil
+
+    expect(task.claim(for: 300, owner: "worker-1")).to be(true)
+    out, _, code = task_cmd("release", list, "a", "--yes")
+    expect([out, code]).to eq(["released a\n", 0])
+    expect(task.claim(for: 300, owner: "worker-2")).to be(true) # free again
+    _, err, code = task_cmd("release", list, "missing", "--yes")
+    expect([err, code]).to match([/nobody holds a claim/, 1])
+
+    out, _, code = task_cmd("complete", list, "a", "--yes")
+    expect([out, code]).to eq(["completed a\n", 0])
+    expect(Task::Task.find(list, "a")).to be_nil
+  end
+
+  it "shows dead tasks and retries them" do
+    limited = cassandra_adapter(max_attempts: 1)
+    use_adapter(limited)
+    dead = FetchFile.create(task_list: list, id: "d")
+    expect(dead.claim(for: 300, owner: "w")).to be(true)
+    dead.fail_attempt(RuntimeError.new("disk full"), owner: "w")
+    out, _, code = task_cmd("dead", list)
+    # The command's adapter has the default max_attempts (25): one attempt is not dead there.
+    expect([out, code]).to eq(["", 0])
+    config = Tempfile.new(["task", ".yml"])
+    config.write({ "hosts" => options[:hosts], "port" => options[:port], "keyspace" => options[:keyspace],
+                   "max_attempts" => 1 }.to_yaml)
+    config.close
+    out, _, code = task_cmd("dead", list, "--config", config.path)
+    expect([out, code]).to eq(["d\t1\tRuntimeError: disk full\n", 0])
+    out, _, code = task_cmd("retry", list, "--all-dead", "--yes", "--config", config.path)
+    expect([out, code]).to eq(["retried 1\n", 0])
+    expect(Task::Task.dead(list)).to eq([])
+    expect(Task::Task.find(list, "d").claim(for: 300, owner: "w2")).to be(true)
+  ensure
+    config&.unlink
+  end
+
+  it "lists stale tasks by age" do
+    FetchFile.create(task_list: list, id: "old")
+    sleep 1.2
+    FetchFile.create(task_list: list, id: "new")
+    out, _, code = task_cmd("stale", list, "--older-than", "1s")
+    expect(code).to eq(0)
+    expect(out.lines.map { |l| l.split("\t").first }).to eq(["old"])
+    _, err, code = task_cmd("stale", list, "--older-than", "soon")
+    expect([err, code]).to match([/not an age/, 2])
+  end
+
+  it "exports a list and imports it again, idempotently, reporting bad lines by number" do
+    count = 2_000
+    adapter.store_many((1..count).map { |i| FetchFile.build(task_list: list, id: format("%05d", i), n: i, tag: :x) })
+    started = now
+    exported, err, code = task_cmd("export", list)
+    export_seconds = now - started
+    expect([err, code]).to eq(["", 0]) # stderr is not a terminal: no progress line
+    expect(exported.lines.size).to eq(count)
+    expect(JSON.parse(exported.lines.first)).to eq(Task::Task.find(list, "00001").as_json)
+
+    adapter.delete_list(list)
+    started = now
+    out, _, code = task_cmd("import", input: exported)
+    import_seconds = now - started
+    expect([out, code]).to eq(["imported #{count}\n", 0])
+    out, = task_cmd("import", input: exported) # again: the same rows, nothing doubled
+    expect(out).to eq("imported #{count}\n")
+    expect(adapter.count(list)).to eq(count)
+    expect(Task::Task.find(list, "01234").data).to eq(n: 1234, tag: "x")
+
+    bad = exported.lines.first(3).join + "{not json\n" + '{"type":"Object","task_list":"l","id":"1","data":{}}' + "\n" +
+          exported.lines[3]
+    adapter.delete_list(list)
+    _, err, code = task_cmd("import", input: bad)
+    expect(code).to eq(1)
+    expect(err).to match(/line 4: .*not a task's JSON/).and match(/stopped at line 4 \(3 stored\)/)
+    expect(adapter.count(list)).to eq(3)
+    out, err, code = task_cmd("import", "--on-bad-line", "skip", input: bad)
+    expect(code).to eq(1)
+    expect(err).to match(/line 4:/).and match(/line 5: .*Object/)
+    expect(out).to eq("imported 4, 2 bad lines skipped\n")
+    expect(adapter.count(list)).to eq(4)
+    report format("task export of %d tasks: %.1f s (%.0f/s, a process started included); import: %.1f s (%.0f/s)",
+                  count, export_seconds, count / export_seconds, import_seconds, count / import_seconds)
+  end
+
+  it "checks a deployment with doctor, and says what to fix" do
+    out, _, code = task_cmd("doctor")
+    expect(code).to eq(0), out
+    expect(out).to match(/^pass  hosts answer: connected to 127\.0\.0\.1/).and match(/^pass  task table/)
+    expect(out).to match(/^pass  claims table/).and match(/^pass  write, read and delete a task/).and match(/^pass  clock/)
+    out, _, code = task_cmd("doctor", "--hosts", "127.0.0.1:9", "--config", "/dev/null")
+    expect(code).to eq(1)
+    expect(out).to match(/^FAIL  hosts answer: .*\n      fix: check --hosts/)
+    out, _, code = task_cmd("doctor", "--keyspace", "no_such_keyspace_here")
+    expect(code).to eq(1)
+    expect(out).to match(/^pass  hosts answer/)
+    expect(out).to match(/^FAIL  task table: .*no_such_keyspace_here.*\n      fix: create the keyspace/)
+  end
+end
