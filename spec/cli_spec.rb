@@ -1,6 +1,9 @@
 # frozen_string_literal: true
 
 require "open3"
+require "pty"
+require "shellwords"
+require "tmpdir"
 require "tempfile"
 require "time"
 require "yaml"
@@ -157,6 +160,24 @@ RSpec.describe "the task command" do
     expect([err, code]).to eq(["", 0]) # stderr is not a terminal: no progress line
     expect(exported.lines.size).to eq(count)
     expect(JSON.parse(exported.lines.first)).to eq(Task::Task.find(list, "00001").as_json)
+
+    # On a terminal, a progress line: count, of how many, rate.
+    Dir.mktmpdir do |dir|
+      target = File.join(dir, "out.jsonl")
+      command = [RbConfig.ruby, exe, "-r", File.join(__dir__, "support", "task_classes.rb"), "export", list]
+      shown = +""
+      PTY.spawn(env, "sh", "-c", "#{command.shelljoin} > #{target.shellescape}") do |reader, _writer, pid|
+        begin
+          reader.each_line { |l| shown << l }
+        rescue Errno::EIO
+          nil # the terminal closed: the command ended
+        end
+        Process.wait(pid)
+      end
+      expect($?.exitstatus).to eq(0)
+      expect(shown).to match(/exported #{count} of #{count}/)
+      expect(File.read(target)).to eq(exported)
+    end
 
     adapter.delete_list(list)
     started = now

@@ -376,44 +376,85 @@ module Task
       bad.zero? ? 0 : 1
     end
 
+    # Tasks go to the store IMPORT_CHUNK at a time (store_many: batched by list).
+    IMPORT_CHUNK = 1000
+
     def cmd_import(args)
       file, = args.size <= 1 ? args : arguments(args, "FILE")
       use_adapter
       source = file ? File.open(file) : @in
-      skip = @options[:on_bad_line] == "skip"
-      progress = Progress.new(@err, "imported", nil)
-      bad = 0
-      stored = 0
-      source.each_line.with_index(1) do |line, number|
-        next if line.strip.empty?
+      @skip_bad = @options[:on_bad_line] == "skip"
+      @progress = Progress.new(@err, "imported", nil)
+      @bad = 0
+      @stored = 0
+      @pending = [] # [line number, task]
+      stopped = catch(:stop) do
+        source.each_line.with_index(1) do |line, number|
+          next if line.strip.empty?
 
-        begin
-          import_line(line)
-          stored += 1
-          progress.step
-        rescue JSON::ParserError, ArgumentError, ::Task::Error::InvalidType, ::Task::Error::BadData => e
-          bad += 1
-          @err.puts("task: line #{number}: #{e.message}")
-          unless skip
-            @err.puts("task: stopped at line #{number} (#{stored} stored); --on-bad-line skip goes on past bad lines")
-            return 1
-          end
+          import_line(line, number)
+          flush_import if @pending.size >= IMPORT_CHUNK
         end
+        flush_import
+        false
       end
-      progress.finish
-      @out.puts("imported #{stored}#{", #{bad} bad lines skipped" if bad.positive?}")
-      bad.zero? ? 0 : 1
+      @progress.finish
+      return 1 if stopped
+
+      @out.puts("imported #{@stored}#{", #{@bad} bad lines skipped" if @bad.positive?}")
+      @bad.zero? ? 0 : 1
     ensure
       source.close if file && source
     end
 
-    # Saves the task of one JSON line; when its class is not loaded here, writes it as the
-    # row it describes (its type kept), which the application reads as before.
-    def import_line(line)
-      ::Task::Task.from_json(line).save
+    # One line: a task to store with the next chunk, a row stored now (its class is not
+    # loaded here), or a bad line reported.
+    def import_line(line, number)
+      @pending << [number, ::Task::Task.from_json(line)]
     rescue NameError => e
       raise if e.is_a?(NoMethodError)
 
+      flush_import # in order: what came before first
+      guarded(number) { store_as_row(line) }
+    rescue JSON::ParserError, ArgumentError, ::Task::Error::InvalidType => e
+      flush_import
+      bad_line(number, e)
+    end
+
+    def flush_import
+      return if @pending.empty?
+
+      chunk = @pending
+      @pending = []
+      begin
+        @stored += adapter.store_many(chunk.map(&:last))
+        chunk.size.times { @progress.step }
+      rescue ArgumentError, ::Task::Error::BadData
+        # One of them is bad, and store_many wrote none: one at a time, to name its line.
+        chunk.each { |(number, task)| guarded(number) { adapter.store(task) } }
+      end
+    end
+
+    def guarded(number)
+      yield
+      @stored += 1
+      @progress.step
+    rescue ArgumentError, ::Task::Error::BadData, ::Task::Error::InvalidType, JSON::ParserError => e
+      bad_line(number, e)
+    end
+
+    def bad_line(number, error)
+      @bad += 1
+      @err.puts("task: line #{number}: #{error.message}")
+      return if @skip_bad
+
+      @err.puts("task: stopped at line #{number} (#{@stored} stored); --on-bad-line skip goes on past bad lines")
+      throw :stop, true
+    end
+
+    # Writes the row a JSON line describes (its type kept), for a task whose class is not
+    # loaded here: the application reads it as before.
+    def store_as_row(line)
       h = JSON.parse(line)
       data = h["data"]
       raise ArgumentError, "data must be a JSON object, got #{JSON.generate(data)}" unless data.is_a?(Hash)
