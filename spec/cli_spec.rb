@@ -208,14 +208,25 @@ RSpec.describe "the task command" do
   it "checks a deployment with doctor, and says what to fix" do
     out, _, code = task_cmd("doctor")
     expect(code).to eq(0), out
-    expect(out).to match(/^pass  hosts answer: connected to 127\.0\.0\.1/).and match(/^pass  task table/)
-    expect(out).to match(/^pass  claims table/).and match(/^pass  write, read and delete a task/).and match(/^pass  clock/)
+    expect(out).to match(/^pass  hosts answer: connected to 127\.0\.0\.1/)
+    expect(out).to match(/^pass  server: Cassandra 5\.\d+\.\d+, CQL \d/)
+    expect(out).to match(/^pass  clock: the server's clock is [-+]\d+\.\d+ s from this machine's/)
+    expect(out).to match(/^pass  keyspace: #{options[:keyspace]}, replication .*SimpleStrategy/)
+    expect(out).to match(/^pass  task table: #{options[:keyspace]}\.tasks: gc_grace_seconds 10800, compaction \w+/)
+    expect(out).to match(/^pass  claims table/).and match(/^pass  write, read and delete a task/)
+    expect(out).not_to include("FAIL")
     out, _, code = task_cmd("doctor", "--hosts", "127.0.0.1:9", "--config", "/dev/null")
     expect(code).to eq(1)
     expect(out).to match(/^FAIL  hosts answer: .*\n      fix: check --hosts/)
     out, _, code = task_cmd("doctor", "--keyspace", "no_such_keyspace_here")
     expect(code).to eq(1)
     expect(out).to match(/^pass  hosts answer/)
-    expect(out).to match(/^FAIL  task table: .*no_such_keyspace_here.*\n      fix: create the keyspace/)
+    expect(out).to match(/^FAIL  keyspace: no_such_keyspace_here does not exist\n      fix: create it and the tables/)
+    out, _, code = task_cmd("doctor", "--table", "no_such_table")
+    expect(code).to eq(1)
+    expect(out).to match(/^FAIL  task table: .*no_such_table does not exist\n      fix: create it/)
+    out, _, code = task_cmd("doctor", "--memory")
+    expect(code).to eq(0)
+    expect(out).to match(/^pass  hosts answer: connected to the memory store/)
   end
 end

@@ -65,8 +65,9 @@ module Task
                   "that is not a task is reported with its number; the run stops there (stop, the default) " \
                   "or goes on (skip); either way the exit status is then 1.",
       "doctor" => "task doctor\n  Connects with the given settings and checks, each pass or fail with the " \
-                  "fix: the hosts answer, the task table and the claims table are there, the server's clock " \
-                  "agrees with this one, and a task is saved, read back and deleted."
+                  "fix: the hosts answer; the server's version; its clock against this one; the keyspace and " \
+                  "its replication; the task table and its options for lists that churn (gc_grace_seconds, " \
+                  "compaction); the claims table; and a task saved, read back and deleted."
     }.freeze
 
     # Raised for a usage error (exit status 2).
@@ -521,46 +522,75 @@ module Task
       def run
         list = "task-doctor-#{SecureRandom.hex(4)}"
         checks = []
+        report = nil
         begin
-          @adapter.count(list)
+          before = Time.now
+          report = @adapter.describe if @adapter.respond_to?(:describe)
+          @adapter.count(list) unless report
+          after = Time.now
           checks << ["hosts answer", true, "connected to #{describe}", nil]
-          checks << ["task table", true, "present", nil]
-        rescue ::Task::Error::QueryRejected => e
-          checks << ["hosts answer", true, "connected to #{describe}", nil]
-          checks << ["task table", false, "#{e.class}: #{e.message}",
-                     "create the keyspace and tables: CassandraAdapter#create_schema (or check --keyspace/--table)"]
-          return checks
         rescue ::Task::Error, SystemCallError => e
           checks << ["hosts answer", false, "#{e.class}: #{e.message}",
                      "check --hosts/--port, that the node runs and that its port is open"]
           return checks
         end
-        check(checks, "claims table", "run adapter.create_claims_table (or create_schema)") do
-          @adapter.claims(list)
-          "present"
+        table_ok = report ? schema_checks(checks, report, before, after) : true
+        return checks unless table_ok
+
+        unless report
+          check(checks, "claims table", "run adapter.create_claims_table (or create_schema)") do
+            @adapter.claims(list)
+            "present"
+          end
         end
         check(checks, "write, read and delete a task", "see the error; the user may lack INSERT/DELETE rights") do
           task = DoctorProbe.new(task_list: list, id: "probe", data: { at: Time.now.to_f })
-          before = Time.now
           @adapter.store(task)
-          found = @adapter.find(list, "probe") or raise ::Task::Error, "the saved task was not found"
+          @adapter.find(list, "probe") or raise ::Task::Error, "the saved task was not found"
           @adapter.delete(list, "probe")
           raise ::Task::Error, "the task was still there after delete" if @adapter.find(list, "probe")
 
-          @skew = found.saved_at && (found.saved_at - before)
           "saved, found and deleted"
-        end
-        unless @skew.nil?
-          check(checks, "clock", "synchronise both clocks (NTP): older_than and claims compare them") do
-            raise ::Task::Error, format("the server's clock is %.1f s off this one's", @skew) if @skew.abs > 2
-
-            format("the server's write time was %.3f s from this machine's clock", @skew)
-          end
         end
         checks
       end
 
       private
+
+      # The server, keyspace, tables and clock, from what the node says; false when the task
+      # table is missing (nothing more can be checked).
+      def schema_checks(checks, report, before, after)
+        o = @adapter.options
+        checks << ["server", true, "Cassandra #{report[:release_version]}, CQL #{report[:cql_version]} " \
+                                   "(the driver speaks native protocol v4)", nil]
+        midpoint = before + (after - before) / 2
+        skew = report[:server_time] - midpoint
+        checks << ["clock", skew.abs <= 2, format("the server's clock is %+.3f s from this machine's", skew),
+                   "synchronise both clocks (NTP): older_than and claims compare them"]
+        replication = report[:replication]
+        unless replication
+          checks << ["keyspace", false, "#{o[:keyspace]} does not exist",
+                     "create it and the tables: CassandraAdapter#create_schema (or check --keyspace)"]
+          return false
+        end
+        checks << ["keyspace", true, "#{o[:keyspace]}, replication #{replication.map { |k, v| "#{k}=#{v}" }.join(", ")}", nil]
+        table = o[:tasks_table_name].to_s
+        tasks = report[:tables][table]
+        unless tasks
+          checks << ["task table", false, "#{o[:keyspace]}.#{table} does not exist",
+                     "create it: CassandraAdapter#create_schema (or check --table)"]
+          return false
+        end
+        compaction = tasks[:compaction]["class"].to_s.split(".").last
+        tuned = tasks[:gc_grace_seconds] <= 86_400
+        checks << ["task table", tuned, "#{o[:keyspace]}.#{table}: gc_grace_seconds #{tasks[:gc_grace_seconds]}, " \
+                                        "compaction #{compaction}",
+                   "give it the options for lists that churn: CassandraAdapter#tune_table(run: true) (README, Lists that churn)"]
+        claims = report[:tables]["#{table}_claims"]
+        checks << ["claims table", !claims.nil?, claims ? "present" : "#{o[:keyspace]}.#{table}_claims does not exist",
+                   "run adapter.create_claims_table (or create_schema)"]
+        true
+      end
 
       def describe
         return "the memory store (this process only)" unless @adapter.is_a?(DataInterface::CassandraAdapter)

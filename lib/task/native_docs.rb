@@ -295,6 +295,16 @@ module Task
       # +run+, runs them.
 
       ##
+      # :method: describe
+      # :call-seq: describe -> Hash
+      #
+      # What the node says about the deployment (what <tt>task doctor</tt> reports):
+      # <tt>release_version</tt>, <tt>cql_version</tt>, <tt>server_time</tt> (a Time, the
+      # node's clock), <tt>replication</tt> (the keyspace's options, nil when it does not
+      # exist) and <tt>tables</tt> (the task and claims tables by name, each with
+      # <tt>gc_grace_seconds</tt> and <tt>compaction</tt>, or nil when missing).
+
+      ##
       # :method: create_claims_table
       # :call-seq: create_claims_table -> nil
 

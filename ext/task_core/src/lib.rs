@@ -13,7 +13,7 @@ pub mod store;
 
 pub use cassandra::{
     consistency_name, parse_consistency, CassandraConfig, CassandraStore, Connector, Consistency,
-    ScanCursor,
+    ScanCursor, ServerReport, TableReport,
 };
 pub use claims::{ClaimInfo, ClaimOutcome, ClaimTerms};
 pub use error::{Error, Result};

@@ -309,6 +309,14 @@ impl Store {
         }
     }
 
+    /// What the server says about the deployment (`None` for a store with no server).
+    pub async fn describe(&self) -> Result<Option<crate::ServerReport>> {
+        match self {
+            Store::Memory(_) => Ok(None),
+            Store::Cassandra(c) => c.describe().await.map(Some),
+        }
+    }
+
     /// Creates the claims table of a deployment made before claims existed (nothing for a
     /// store that needs nothing).
     pub async fn create_claims_table(&self) -> Result<()> {

@@ -431,6 +431,59 @@ impl Adapter {
         .funcall("lazy", ())
     }
 
+    /// `describe`: what the node says about the deployment (`task doctor` reports it):
+    /// `{ release_version:, cql_version:, server_time: Time, replication: { "class" => ... }
+    /// or nil, tables: { "tasks" => { gc_grace_seconds:, compaction: {...} } or nil, ... } }`.
+    fn describe(ruby: &Ruby, rb_self: &Self) -> Result<Value, Error> {
+        let Some(report) = rb_self
+            .store
+            .run(ruby, |s| async move { s.describe().await })?
+        else {
+            return Ok(ruby.qnil().as_value());
+        };
+        let pairs = |items: &[(String, String)]| -> Result<RHash, Error> {
+            let h = ruby.hash_new();
+            for (k, v) in items {
+                h.aset(k.as_str(), v.as_str())?;
+            }
+            Ok(h)
+        };
+        let out = ruby.hash_new();
+        out.aset(
+            ruby.sym_new("release_version"),
+            report.release_version.as_str(),
+        )?;
+        out.aset(ruby.sym_new("cql_version"), report.cql_version.as_str())?;
+        let (secs, ms) = (
+            report.server_time_ms.div_euclid(1000),
+            report.server_time_ms.rem_euclid(1000),
+        );
+        let time: Value = ruby
+            .class_time()
+            .funcall("at", (secs, ms, ruby.sym_new("millisecond")))?;
+        out.aset(ruby.sym_new("server_time"), time)?;
+        let replication = match &report.replication {
+            Some(r) => pairs(r)?.as_value(),
+            None => ruby.qnil().as_value(),
+        };
+        out.aset(ruby.sym_new("replication"), replication)?;
+        let tables = ruby.hash_new();
+        for (name, table) in &report.tables {
+            let v = match table {
+                Some(t) => {
+                    let h = ruby.hash_new();
+                    h.aset(ruby.sym_new("gc_grace_seconds"), t.gc_grace_seconds)?;
+                    h.aset(ruby.sym_new("compaction"), pairs(&t.compaction)?)?;
+                    h.as_value()
+                }
+                None => ruby.qnil().as_value(),
+            };
+            tables.aset(name.as_str(), v)?;
+        }
+        out.aset(ruby.sym_new("tables"), tables)?;
+        Ok(out.as_value())
+    }
+
     /// `create_claims_table`: for a deployment whose task table predates claims.
     fn create_claims_table(ruby: &Ruby, rb_self: &Self) -> Result<(), Error> {
         rb_self
@@ -868,6 +921,7 @@ pub fn init(ruby: &Ruby, data_interface: RModule) -> Result<RClass, Error> {
         method!(Adapter::create_claims_table, 0),
     )?;
     cassandra.define_singleton_method("open_sessions", function!(open_sessions, 0))?;
+    cassandra.define_method("describe", method!(Adapter::describe, 0))?;
 
     let list_scan = data_interface.define_class("ListScan", ruby.class_object())?;
     list_scan.undef_default_alloc_func();

@@ -104,6 +104,25 @@ fn spread(n: usize, groups: &[Vec<usize>], results: Vec<Result<()>>) -> Vec<Resu
         .collect()
 }
 
+/// See `CassandraStore::describe`.
+#[derive(Debug, Clone)]
+pub struct ServerReport {
+    pub release_version: String,
+    pub cql_version: String,
+    pub server_time_ms: i64,
+    /// The keyspace's replication options; `None` when the keyspace does not exist.
+    pub replication: Option<Vec<(String, String)>>,
+    /// The task table and the claims table, by name, with their options when they exist.
+    pub tables: Vec<(String, Option<TableReport>)>,
+}
+
+/// A table's options that matter for lists that churn.
+#[derive(Debug, Clone)]
+pub struct TableReport {
+    pub gc_grace_seconds: i32,
+    pub compaction: Vec<(String, String)>,
+}
+
 /// Where the next page of a Cassandra scan starts.
 pub type ScanCursor = PagingState;
 
@@ -958,6 +977,71 @@ impl CassandraStore {
             .iter()
             .map(|t| format!("ALTER TABLE {t} WITH {options}"))
             .collect()
+    }
+
+    /// What `task doctor` reports about the deployment, read from the node's system tables:
+    /// its release and CQL versions, its clock (milliseconds since the epoch), the keyspace's
+    /// replication, and each table's grace period and compaction (`None`: no such table).
+    pub async fn describe(&self) -> Result<ServerReport> {
+        use std::collections::BTreeMap;
+        let session = self.session().await?;
+        let rejected = |what: &str, e: &dyn std::fmt::Display| {
+            Error::QueryRejected(format!("reading {what} from {}: {e}", self.hosts))
+        };
+        let run = |cql: &'static str, what: &'static str, values: Vec<String>| async move {
+            session
+                .query_unpaged(cql, values)
+                .await
+                .map_err(|e| execution_error(&self.op(what, false), &e))?
+                .into_rows_result()
+                .map_err(|e| rejected(what, &e))
+        };
+        let local = run(
+            "SELECT release_version, cql_version, toUnixTimestamp(now()) FROM system.local",
+            "the node's versions",
+            vec![],
+        )
+        .await?;
+        let (release_version, cql_version, server_time_ms) = local
+            .single_row::<(String, String, i64)>()
+            .map_err(|e| rejected("system.local", &e))?;
+        let ks = self.config.keyspace.clone();
+        let replication = run(
+            "SELECT replication FROM system_schema.keyspaces WHERE keyspace_name = ?",
+            "the keyspace's replication",
+            vec![ks.clone()],
+        )
+        .await?
+        .maybe_first_row::<(BTreeMap<String, String>,)>()
+        .map_err(|e| rejected("system_schema.keyspaces", &e))?
+        .map(|(r,)| r.into_iter().collect());
+        let mut tables = Vec::new();
+        for table in [
+            self.config.table.clone(),
+            format!("{}_claims", self.config.table),
+        ] {
+            let found = run(
+                "SELECT gc_grace_seconds, compaction FROM system_schema.tables \
+                 WHERE keyspace_name = ? AND table_name = ?",
+                "the tables' options",
+                vec![ks.clone(), table.clone()],
+            )
+            .await?
+            .maybe_first_row::<(i32, BTreeMap<String, String>)>()
+            .map_err(|e| rejected("system_schema.tables", &e))?
+            .map(|(grace, compaction)| TableReport {
+                gc_grace_seconds: grace,
+                compaction: compaction.into_iter().collect(),
+            });
+            tables.push((table, found));
+        }
+        Ok(ServerReport {
+            release_version,
+            cql_version,
+            server_time_ms,
+            replication,
+            tables,
+        })
     }
 
     /// Runs `tuning_cql` (the claims table's statement only if that table exists).
