@@ -21,6 +21,17 @@ RSpec.describe "claims" do
 
       before { use_adapter(adapter) }
 
+      it "says who holds each claim and how long it has left" do
+        task = FetchFile.create(task_list: list, id: "a")
+        FetchFile.create(task_list: list, id: "b")
+        expect(task.claim(for: 60, owner: "w1")).to be(true)
+        FetchFile.new(task_list: list, id: "b").tap { |b| b.claim(for: 60, owner: "w2") }.release(owner: "w2")
+        a, b = adapter.claims(list)
+        expect(a).to include(id: "a", owner: "w1", attempts: 1, last_error: nil)
+        expect(a[:expires_in]).to be_between(55, 60)
+        expect(b).to include(id: "b", owner: nil, attempts: 1, expires_in: nil)
+      end
+
       it "claims for one owner at a time, renews and releases only for it, and lapses by itself" do
         task = FetchFile.create(task_list: list, id: "a")
         expect(task.claim(for: 1, owner: "w1")).to be(true)

@@ -6,6 +6,7 @@ require "shellwords"
 require "tmpdir"
 require "tempfile"
 require "time"
+require "timeout"
 require "yaml"
 
 # exe/task against the real node, run as an operator runs it: a separate process, settings
@@ -106,14 +107,34 @@ RSpec.describe "the task command" do
     expect(Task::Task.find(list, "a")).not_to be_nil
 
     expect(task.claim(for: 300, owner: "worker-1")).to be(true)
+    shown = JSON.parse(task_cmd("show", list, "a").first)
+    expect(shown).to include("claimed_by" => "worker-1", "attempts" => 1)
+    expect(shown["claim_expires_in"]).to be_between(200, 300)
     out, _, code = task_cmd("release", list, "a", "--yes")
     expect([out, code]).to eq(["released a\n", 0])
     expect(task.claim(for: 300, owner: "worker-2")).to be(true) # free again
     _, err, code = task_cmd("release", list, "missing", "--yes")
     expect([err, code]).to match([/nobody holds a claim/, 1])
 
-    out, _, code = task_cmd("complete", list, "a", "--yes")
-    expect([out, code]).to eq(["completed a\n", 0])
+    # On a terminal it asks; anything but y leaves the task.
+    asked = lambda do |answer|
+      transcript = +""
+      command = [RbConfig.ruby, exe, "complete", list, "a"]
+      PTY.spawn(env, *command) do |reader, writer, pid|
+        Timeout.timeout(60) { transcript << reader.readpartial(200) until transcript.include?("[y/N]") }
+        writer.puts(answer)
+        begin
+          reader.each_line { |l| transcript << l }
+        rescue Errno::EIO
+          nil
+        end
+        Process.wait(pid)
+      end
+      transcript
+    end
+    expect(asked.call("n")).to include("complete (delete) task a of #{list}? [y/N]", "nothing done")
+    expect(Task::Task.find(list, "a")).not_to be_nil
+    expect(asked.call("y")).to include("completed a")
     expect(Task::Task.find(list, "a")).to be_nil
   end
 

@@ -91,6 +91,10 @@ RSpec.describe Task::Web, type: :feature do
     expect(Task::Task.find(list, "broken").claim(for: 300, owner: "worker-10")).to be(true)
     visit "/lists/#{list}/claimed"
     expect(page).to have_text("worker-10")
+    expect(find("tr", text: "worker-10")).to have_text(/[45] min/) # lapses in 300 s
+    click_link "broken"
+    expect(find("dd", text: "worker-10")).to be_truthy
+    expect(page).to have_text("Claim lapses in")
 
     visit "/lists/#{list}/tasks/fine"
     click_button "Complete"

@@ -277,7 +277,7 @@ module Task
                 task.as_json.merge("saved_at" => task.saved_at&.utc&.iso8601(6))
               end
       shown.merge!("attempts" => claim ? claim[:attempts] : 0, "last_error" => claim && claim[:last_error],
-                   "claimed_by" => claim && claim[:owner])
+                   "claimed_by" => claim && claim[:owner], "claim_expires_in" => claim && claim[:expires_in])
       @out.puts(JSON.pretty_generate(shown))
       0
     end

@@ -200,10 +200,10 @@ module Task
         claims = claims_of(list).select { |c| c[:owner] }
         rows = claims.first(PAGE).map do |c|
           "<tr><td><a href=\"#{url("/lists/#{esc(list)}/tasks/#{esc(c[:id])}")}\">#{h(c[:id])}</a></td>" \
-            "<td>#{h(c[:owner])}</td><td>#{h(c[:attempts])}</td></tr>"
+            "<td>#{h(c[:owner])}</td><td>#{h(c[:expires_in] && duration(c[:expires_in]))}</td><td>#{h(c[:attempts])}</td></tr>"
         end
         body = list_nav(list) + (rows.empty? ? "<p>No claimed tasks.</p>" :
-          "<table><thead><tr><th>Id</th><th>Claimed by</th><th>Attempts</th></tr></thead><tbody>#{rows.join}</tbody></table>")
+          "<table><thead><tr><th>Id</th><th>Claimed by</th><th>Lapses in</th><th>Attempts</th></tr></thead><tbody>#{rows.join}</tbody></table>")
         page(200, "Claimed in #{list}", body)
       end
 
@@ -226,7 +226,8 @@ module Task
         facts = {
           "List" => list, "Id" => id, "Type" => task.class.name, "Saved" => task.saved_at&.utc&.iso8601(6),
           "Attempts" => claim ? claim[:attempts] : 0, "Last error" => claim && claim[:last_error],
-          "Claimed by" => claim && claim[:owner]
+          "Claimed by" => claim && claim[:owner],
+          "Claim lapses in" => claim && claim[:expires_in] && duration(claim[:expires_in])
         }
         dl = facts.map { |k, v| "<dt>#{h(k)}</dt><dd>#{v.nil? ? "-" : h(v)}</dd>" }.join
         body = list_nav(list) + "<dl>#{dl}</dl><h2>Data</h2><pre>#{h(JSON.pretty_generate(task.as_json["data"]))}</pre>" +

@@ -26,6 +26,8 @@ pub struct ClaimInfo {
     pub attempts: u32,
     /// "Class: message" of the last failure recorded.
     pub last_error: Option<String>,
+    /// Seconds until a live claim lapses (by the store's clock); `None` when none is held.
+    pub expires_in: Option<u32>,
 }
 
 /// A claim request: who, and for how long.

@@ -198,6 +198,13 @@ impl MemoryStore {
             owner: c.live_owner().map(str::to_string),
             attempts: c.attempts,
             last_error: c.last_error.clone(),
+            expires_in: match &c.owner {
+                Some((_, until)) if *until > Instant::now() => {
+                    let left = until.saturating_duration_since(Instant::now());
+                    Some(left.as_secs_f64().ceil() as u32)
+                }
+                _ => None,
+            },
         }
     }
 

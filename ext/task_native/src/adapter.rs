@@ -362,7 +362,8 @@ impl Adapter {
             .run(ruby, |s| async move { s.retry(&key).await })
     }
 
-    /// `claims(task_list)`: `[{id:, owner:, attempts:, last_error:}, ...]` in id order.
+    /// `claims(task_list)`: `[{id:, owner:, attempts:, last_error:, expires_in:}, ...]` in id
+    /// order (`expires_in`: seconds until the live claim lapses, nil when none is held).
     fn claims(ruby: &Ruby, rb_self: &Self, task_list: Value) -> Result<RArray, Error> {
         let list = args::list(ruby, task_list)?;
         let infos = rb_self
@@ -375,6 +376,7 @@ impl Adapter {
             h.aset(ruby.sym_new("owner"), c.owner)?;
             h.aset(ruby.sym_new("attempts"), c.attempts)?;
             h.aset(ruby.sym_new("last_error"), c.last_error)?;
+            h.aset(ruby.sym_new("expires_in"), c.expires_in)?;
             out.push(h)?;
         }
         Ok(out)

@@ -151,7 +151,7 @@ impl CassandraStore {
                     read_serial,
                     list: prep(
                         format!(
-                            "SELECT id, owner, attempts, last_error FROM {c} WHERE task_list = ?"
+                            "SELECT id, owner, attempts, last_error, TTL(owner) FROM {c} WHERE task_list = ?"
                         ),
                         false,
                     )
@@ -456,12 +456,20 @@ impl CassandraStore {
                         let rows = res.into_rows_result().map_err(|e| bad(&e))?;
                         let mut page = Vec::with_capacity(rows.rows_num());
                         for row in rows
-                            .rows::<(String, Option<String>, Option<i32>, Option<String>)>()
+                            .rows::<(
+                                String,
+                                Option<String>,
+                                Option<i32>,
+                                Option<String>,
+                                Option<i32>,
+                            )>()
                             .map_err(|e| bad(&e))?
                         {
-                            let (id, owner, attempts, last_error) = row.map_err(|e| bad(&e))?;
+                            let (id, owner, attempts, last_error, ttl) =
+                                row.map_err(|e| bad(&e))?;
                             page.push(ClaimInfo {
                                 id,
+                                expires_in: owner.as_ref().and(ttl).map(|t| t.max(0) as u32),
                                 owner,
                                 attempts: attempts.unwrap_or(0).max(0) as u32,
                                 last_error,
