@@ -83,7 +83,8 @@ RSpec.describe "the gem" do
     spec = Gem::Package.new(file).spec
     expect(spec.platform.to_s).to eq(Gem::Platform.local.to_s)
     expect(spec.extensions).to eq([])
-    expect(spec.files).to include("lib/task.rb", "lib/task/#{abi}/task_native.#{RbConfig::CONFIG["DLEXT"]}")
+    expect(spec.files).to include("lib/task.rb", "lib/task/#{abi}/task_native.#{RbConfig::CONFIG["DLEXT"]}", "exe/task")
+    expect(spec.executables).to eq(["task"])
     expect(spec.files.grep(/\.rs\z|Cargo/)).to eq([])
 
     Dir.mktmpdir("task-native-gem") do |dir|
@@ -107,6 +108,9 @@ RSpec.describe "the gem" do
       expect(native).to start_with(home)
       expect(native).to end_with("task/#{abi}/task_native.#{RbConfig::CONFIG["DLEXT"]}")
       expect(data).to eq(x: 1)
+      # The operators' command comes with it.
+      help = IO.popen(env, [File.join(home, "bin", "task"), "--help"], chdir: dir, err: %i[child out], &:read)
+      expect([$?.success?, help]).to match([true, /Usage: task .*doctor/m])
       footprint = Dir[File.join(home, "**", "*")].select { |f| File.file?(f) }.sum { |f| File.size(f) }
       report format("precompiled gem: %.1f MB; installed in %.1f s (no cargo on the PATH), %.1f MB on disk",
                     File.size(file) / 1048576.0, took, footprint / 1048576.0)
