@@ -106,7 +106,7 @@ module Task
     end
 
     def claim_state
-      ::Task::Task.interface.claims(task_list).find { |c| c[:id] == id }
+      ::Task::Task.interface.claim_info(task_list, id)
     end
   end
 
@@ -131,6 +131,11 @@ module Task
 
       def claims(task_list)
         adapter.claims(task_list)
+      end
+
+      # The claim state of one task (as in `claims`), or nil when it has none.
+      def claim_info(task_list, id)
+        claims(task_list).find { |c| c[:id] == id }
       end
 
       # The dead tasks of a list (attempts used up), each with its attempts and last error.

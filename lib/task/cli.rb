@@ -283,7 +283,7 @@ module Task
     end
 
     def claim_of(list, id)
-      adapter.claims(list).find { |c| c[:id] == id }
+      ::Task::Task.interface.claim_info(list, id)
     rescue ::Task::Error::QueryRejected
       nil # no claims table: nothing claimed
     end

@@ -252,7 +252,9 @@ module Task
       end
 
       def claim_of(list, id)
-        claims_of(list).find { |c| c[:id] == id }
+        @iface.claim_info(list, id)
+      rescue ::Task::Error::QueryRejected
+        nil # no claims table: nothing is claimed
       end
 
       def page(status, title, body)
