@@ -145,14 +145,9 @@ module Task
             break if (scanned += 1) >= AGE_SCAN
           end
           age = oldest ? "#{scanned >= AGE_SCAN ? "at least " : ""}#{duration(Time.now - oldest)}" : "-"
-          "<tr><td><a href=\"#{url("/lists/#{esc(list)}")}\">#{h(list)}</a></td><td>#{count}</td><td>#{h(age)}</td></tr>"
+          ["<a href=\"#{url("/lists/#{esc(list)}")}\">#{h(list)}</a>", count, h(age)]
         end
-        body = if rows.empty?
-                 "<p>No tasks stored.</p>"
-               else
-                 "<table><thead><tr><th>List</th><th>Tasks</th><th>Oldest</th></tr></thead><tbody>#{rows.join}</tbody></table>"
-               end
-        page(200, "Task lists", body)
+        page(200, "Task lists", table(%w[List Tasks Oldest], rows, "No tasks stored."))
       end
 
       def list_page(list)
@@ -177,7 +172,7 @@ module Task
       def task_row(list, task)
         data = JSON.generate(task.as_json["data"])
         data = "#{data[0, 120]}…" if data.size > 120
-        "<tr><td><a href=\"#{url("/lists/#{esc(list)}/tasks/#{esc(task.id)}")}\">#{h(task.id)}</a></td>" \
+        "<tr><td>#{task_link(list, task.id)}</td>" \
           "<td class=\"wide\">#{h(task.class.name)}</td><td>#{h(task.saved_at&.utc&.iso8601)}</td>" \
           "<td class=\"wide\"><code>#{h(data)}</code></td></tr>"
       end
@@ -197,25 +192,31 @@ module Task
       end
 
       def claimed_page(list)
-        claims = claims_of(list).select { |c| c[:owner] }
-        rows = claims.first(PAGE).map do |c|
-          "<tr><td><a href=\"#{url("/lists/#{esc(list)}/tasks/#{esc(c[:id])}")}\">#{h(c[:id])}</a></td>" \
-            "<td>#{h(c[:owner])}</td><td>#{h(c[:expires_in] && duration(c[:expires_in]))}</td><td>#{h(c[:attempts])}</td></tr>"
+        claims = claims_of(list).select { |c| c[:owner] }.first(PAGE)
+        rows = claims.map do |c|
+          [task_link(list, c[:id]), h(c[:owner]), h(c[:expires_in] && duration(c[:expires_in])), h(c[:attempts])]
         end
-        body = list_nav(list) + (rows.empty? ? "<p>No claimed tasks.</p>" :
-          "<table><thead><tr><th>Id</th><th>Claimed by</th><th>Lapses in</th><th>Attempts</th></tr></thead><tbody>#{rows.join}</tbody></table>")
+        body = list_nav(list) + table(["Id", "Claimed by", "Lapses in", "Attempts"], rows, "No claimed tasks.")
         page(200, "Claimed in #{list}", body)
       end
 
       def dead_page(list)
-        dead = @iface.dead(list).first(PAGE)
-        rows = dead.map do |t|
-          "<tr><td><a href=\"#{url("/lists/#{esc(list)}/tasks/#{esc(t.id)}")}\">#{h(t.id)}</a></td>" \
-            "<td>#{h(t.attempts)}</td><td>#{h(t.last_error)}</td></tr>"
-        end
-        body = list_nav(list) + (rows.empty? ? "<p>No dead tasks.</p>" :
-          "<table><thead><tr><th>Id</th><th>Attempts</th><th>Last error</th></tr></thead><tbody>#{rows.join}</tbody></table>")
+        rows = @iface.dead(list).first(PAGE).map { |t| [task_link(list, t.id), h(t.attempts), h(t.last_error)] }
+        body = list_nav(list) + table(["Id", "Attempts", "Last error"], rows, "No dead tasks.")
         page(200, "Dead in #{list}", body)
+      end
+
+      # A table of cells already escaped, or +none+ when there are no rows.
+      def table(headings, rows, none)
+        return "<p>#{h(none)}</p>" if rows.empty?
+
+        head = headings.map { |t| "<th>#{h(t)}</th>" }.join
+        body = rows.map { |cells| "<tr>#{cells.map { |c| "<td>#{c}</td>" }.join}</tr>" }.join
+        "<table><thead><tr>#{head}</tr></thead><tbody>#{body}</tbody></table>"
+      end
+
+      def task_link(list, id)
+        "<a href=\"#{url("/lists/#{esc(list)}/tasks/#{esc(id)}")}\">#{h(id)}</a>"
       end
 
       def task_page(list, id)

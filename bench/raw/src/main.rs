@@ -196,28 +196,6 @@ fn list_of(list: &str, lists: usize, n: usize, i: usize) -> String {
     }
 }
 
-/// n saves over `lists` lists, one request each, 64 in flight.
-async fn spread_saves(session: Arc<Session>, st: Arc<Stmts>, list: String, n: usize, lists: usize) {
-    let mut running = JoinSet::new();
-    for i in 0..n {
-        if running.len() >= 64 {
-            running.join_next().await.expect("a task").expect("join");
-        }
-        let (session, st) = (session.clone(), st.clone());
-        let list = list_of(&list, lists, n, i);
-        running.spawn(async move {
-            let id = format!("{i:07}");
-            session
-                .execute_unpaged(&st.insert, (&list, &id, data(i), "BenchTask"))
-                .await
-                .expect("insert");
-        });
-    }
-    while let Some(done) = running.join_next().await {
-        done.expect("join");
-    }
-}
-
 /// n saves over `lists` lists as unlogged single-list batches, 64 in flight.
 async fn batched_saves(
     session: Arc<Session>,
@@ -272,7 +250,16 @@ async fn batched_saves(
     }
 }
 
-async fn saves(session: Arc<Session>, st: Arc<Stmts>, list: String, n: usize, in_flight: usize) {
+/// n saves over `lists` lists (consecutive rows to the same list), one request each,
+/// `in_flight` at a time.
+async fn saves(
+    session: Arc<Session>,
+    st: Arc<Stmts>,
+    list: String,
+    n: usize,
+    in_flight: usize,
+    lists: usize,
+) {
     // At most `in_flight` tasks exist at once; each finished one is reaped before the next
     // starts, so memory stays flat however many rows are written.
     let mut running = JoinSet::new();
@@ -280,7 +267,8 @@ async fn saves(session: Arc<Session>, st: Arc<Stmts>, list: String, n: usize, in
         if running.len() >= in_flight {
             running.join_next().await.expect("a task").expect("join");
         }
-        let (session, st, list) = (session.clone(), st.clone(), list.clone());
+        let (session, st) = (session.clone(), st.clone());
+        let list = list_of(&list, lists, n, i);
         running.spawn(async move {
             let id = format!("{i:07}");
             session
@@ -375,7 +363,7 @@ async fn run() {
             per * 8
         }
         "claim" | "claim8" => {
-            saves(session.clone(), st.clone(), list.clone(), n, 64).await;
+            saves(session.clone(), st.clone(), list.clone(), n, 64, 1).await;
             let callers = if workload == "claim8" { 8 } else { 1 };
             let started = Instant::now();
             let mut running = Vec::new();
@@ -398,11 +386,11 @@ async fn run() {
             return;
         }
         "bulk" | "load" => {
-            saves(session.clone(), st.clone(), list.clone(), n, 64).await;
+            saves(session.clone(), st.clone(), list.clone(), n, 64, 1).await;
             n
         }
         "bulk100" => {
-            spread_saves(session.clone(), st.clone(), list.clone(), n, 100).await;
+            saves(session.clone(), st.clone(), list.clone(), n, 64, 100).await;
             n
         }
         "batched" | "batched100" => {
