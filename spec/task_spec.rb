@@ -174,6 +174,37 @@ RSpec.describe Task::Task do
       expect(adapter.rows["l"]).to be_empty
     end
 
+    it "store what a task's own readers return when its class, a prepended module or the object redefines them" do
+      stub_const("ReaderTask", Class.new(FetchFile) { def task_list = "#{super}-own" })
+      stub_const("Uppercase", Module.new { def data = super.merge(upper: true) })
+      ReaderTask.prepend(Uppercase)
+      stub_const("NoSuper", Class.new(FetchFile) do
+        # Skips super: made with only an id, @task_list and @data are never set.
+        def initialize(attrs)
+          return @id = attrs unless attrs.is_a?(Hash)
+
+          @task_list, @id, @data = attrs.values_at(:task_list, :id, :data)
+        end
+      end)
+      adapter = Task::DataInterface::MemoryAdapter.new
+      plain = FetchFile.build(task_list: "l", id: "plain", filename: "a")
+      own = ReaderTask.build(task_list: "l", id: "own", filename: "b")
+      single = FetchFile.build(task_list: "l", id: "single", filename: "c")
+      single.define_singleton_method(:id) { "single-own" }
+      bare = NoSuper.new("bare") # no @task_list, no @data: the readers' nil and {}
+      bare.define_singleton_method(:task_list) { "l" }
+      [[plain, "l", "plain", { filename: "a" }], [own, "l-own", "own", { filename: "b", upper: true }],
+       [single, "l", "single-own", { filename: "c" }], [bare, "l", "bare", {}]].each do |task, list, id, data|
+        [[:store, task], [:store_many, [task]]].each do |method, arg|
+          adapter.public_send(method, arg)
+          found = adapter.find(list, id)
+          stored = %i[@task_list @id @data].map { |v| found&.instance_variable_get(v) }
+          expect([found.class, *stored]).to eq([task.class, list, id, data]), "#{method} of #{task.class} #{id}"
+          adapter.delete(list, id)
+        end
+      end
+    end
+
     it "refuses to save an instance of an anonymous class, which could never be found again" do
       task = Class.new { include Task::Task }.new(task_list: "l", id: "1")
       expect { task.save }.to raise_error(ArgumentError, /anonymous class/)

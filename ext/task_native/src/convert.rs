@@ -141,10 +141,50 @@ fn string_attr(ruby: &Ruby, task: Value, name: &str, value: Value) -> Result<Str
     })
 }
 
+/// A task's list, id and data read from its instance variables, when that is exactly what
+/// calling `task_list`, `id` and `data` would return: the object's class (its singleton
+/// included) resolves the three to Task::Task's own readers, and `@data` is set (the reader
+/// fills in a missing one). `None` otherwise, or without Ruby's method lookup: then the
+/// methods are called. Three lookups cost less than three calls from C, which is most of
+/// what converting a task for a bulk write took.
+fn plain_attributes(ruby: &Ruby, task: Value) -> Result<Option<(Value, Value, Value)>, Error> {
+    let Some(object) = RObject::from_value(task) else {
+        return Ok(None);
+    };
+    let module = classes::task_module(ruby)?.as_value();
+    let class = task.class().as_value();
+    for name in [&ID_TASK_LIST, &ID_ID, &ID_DATA] {
+        let mine = classes::method_entry(ruby, class, name);
+        if mine.is_none() || mine != classes::method_entry(ruby, module, name) {
+            return Ok(None);
+        }
+    }
+    let ivar = |name: &LazyId| {
+        let id = (**name).into_id_with(ruby).as_raw();
+        // SAFETY: reading an instance variable of a live object (a T_OBJECT) neither raises
+        // nor allocates; magnus's ivar_get would wrap it in rb_protect, which measured as
+        // much as the read itself.
+        unsafe { Value::from_raw(rb_sys::rb_ivar_get(object.as_raw(), id)) }
+    };
+    let data = ivar(&IV_DATA);
+    if data.is_nil() {
+        return Ok(None);
+    }
+    Ok(Some((ivar(&IV_TASK_LIST), ivar(&IV_ID), data)))
+}
+
 /// The record for a task object, or a clear error before anything is written.
 pub fn record_from_task(ruby: &Ruby, task: Value) -> Result<TaskRecord, Error> {
-    let task_list = string_attr(ruby, task, "task_list", task.funcall(*ID_TASK_LIST, ())?)?;
-    let id = string_attr(ruby, task, "id", task.funcall(*ID_ID, ())?)?;
+    let (task_list_v, id_v, data_v) = match plain_attributes(ruby, task)? {
+        Some(parts) => parts,
+        None => (
+            task.funcall(*ID_TASK_LIST, ())?,
+            task.funcall(*ID_ID, ())?,
+            task.funcall(*ID_DATA, ())?,
+        ),
+    };
+    let task_list = string_attr(ruby, task, "task_list", task_list_v)?;
+    let id = string_attr(ruby, task, "id", id_v)?;
     let class = task.class();
     // SAFETY: the name is copied out before any Ruby code runs.
     let type_name = match unsafe { class.name() } {
@@ -157,7 +197,6 @@ pub fn record_from_task(ruby: &Ruby, task: Value) -> Result<TaskRecord, Error> {
             ))
         }
     };
-    let data_v: Value = task.funcall(*ID_DATA, ())?;
     let Some(data) = RHash::from_value(data_v) else {
         return Err(errors::argument(
             ruby,
