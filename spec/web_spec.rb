@@ -102,6 +102,22 @@ RSpec.describe Task::Web, type: :feature do
     expect(limited.find(list, "fine")).to be_nil
   end
 
+  it "opens and completes tasks whose ids and lists hold slashes, dots, spaces, percent signs and question marks" do
+    odd_list = "#{list}/sub dir?"
+    ids = ["a/b", "../up", "50% off?", "x y#z", "/lead", "..", ".", "=eq", "é+ü"]
+    ids.each { |id| FetchFile.create(task_list: odd_list, id: id, filename: "f #{id}") }
+    visit "/"
+    click_link odd_list
+    ids.each do |id|
+      click_link id
+      expect(find("h1").text).to include(id)
+      expect(find("pre").text).to include("f #{id}")
+      click_button "Complete"
+      expect(page).to have_text("Completed #{id}.")
+      expect(adapter.find(odd_list, id)).to be_nil
+    end
+  end
+
   it "renders data as text, never as markup" do
     FetchFile.create(task_list: list, id: "<img src=x onerror=alert(1)>", note: "<script>alert('xss')</script>")
     visit "/lists/#{list}"

@@ -77,7 +77,7 @@ module Task
       end
 
       def respond
-        parts = @req.path_info.split("/").reject(&:empty?).map { |p| Rack::Utils.unescape_path(p) }
+        parts = @req.path_info.split("/").reject(&:empty?).map { |p| unesc(p) }
         if @req.post?
           post(parts)
         elsif @req.get? || @req.head?
@@ -304,8 +304,19 @@ module Task
         h("#{@req.script_name}#{path}")
       end
 
+      # A list or id as one path segment: everything but letters, digits and -._~= is
+      # percent-encoded ("/" and "?" included), and "." and ".." (which a browser would
+      # resolve as a path step, encoded or not) get a leading "=", as does anything that starts
+      # with "=" already; `unesc` takes it off.
       def esc(segment)
-        Rack::Utils.escape_path(segment.to_s)
+        s = segment.to_s
+        s = "=#{s}" if s.start_with?("=") || s == "." || s == ".."
+        s.b.gsub(/[^A-Za-z0-9\-._~=]/n) { |c| format("%%%02X", c.ord) }
+      end
+
+      def unesc(segment)
+        s = Rack::Utils.unescape_path(segment)
+        s.start_with?("=") ? s[1..] : s
       end
 
       def duration(seconds)
