@@ -88,6 +88,43 @@ RSpec.describe "the Cassandra adapter under faults", :faults do
                   outcomes.size, errors.size, recovery)
   end
 
+  it "renews, fails and releases claims across a 2 s pause of the node, each answering what became of the claim" do
+    claims = FaultNode.adapter(request_timeout: 1, connect_timeout: 1, retry_deadline: 10)
+    pid = FaultNode.pid
+    # Runs the call on a thread of its own, begun just after the node is paused, for 2 s.
+    across_pause = lambda do |&call|
+      Process.kill("STOP", pid)
+      begin
+        caller = Thread.new(&call)
+        sleep 2
+      ensure
+        Process.kill("CONT", pid)
+      end
+      expect(caller.join(HANG)).not_to be_nil, "the call hung"
+      caller.value
+    end
+    claim_of = ->(id) { claims.claims(list).find { |c| c[:id] == id } }
+    %w[a b].each { |id| claims.store(FetchFile.new(task_list: list, id: id)) }
+
+    expect(claims.claim(list, "a", 5, "worker-1")).to eq([:won, 1])
+    expect(across_pause.call { claims.renew(list, "a", 60, "worker-1") }).to be(true)
+    expect(claim_of.("a")).to include(owner: "worker-1")
+    expect(claim_of.("a")[:expires_in]).to be > 30
+    expect(across_pause.call { claims.release(list, "a", "worker-1", "Boom: lost") }).to be(true)
+    expect(claim_of.("a")).to include(owner: nil, attempts: 1, last_error: "Boom: lost")
+
+    expect(claims.claim(list, "b", 60, "worker-1")).to eq([:won, 1])
+    expect(across_pause.call { claims.release(list, "b", "worker-1", nil) }).to be(true)
+    expect(claim_of.("b")).to include(owner: nil)
+    # Held by nobody: renew and release by a former owner say so, with or without a pause.
+    expect(across_pause.call { claims.renew(list, "b", 60, "worker-1") }).to be(false)
+    expect(claims.release(list, "b", "worker-1", nil)).to be(false)
+    # Held by another: a pause changes nothing either.
+    expect(claims.claim(list, "b", 60, "worker-2")).to eq([:won, 2])
+    expect(across_pause.call { claims.release(list, "b", "worker-1", nil) }).to be(false)
+    expect(claim_of.("b")).to include(owner: "worker-2")
+  end
+
   it "fails calls while the node is killed, and works again within 15 s of its restart" do
     recovery = nil
     outcomes = saves_during do |seen|

@@ -369,62 +369,96 @@ impl CassandraStore {
         )))
     }
 
-    async fn conditional<V: scylla::serialize::row::SerializeRow>(
+    /// A conditional write of a claim (renew, release, fail, retry), sent again after a
+    /// failure that may pass (a timeout, contention, no replica or host answering) until the
+    /// retry deadline, as idempotent writes are: each of these leaves the same claim whether it
+    /// is applied once or twice. Renewing twice extends the same lease; a second release,
+    /// failure or retry finds the work done. Returns whether the write applied and whether an
+    /// earlier sending may have applied unseen (it timed out), which is when "not applied"
+    /// may mean "already done" (see `release`). Once the deadline passes, a timeout is
+    /// reported with the claim's outcome unknown.
+    async fn conditional<V: scylla::serialize::row::SerializeRow + Sync>(
         &self,
-        stmt: impl Fn(&Stmts) -> &PreparedStatement,
+        stmt: impl Fn(&Stmts) -> &PreparedStatement + Sync,
         values: V,
         what: &str,
-    ) -> Result<bool> {
-        let (session, st) = self.claim_statements().await?;
-        match session.execute_unpaged(stmt(st), values).await {
-            Ok(res) => applied(res, what),
-            Err(e) => {
-                let err = execution_error(&self.op(what, true), &e);
-                if matches!(err.kind(), Error::Timeout(_)) {
-                    let m = format!("{}; the claim's outcome is unknown", err.message());
-                    return Err(err.with_message(m));
+    ) -> Result<(bool, bool)> {
+        let maybe_applied = std::sync::atomic::AtomicBool::new(false);
+        let named = || what.to_string();
+        let outcome = self
+            .retrying(&named, true, &self.deadline(), || async {
+                let (session, st) = self.claim_statements().await?;
+                match session.execute_unpaged(stmt(st), &values).await {
+                    Ok(res) => applied(res, what),
+                    Err(e) => {
+                        let err = execution_error(&self.op(what, true), &e);
+                        if matches!(err.kind(), Error::Timeout(_)) {
+                            maybe_applied.store(true, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        Err(err)
+                    }
                 }
-                Err(err)
+            })
+            .await;
+        match outcome {
+            Ok(applied) => Ok((
+                applied,
+                maybe_applied.load(std::sync::atomic::Ordering::Relaxed),
+            )),
+            Err(err) if matches!(err.kind(), Error::Timeout(_)) => {
+                let m = format!("{}; the claim's outcome is unknown", err.message());
+                Err(err.with_message(m))
             }
+            Err(err) => Err(err),
         }
     }
 
-    /// Extends the claim `terms.owner` holds; false when it holds none.
+    /// Extends the claim `terms.owner` holds; false when it holds none. (Sent again after a
+    /// lost answer, it finds the claim still this owner's and extends it again.)
     pub async fn renew(&self, key: &TaskKey, terms: &ClaimTerms) -> Result<bool> {
         let what = format!(
             "renewing the claim on task {:?} of list {:?}",
             key.id, key.task_list
         );
-        self.conditional(
-            |s| &s.renew,
-            (
-                Self::lease_secs(terms),
-                &terms.owner,
-                &key.task_list,
-                &key.id,
-                &terms.owner,
-            ),
-            &what,
-        )
-        .await
+        let (applied, _) = self
+            .conditional(
+                |s| &s.renew,
+                (
+                    Self::lease_secs(terms),
+                    &terms.owner,
+                    &key.task_list,
+                    &key.id,
+                    &terms.owner,
+                ),
+                &what,
+            )
+            .await?;
+        Ok(applied)
     }
 
     /// Ends the claim `owner` holds, recording `error` if given; false when it holds none.
+    /// When an earlier sending's answer was lost and the last one did not apply, a serial
+    /// read settles it: a claim nobody holds any more was ended (by that earlier sending, or
+    /// by its lease lapsing), and that is reported as true; one another owner holds, false.
     pub async fn release(&self, key: &TaskKey, owner: &str, error: Option<&str>) -> Result<bool> {
         let what = format!(
             "releasing the claim on task {:?} of list {:?}",
             key.id, key.task_list
         );
-        match error {
+        let (applied, maybe_applied) = match error {
             None => {
                 self.conditional(|s| &s.release, (&key.task_list, &key.id, owner), &what)
-                    .await
+                    .await?
             }
             Some(e) => {
                 self.conditional(|s| &s.fail, (e, &key.task_list, &key.id, owner), &what)
-                    .await
+                    .await?
             }
+        };
+        if applied || !maybe_applied {
+            return Ok(applied);
         }
+        Ok(self.read_claim(key, true).await?.owner.is_none())
     }
 
     /// Clears a task's attempts and last error.
