@@ -95,7 +95,10 @@ impl Writer<'_> {
             self.string(s.to_r_string()?)?;
         } else if let Some(i) = Integer::from_value(v) {
             match i.to_i64() {
-                Ok(n) => self.out.push_str(&n.to_string()),
+                // Written in place: a String per Integer was a malloc and a free each.
+                Ok(n) => {
+                    let _ = std::fmt::Write::write_fmt(self.out, format_args!("{n}"));
+                }
                 Err(_) => {
                     let s: String = i.funcall("to_s", ())?;
                     self.out.push_str(&s);
