@@ -731,26 +731,22 @@ impl CassandraStore {
                 })
                 .await;
         }
-        let groups: Arc<[Vec<usize>]> = batches(records.iter().map(|r| {
+        fn sized(r: &TaskRecord) -> (&str, usize) {
             let size = r.task_list.len()
                 + r.id.len()
                 + r.type_name.len()
                 + r.data.as_ref().map_or(0, String::len);
             (r.task_list.as_str(), size)
-        }))
-        .into();
-        let n = records.len();
-        let results = self
-            .for_each_concurrently(
-                groups.clone(),
-                concurrency,
-                move |store, all, g, deadline| {
-                    let records = records.clone();
-                    async move { store.put_batch_until(&records, &all[g], &deadline).await }
-                },
-            )
-            .await;
-        spread(n, &groups, results)
+        }
+        self.in_batches(
+            records,
+            concurrency,
+            sized,
+            |store, records, groups, g, deadline| async move {
+                store.put_batch_until(&records, &groups[g], &deadline).await
+            },
+        )
+        .await
     }
 
     /// Completes many tasks, like `store_many`.
@@ -767,20 +763,42 @@ impl CassandraStore {
                 })
                 .await;
         }
-        let groups: Arc<[Vec<usize>]> = batches(
-            keys.iter()
-                .map(|k| (k.task_list.as_str(), k.task_list.len() + k.id.len())),
+        fn sized(k: &TaskKey) -> (&str, usize) {
+            (k.task_list.as_str(), k.task_list.len() + k.id.len())
+        }
+        self.in_batches(
+            keys,
+            concurrency,
+            sized,
+            |store, keys, groups, g, deadline| async move {
+                store.delete_batch_until(&keys, &groups[g], &deadline).await
+            },
         )
-        .into();
-        let n = keys.len();
+        .await
+    }
+
+    /// Cuts `items` into batches of one list each (`batches`, by the list and size `sized`
+    /// gives), sends each with `send` (the store, all the items, all the batches, which batch,
+    /// the call's deadline), `concurrency` at a time, and gives each item its batch's result.
+    async fn in_batches<I, F, Fut>(
+        self: &Arc<Self>,
+        items: Arc<[I]>,
+        concurrency: usize,
+        sized: for<'a> fn(&'a I) -> (&'a str, usize),
+        send: F,
+    ) -> Vec<Result<()>>
+    where
+        I: Send + Sync + 'static,
+        F: Fn(Arc<Self>, Arc<[I]>, Arc<[Vec<usize>]>, usize, Arc<Deadline>) -> Fut,
+        Fut: Future<Output = Result<()>> + Send + 'static,
+    {
+        let groups: Arc<[Vec<usize>]> = batches(items.iter().map(sized)).into();
+        let n = items.len();
         let results = self
             .for_each_concurrently(
                 groups.clone(),
                 concurrency,
-                move |store, all, g, deadline| {
-                    let keys = keys.clone();
-                    async move { store.delete_batch_until(&keys, &all[g], &deadline).await }
-                },
+                move |store, all, g, deadline| send(store, items.clone(), all, g, deadline),
             )
             .await;
         spread(n, &groups, results)
