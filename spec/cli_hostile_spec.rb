@@ -63,6 +63,30 @@ RSpec.describe "the task command, given hostile input" do
       expect(adapter.count(list)).to eq(1500)
       expect(Task::Task.find(list, "01501")).not_to be_nil
       expect(Task::Task.find(list, "00500")).to be_nil
+
+      # The same without the classes: each stored as the row it is, one at a time.
+      adapter.delete_list(list)
+      out, err, code = task_cmd("import", "--on-bad-line", "skip", input: lines.join("\n") << "\n", raw: true)
+      expect(err).to match(/\Atask: line 500: .*Request is too big.*\n\z/)
+      expect([out, code]).to eq(["imported 1500, 1 bad line skipped\n", 1])
+      expect(adapter.count(list)).to eq(1500)
+    end
+
+    it "names each of several refused rows of one chunk, and stops when the store refuses every row" do
+      few = (1..20).map do |i|
+        FetchFile.build(task_list: list, id: format("%05d", i), filename: "y" * ([5, 12].include?(i) ? 17_000_000 : 3)).to_json
+      end
+      out, err, code = task_cmd("import", "--on-bad-line", "skip", input: few.join("\n") << "\n")
+      expect(err.lines.map { |l| l[/\Atask: line (\d+): .*Request is too big/, 1] }).to eq(%w[5 12])
+      expect([out, code]).to eq(["imported 18, 2 bad lines skipped\n", 1])
+      expect(adapter.count(list)).to eq(18)
+
+      # No such table: not a bad row, even with skip.
+      out, err, code = task_cmd("import", "--on-bad-line", "skip", "--table", "no_such_table", input: few.first(3).join("\n"))
+      expect([out, code]).to eq(["", 1])
+      expect(err).to match(/\Atask: line 1: .*no_such_table does not exist.*\n/)
+        .and match(/^task: the store failed on 3 of lines 1 to 3: not stored/)
+        .and match(/^task: stopped at line 1 \(0 stored\, lines 1 to 3 read\)\n\z/)
     end
 
     it "stops at it by default, with a summary naming the line" do

@@ -2,15 +2,20 @@
 
 require "json"
 require "optparse"
-require "securerandom"
 require "time"
-require "yaml"
 require "task"
+require "task/cli/text"
+require "task/cli/settings"
+require "task/cli/import"
+require "task/cli/progress"
+require "task/cli/doctor"
 
 module Task
   # The `task` command (exe/task): an operator's view of the stored tasks, on the public API
   # only. Exit codes: 0 done, 1 failed (the store refused, a task is missing, a check did not
-  # pass), 2 usage (an unknown command or option, a missing argument, a refused --memory).
+  # pass), 2 usage (an unknown command or option, a missing argument, a refused --memory, a
+  # settings or -r file that cannot be used). Stored text (list names, ids, errors) is shown
+  # with control characters escaped (Task::Display).
   class CLI
     USAGE = <<~TEXT
       Usage: task [connection options] COMMAND [arguments] [options]
@@ -73,6 +78,9 @@ module Task
     # Raised for a usage error (exit status 2).
     class Usage < StandardError; end
 
+    # Raised when the task a command names is not stored (exit status 1).
+    class NotFound < StandardError; end
+
     def self.start(argv, out: $stdout, err: $stderr, input: $stdin)
       new(out: out, err: err, input: input).run(argv)
     end
@@ -99,18 +107,28 @@ module Task
       end
       @options = options
       # The application's task classes, so that its tasks are read as tasks.
-      Array(options[:require]).each { |f| require File.expand_path(f) }
+      Array(options[:require]).each { |f| Settings.require_file(f) }
       send(:"cmd_#{command}", args)
     rescue Usage, OptionParser::ParseError => e
-      @err.puts("task: #{e.message}")
+      @err.puts(visible("task: #{e.message}"))
       @err.puts("Run `task --help` for the commands and options.")
       2
+    rescue SettingsError => e
+      @err.puts(visible("task: #{e.message}"))
+      2
+    rescue NotFound => e
+      @err.puts(visible("task: not found: #{e.message}"))
+      1
     rescue ::Task::Error, ArgumentError => e
-      @err.puts("task: #{e.class}: #{e.message}")
+      @err.puts(visible("task: #{e.class}: #{e.message}"))
       1
     end
 
     private
+
+    def visible(text)
+      Text.visible(text)
+    end
 
     def parse_options!(args)
       o = {}
@@ -142,12 +160,7 @@ module Task
         raise Usage, "--memory has no meaning across processes (only `task doctor` takes it)" if @options[:memory]
 
         settings = {}
-        if (file = @options[:config])
-          loaded = YAML.safe_load(File.read(file)) || {}
-          raise Usage, "#{file}: expected a mapping of adapter options" unless loaded.is_a?(Hash)
-
-          settings.merge!(loaded.transform_keys(&:to_sym))
-        end
+        settings.merge!(Settings.read_config(@options[:config])) if @options[:config]
         env_hosts = ENV.fetch("TASK_CASSANDRA_HOSTS", nil)
         settings.merge!(hosts_and_port(env_hosts)) if env_hosts && !settings.key?(:hosts)
         settings[:keyspace] ||= ENV["TASK_CASSANDRA_KEYSPACE"] if ENV["TASK_CASSANDRA_KEYSPACE"]
@@ -155,7 +168,11 @@ module Task
         %i[port keyspace tasks_table_name username password].each do |k|
           settings[k] = @options[k] if @options.key?(k)
         end
-        DataInterface::CassandraAdapter.new(**defaults, **settings)
+        begin
+          DataInterface::CassandraAdapter.new(**defaults, **settings)
+        rescue ArgumentError, TypeError => e
+          raise SettingsError, e.message
+        end
       end
     end
 
@@ -181,9 +198,9 @@ module Task
 
     def confirm(what)
       return true if @options[:yes]
-      raise Usage, "#{what}: add --yes (not on a terminal, nobody can be asked)" unless @in.tty?
+      raise Usage, "#{visible(what)}: add --yes (not on a terminal, nobody can be asked)" unless @in.tty?
 
-      @err.print("#{what}? [y/N] ")
+      @err.print("#{visible(what)}? [y/N] ")
       answer = @in.gets.to_s.strip.downcase
       return true if %w[y yes].include?(answer)
 
@@ -194,7 +211,7 @@ module Task
     def cmd_lists(args)
       arguments(args)
       use_adapter
-      ::Task::Task.lists.each { |name| @out.puts(name) }
+      ::Task::Task.lists.each { |name| @out.puts(visible(name)) }
       0
     end
 
@@ -213,15 +230,26 @@ module Task
 
       shown = 0
       last = nil
+      more = false
       each_item(list, after: @options[:after]) do |item|
-        break if limit && shown == limit
+        if limit && shown == limit
+          more = true # a task past the page: there is a next one
+          break
+        end
 
-        @out.puts(@options[:json] ? json_line(item) || JSON.generate(item) : line_of(item))
+        @out.puts(@options[:json] ? Text.json(json_line(item) || JSON.generate(item)) : line_of(item))
         shown += 1
         last = item_id(item)
       end
-      @err.puts("next page: task ls #{list} --after #{last} --limit #{limit}") if limit && shown == limit
+      @err.puts("next page: #{next_page(list, last, limit)}") if more
       0
+    end
+
+    # The command that shows the page after +last+, quoted for a shell.
+    def next_page(list, last, limit)
+      words = ["task", "ls", list, "--after", last, "--limit", limit.to_s]
+      words << "--json" if @options[:json]
+      words.map { |w| Text.shell_word(w) }.join(" ")
     end
 
     # Each task of the list in id order: a task, or (when this process cannot make one: its
@@ -248,12 +276,15 @@ module Task
       nil
     end
 
+    # A task (or a row) on one line, its fields tab-separated, each shown visibly (a tab in a
+    # field as \t).
     def line_of(item)
-      if item.is_a?(Hash)
-        return [item[:id], item[:type], "-", item[:data].nil? ? "(null data)" : item[:data]].join("\t")
-      end
-
-      [item.id, item.class.name, item.saved_at&.utc&.iso8601(6), JSON.generate(item.as_json["data"])].join("\t")
+      fields = if item.is_a?(Hash)
+                 [item[:id], item[:type], "-", item[:data].nil? ? "(null data)" : item[:data]]
+               else
+                 [item.id, item.class.name, item.saved_at&.utc&.iso8601(6), JSON.generate(item.as_json["data"])]
+               end
+      fields.map { |f| visible(f.to_s) }.join("\t")
     end
 
     def cmd_show(args)
@@ -265,10 +296,7 @@ module Task
         # Its class is not loaded here (or the row is bad): the row as stored.
         adapter.rows(list).each.find { |r| r[:id] >= id }&.then { |r| r[:id] == id ? r : nil }
       end
-      unless task
-        @err.puts("task: no task #{id.inspect} in list #{list.inspect}")
-        return 1
-      end
+      raise NotFound, missing(list, id) unless task
       claim = claim_of(list, id)
       shown = if task.is_a?(Hash)
                 { "task_list" => list, "id" => id, "type" => task[:type], "data" => task[:data],
@@ -278,7 +306,7 @@ module Task
               end
       shown.merge!("attempts" => claim ? claim[:attempts] : 0, "last_error" => claim && claim[:last_error],
                    "claimed_by" => claim && claim[:owner], "claim_expires_in" => claim && claim[:expires_in])
-      @out.puts(JSON.pretty_generate(shown))
+      @out.puts(Text.json(JSON.pretty_generate(shown)))
       0
     end
 
@@ -292,7 +320,9 @@ module Task
       list, = arguments(args, "LIST")
       age = @options[:older_than] or raise Usage, "stale needs --older-than AGE"
       use_adapter
-      unknown = ->(row, _error) { @err.puts("task: #{row[:id]}: its age is unknown here (its class is not loaded: --require)") }
+      unknown = lambda do |row, _error|
+        @err.puts("task: #{visible(row[:id])}: its age is unknown here (its class is not loaded: --require)")
+      end
       ::Task::Task.older_than(list, seconds(age), on_bad_row: unknown).each { |task| @out.puts(line_of(task)) }
       0
     end
@@ -305,30 +335,54 @@ module Task
     def cmd_dead(args)
       list, = arguments(args, "LIST")
       use_adapter
-      ::Task::Task.dead(list).each { |t| @out.puts([t.id, t.attempts, t.last_error].join("\t")) }
+      dead_claims(list).each do |c|
+        @out.puts([visible(c[:id]), c[:attempts], visible(c[:last_error].to_s)].join("\t"))
+      end
       0
+    end
+
+    # The claim states ({ id:, attempts:, last_error: }) of the list's dead tasks: attempts
+    # used up, the task still stored. Read from the claims, so that it needs no task class
+    # loaded (Task::Task.dead builds each task).
+    def dead_claims(list)
+      limit = adapter.max_attempts
+      return [] unless limit
+
+      adapter.claims(list).select { |c| c[:attempts] >= limit && stored?(list, c[:id]) }
+    end
+
+    # Whether the task is stored, whether or not its class is loaded here.
+    def stored?(list, id)
+      !::Task::Task.find(list, id).nil?
+    rescue ::Task::Error::BadData
+      true # a row is stored, which this process cannot make a task of
+    end
+
+    def missing(list, id)
+      "no task #{id.inspect} in list #{list.inspect}"
     end
 
     def cmd_retry(args)
       if @options[:all_dead]
         list, = arguments(args, "LIST")
         use_adapter
-        dead = ::Task::Task.dead(list)
+        dead = dead_claims(list)
         if dead.empty?
-          @out.puts("no dead tasks in #{list}")
+          @out.puts(visible("no dead tasks in #{list}"))
           return 0
         end
         return 0 unless confirm("retry #{dead.size} dead tasks of #{list}")
 
-        dead.each(&:retry!)
+        dead.each { |c| adapter.retry_task(list, c[:id]) }
         @out.puts("retried #{dead.size}")
       else
         list, id = arguments(args, "LIST", "ID")
         use_adapter
+        raise NotFound, missing(list, id) unless stored?(list, id)
         return 0 unless confirm("retry task #{id} of #{list}")
 
         adapter.retry_task(list, id)
-        @out.puts("retried #{id}")
+        @out.puts(visible("retried #{id}"))
       end
       0
     end
@@ -336,10 +390,11 @@ module Task
     def cmd_complete(args)
       list, id = arguments(args, "LIST", "ID")
       use_adapter
+      raise NotFound, missing(list, id) unless stored?(list, id)
       return 0 unless confirm("complete (delete) task #{id} of #{list}")
 
       ::Task::Task.interface.delete(list, id)
-      @out.puts("completed #{id}")
+      @out.puts(visible("completed #{id}"))
       0
     end
 
@@ -348,13 +403,13 @@ module Task
       use_adapter
       claim = claim_of(list, id)
       unless claim&.fetch(:owner)
-        @err.puts("task: nobody holds a claim on #{id.inspect} of #{list.inspect}")
+        @err.puts(visible("task: nobody holds a claim on #{id.inspect} of #{list.inspect}"))
         return 1
       end
       return 0 unless confirm("release #{claim[:owner]}'s claim on task #{id} of #{list}")
 
       released = adapter.release(list, id, claim[:owner], nil)
-      @out.puts(released ? "released #{id}" : "the claim changed hands meanwhile; nothing released")
+      @out.puts(visible(released ? "released #{id}" : "the claim changed hands meanwhile; nothing released"))
       released ? 0 : 1
     end
 
@@ -362,108 +417,41 @@ module Task
       list, = arguments(args, "LIST")
       use_adapter
       progress = Progress.new(@err, "exported", @err.tty? ? ::Task::Task.count(list) : nil)
+      terminal = @out.tty? # the same JSON, with what a terminal acts on escaped
       bad = 0
       each_item(list) do |item|
         line = json_line(item)
         if line
-          @out.puts(line)
+          @out.puts(terminal ? Text.json(line) : line)
           progress.step
         else
           bad += 1
-          @err.puts("task: row #{item[:id].inspect} not exported: its data is not a JSON object")
+          @err.puts(visible("task: row #{item[:id].inspect} not exported: its data is not a JSON object"))
         end
       end
       progress.finish
       bad.zero? ? 0 : 1
     end
 
-    # Tasks go to the store IMPORT_CHUNK at a time (store_many: batched by list).
-    IMPORT_CHUNK = 1000
-
     def cmd_import(args)
       file, = args.size <= 1 ? args : arguments(args, "FILE")
       use_adapter
-      source = file ? File.open(file) : @in
-      @skip_bad = @options[:on_bad_line] == "skip"
-      @progress = Progress.new(@err, "imported", nil)
-      @bad = 0
-      @stored = 0
-      @pending = [] # [line number, task]
-      stopped = catch(:stop) do
-        source.each_line.with_index(1) do |line, number|
-          next if line.strip.empty?
-
-          import_line(line, number)
-          flush_import if @pending.size >= IMPORT_CHUNK
-        end
-        flush_import
-        false
+      source = begin
+        file ? File.open(file) : @in
+      rescue SystemCallError => e
+        raise Usage, "#{file}: cannot read it: #{e.message.sub(/ @ .*\z/m, "")}"
       end
-      @progress.finish
-      return 1 if stopped
+      progress = Progress.new(@err, "imported", nil)
+      import = Import.new(adapter, @err, skip: @options[:on_bad_line] == "skip", progress: progress)
+      finished = import.run(source)
+      progress.finish
+      return 1 unless finished
 
-      @out.puts("imported #{@stored}#{", #{@bad} bad lines skipped" if @bad.positive?}")
-      @bad.zero? ? 0 : 1
+      skipped = ", #{import.bad} bad line#{"s" unless import.bad == 1} skipped" if import.bad.positive?
+      @out.puts("imported #{import.stored}#{skipped}")
+      import.bad.zero? ? 0 : 1
     ensure
       source.close if file && source
-    end
-
-    # One line: a task to store with the next chunk, a row stored now (its class is not
-    # loaded here), or a bad line reported.
-    def import_line(line, number)
-      @pending << [number, ::Task::Task.from_json(line)]
-    rescue NameError => e
-      raise if e.is_a?(NoMethodError)
-
-      flush_import # in order: what came before first
-      guarded(number) { store_as_row(line) }
-    rescue JSON::ParserError, ArgumentError, ::Task::Error::InvalidType => e
-      flush_import
-      bad_line(number, e)
-    end
-
-    def flush_import
-      return if @pending.empty?
-
-      chunk = @pending
-      @pending = []
-      begin
-        @stored += adapter.store_many(chunk.map(&:last))
-        chunk.size.times { @progress.step }
-      rescue ArgumentError, ::Task::Error::BadData
-        # One of them is bad, and store_many wrote none: one at a time, to name its line.
-        chunk.each { |(number, task)| guarded(number) { adapter.store(task) } }
-      end
-    end
-
-    def guarded(number)
-      yield
-      @stored += 1
-      @progress.step
-    rescue ArgumentError, ::Task::Error::BadData, ::Task::Error::InvalidType, JSON::ParserError => e
-      bad_line(number, e)
-    end
-
-    def bad_line(number, error)
-      @bad += 1
-      @err.puts("task: line #{number}: #{error.message}")
-      return if @skip_bad
-
-      @err.puts("task: stopped at line #{number} (#{@stored} stored); --on-bad-line skip goes on past bad lines")
-      throw :stop, true
-    end
-
-    # Writes the row a JSON line describes (its type kept), for a task whose class is not
-    # loaded here: the application reads it as before.
-    def store_as_row(line)
-      h = JSON.parse(line)
-      data = h["data"]
-      raise ArgumentError, "data must be a JSON object, got #{JSON.generate(data)}" unless data.is_a?(Hash)
-
-      type = h["type"]
-      raise ArgumentError, "type must be a class name, got #{type.inspect}" unless type.is_a?(String) && type.match?(/\A[A-Z]\w*(::[A-Z]\w*)*\z/)
-
-      adapter.store_row(task_list: h["task_list"], id: h["id"], type: type, data: JSON.generate(data))
     end
 
     def cmd_doctor(args)
@@ -476,141 +464,11 @@ module Task
               end
       checks = Doctor.new(store).run
       checks.each do |(name, ok, detail, fix)|
-        @out.puts("#{ok ? "pass" : "FAIL"}  #{name}: #{detail}")
-        @out.puts("      fix: #{fix}") if !ok && fix
+        @out.puts(visible("#{ok ? "pass" : "FAIL"}  #{name}: #{detail}"))
+        @out.puts(visible("      fix: #{fix}")) if !ok && fix
       end
       checks.all? { |c| c[1] } ? 0 : 1
     end
 
-    # A progress line on a terminal: count, rate and (when the total is known) ETA.
-    class Progress
-      def initialize(io, verb, total)
-        @io = io
-        @verb = verb
-        @total = total
-        @count = 0
-        @started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
-        @shown = @started
-        @tty = io.tty?
-      end
-
-      def step
-        @count += 1
-        return unless @tty
-
-        now = Process.clock_gettime(Process::CLOCK_MONOTONIC)
-        return if now - @shown < 0.2
-
-        @shown = now
-        rate = @count / (now - @started)
-        eta = @total && rate.positive? ? format(", %ds left", (@total - @count) / rate) : ""
-        of = @total ? " of #{@total}" : ""
-        @io.print(format("\r%s %d%s (%.0f/s%s)   ", @verb, @count, of, rate, eta))
-      end
-
-      def finish
-        @io.print("\r#{@verb} #{@count}#{" of #{@total}" if @total}            \n") if @tty
-      end
-    end
-
-    # The checks of `task doctor`, each [name, passed, what was seen, the fix].
-    class Doctor
-      def initialize(adapter)
-        @adapter = adapter
-      end
-
-      def run
-        list = "task-doctor-#{SecureRandom.hex(4)}"
-        checks = []
-        report = nil
-        begin
-          before = Time.now
-          report = @adapter.describe if @adapter.respond_to?(:describe)
-          @adapter.count(list) unless report
-          after = Time.now
-          checks << ["hosts answer", true, "connected to #{describe}", nil]
-        rescue ::Task::Error, SystemCallError => e
-          checks << ["hosts answer", false, "#{e.class}: #{e.message}",
-                     "check --hosts/--port, that the node runs and that its port is open"]
-          return checks
-        end
-        table_ok = report ? schema_checks(checks, report, before, after) : true
-        return checks unless table_ok
-
-        unless report
-          check(checks, "claims table", "run adapter.create_claims_table (or create_schema)") do
-            @adapter.claims(list)
-            "present"
-          end
-        end
-        check(checks, "write, read and delete a task", "see the error; the user may lack INSERT/DELETE rights") do
-          task = DoctorProbe.new(task_list: list, id: "probe", data: { at: Time.now.to_f })
-          @adapter.store(task)
-          @adapter.find(list, "probe") or raise ::Task::Error, "the saved task was not found"
-          @adapter.delete(list, "probe")
-          raise ::Task::Error, "the task was still there after delete" if @adapter.find(list, "probe")
-
-          "saved, found and deleted"
-        end
-        checks
-      end
-
-      private
-
-      # The server, keyspace, tables and clock, from what the node says; false when the task
-      # table is missing (nothing more can be checked).
-      def schema_checks(checks, report, before, after)
-        o = @adapter.options
-        checks << ["server", true, "Cassandra #{report[:release_version]}, CQL #{report[:cql_version]} " \
-                                   "(the driver speaks native protocol v4)", nil]
-        midpoint = before + (after - before) / 2
-        skew = report[:server_time] - midpoint
-        checks << ["clock", skew.abs <= 2, format("the server's clock is %+.3f s from this machine's", skew),
-                   "synchronise both clocks (NTP): older_than and claims compare them"]
-        replication = report[:replication]
-        unless replication
-          checks << ["keyspace", false, "#{o[:keyspace]} does not exist",
-                     "create it and the tables: CassandraAdapter#create_schema (or check --keyspace)"]
-          return false
-        end
-        checks << ["keyspace", true, "#{o[:keyspace]}, replication #{replication.map { |k, v| "#{k}=#{v}" }.join(", ")}", nil]
-        table = o[:tasks_table_name].to_s
-        tasks = report[:tables][table]
-        unless tasks
-          checks << ["task table", false, "#{o[:keyspace]}.#{table} does not exist",
-                     "create it: CassandraAdapter#create_schema (or check --table)"]
-          return false
-        end
-        compaction = tasks[:compaction]["class"].to_s.split(".").last
-        tuned = tasks[:gc_grace_seconds] <= 86_400
-        checks << ["task table", tuned, "#{o[:keyspace]}.#{table}: gc_grace_seconds #{tasks[:gc_grace_seconds]}, " \
-                                        "compaction #{compaction}",
-                   "give it the options for lists that churn: CassandraAdapter#tune_table(run: true) (README, Lists that churn)"]
-        claims = report[:tables]["#{table}_claims"]
-        checks << ["claims table", !claims.nil?, claims ? "present" : "#{o[:keyspace]}.#{table}_claims does not exist",
-                   "run adapter.create_claims_table (or create_schema)"]
-        true
-      end
-
-      def describe
-        return "the memory store (this process only)" unless @adapter.is_a?(DataInterface::CassandraAdapter)
-
-        o = @adapter.options
-        "#{Array(o[:hosts]).join(",")}:#{o[:port]}, table #{o[:keyspace]}.#{o[:tasks_table_name]}"
-      end
-
-      def check(checks, name, fix)
-        checks << [name, true, yield, nil]
-        true
-      rescue ::Task::Error, SystemCallError => e
-        checks << [name, false, "#{e.class}: #{e.message}", fix]
-        false
-      end
-    end
-
-    # The task doctor writes and deletes again.
-    class DoctorProbe
-      include ::Task::Task
-    end
   end
 end
