@@ -44,31 +44,39 @@ module Task
 
       Destructive commands (retry, complete, release) ask first on a terminal; elsewhere they
       need --yes. `task COMMAND --help` describes one command.
-      Exit status: 0 done, 1 failed, 2 usage error.
+      Stored names, ids and errors are shown with control characters escaped (\\e, \\a, \\u202E).
+      Exit status: 0 done, 1 failed, 2 usage error. A task not found is a failure; a settings or
+      -r file that cannot be used is a usage error, named on one line.
     TEXT
 
     HELP = {
       "lists" => "task lists\n  The names of the lists that hold tasks, one a line.",
       "count" => "task count LIST\n  How many tasks LIST holds (read a page at a time).",
       "ls" => "task ls LIST [--after ID] [--limit N] [--json]\n  The tasks of LIST in id order: id, type, " \
-              "saved_at and data; --json prints each task's as_json form, one a line. With --limit, the " \
-              "last line on stderr says how to get the next page (--after, never an offset).",
+              "saved_at and data; --json prints each task's as_json form, one a line. With --limit, when " \
+              "there is a next page, the last line on stderr is the command that shows it (--after, never " \
+              "an offset), quoted for a shell.",
       "show" => "task show LIST ID\n  One task, its data pretty-printed, with saved_at, attempts, last error " \
                 "and claim owner. Exit 1 when it is not stored.",
       "stale" => "task stale LIST --older-than AGE\n  The tasks saved more than AGE ago (seconds, or 30s, 15m, " \
                  "1h, 2d): what a recovery job would take.",
       "dead" => "task dead LIST\n  The tasks whose attempts are used up, with attempts and last error.",
       "retry" => "task retry LIST ID | task retry LIST --all-dead [--yes]\n  Clears the attempts and last " \
-                 "error of a task (or of every dead one), so that it can be claimed again.",
-      "complete" => "task complete LIST ID [--yes]\n  Deletes the task (and its claim): it is done.",
+                 "error of a task (or of every dead one), so that it can be claimed again. Exit 1 when the task is " \
+                 "not stored.",
+      "complete" => "task complete LIST ID [--yes]\n  Deletes the task (and its claim): it is done. Exit 1 " \
+                    "when it is not stored.",
       "release" => "task release LIST ID [--yes]\n  Gives up the claim on the task, whoever holds it; the " \
                    "task stays for another worker.",
       "export" => "task export LIST > tasks.jsonl\n  Every task of LIST, one JSON line each (task.to_json). " \
                   "A progress line on stderr when it is a terminal.",
       "import" => "task import [FILE] [--on-bad-line stop|skip]\n  Stores the tasks of JSON lines (from " \
-                  "export), from FILE or stdin. Saving is an upsert, so importing twice is harmless. A line " \
-                  "that is not a task is reported with its number; the run stops there (stop, the default) " \
-                  "or goes on (skip); either way the exit status is then 1.",
+                  "export), from FILE or stdin, 1,000 at a time. Saving is an upsert, so importing twice is " \
+                  "harmless. A line that is not a task, or whose row the server refuses (one too large for " \
+                  "a request, 16 MiB by default), is reported with its number; the run stops there (stop, the " \
+                  "default: the other lines of its chunk of 1,000 are stored, the summary says how many) or " \
+                  "goes on (skip); either way the exit status is then 1. When the store itself fails (no " \
+                  "table, no node answers) the run stops, whatever --on-bad-line says.",
       "doctor" => "task doctor\n  Connects with the given settings and checks, each pass or fail with the " \
                   "fix: the hosts answer; the server's version; its clock against this one; the keyspace and " \
                   "its replication; the task table and its options for lists that churn (gc_grace_seconds, " \
@@ -437,9 +445,11 @@ module Task
       file, = args.size <= 1 ? args : arguments(args, "FILE")
       use_adapter
       source = begin
+        raise Errno::EISDIR, file if file && File.directory?(file)
+
         file ? File.open(file) : @in
       rescue SystemCallError => e
-        raise Usage, "#{file}: cannot read it: #{e.message.sub(/ @ .*\z/m, "")}"
+        raise Usage, "#{file}: cannot read it: #{e.message.sub(/ (@|-) .*\z/m, "")}"
       end
       progress = Progress.new(@err, "imported", nil)
       import = Import.new(adapter, @err, skip: @options[:on_bad_line] == "skip", progress: progress)
