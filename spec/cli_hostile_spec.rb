@@ -44,6 +44,7 @@ RSpec.describe "the task command, given hostile input" do
   end
 
   before { use_adapter(adapter) }
+  after { adapter.delete_list(list) }
 
   describe "import of a row the server refuses" do
     # Larger than the node's request limit (native_transport_max_frame_size, 16 MiB): the
@@ -143,6 +144,8 @@ RSpec.describe "the task command, given hostile input" do
       expect([err, code]).to eq(["task: #{missing}: cannot read it: No such file or directory\n", 2])
       _, err, code = task_cmd("count", list, "--config", dir)
       expect([err, code]).to eq(["task: #{dir}: cannot read it: Is a directory\n", 2])
+      _, err, code = task_cmd("import", dir)
+      expect([err.lines.first, code]).to eq(["task: #{dir}: cannot read it: Is a directory\n", 2])
 
       app = File.join(dir, "app.rb")
       _, err, code = task_cmd("count", list, "-r", app)
@@ -162,7 +165,7 @@ RSpec.describe "the task command, given hostile input" do
     id = "id\e]0;pwned\a"
     limited = cassandra_adapter(max_attempts: 1)
     use_adapter(limited)
-    task = FetchFile.create(task_list: hostile, id: id, filename: "f\e")
+    task = FetchFile.create(task_list: hostile, id: id, filename: "f\e\u202E")
     FetchFile.create(task_list: hostile, id: "z", filename: "ok")
     expect(task.claim(for: 300, owner: "w")).to be(true)
     task.fail_attempt(RuntimeError.new("bad\e[31m\a"), owner: "w")
@@ -195,6 +198,20 @@ RSpec.describe "the task command, given hostile input" do
       expect(outputs["stale"][0]).to include(shown(id))
       expect(outputs["stale raw"][1]).to include(shown("raw\e"))
       expect(JSON.parse(outputs["show"][0])).to include("task_list" => hostile, "id" => id)
+
+      # Export to a terminal: the same JSON values, with what a terminal acts on escaped.
+      exported = +""
+      PTY.spawn(env, RbConfig.ruby, exe, "-r", classes, "export", hostile) do |reader, _writer, pid|
+        begin
+          reader.each_line { |l| exported << l }
+        rescue Errno::EIO
+          nil # the terminal closed: the command ended
+        end
+        Process.wait(pid)
+      end
+      exported.force_encoding(Encoding::UTF_8)
+      expect(exported).not_to match(raw_bytes)
+      expect(exported.lines.grep(/\A\{/).map { |l| JSON.parse(l)["data"] }).to include({ "filename" => "f\e\u202E" })
 
       # The confirmation asked on a terminal.
       transcript = +""
