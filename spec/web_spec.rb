@@ -133,6 +133,30 @@ RSpec.describe Task::Web, type: :feature do
     expect(page.evaluate_script("document.querySelectorAll('script').length")).to eq(0)
   end
 
+  it "refuses a form posted from another port of the host with a cookie it planted (cookie tossing)" do
+    FetchFile.create(task_list: list, id: "victim")
+    visit "/lists/#{list}/tasks/victim" # the operator has the app open: its own cookie is set
+    target = "#{Capybara.current_session.server.base_url}/lists/#{list}/tasks/victim/complete"
+    # A page on the same site (same host, another port): it sets a token cookie of its own
+    # choosing for the app's paths and posts that token.
+    evil = lambda do |_env|
+      [200, { "content-type" => "text/html", "set-cookie" => "task_web_csrf=planted; path=/lists" },
+       ["<form method=\"post\" action=\"#{target}\"><input type=\"hidden\" name=\"csrf\" value=\"planted\">" \
+        "<button type=\"submit\">Claim your prize</button></form>"]]
+    end
+    server = Capybara::Server.new(evil).boot
+    visit "http://#{server.host}:#{server.port}/"
+    click_button "Claim your prize"
+    expect(page).to have_text("refused")
+    expect(adapter.find(list, "victim")).not_to be_nil
+
+    # The planted cookie stays in the browser beside the app's own; the operator's forms work.
+    visit "/lists/#{list}/tasks/victim"
+    click_button "Complete"
+    expect(page).to have_text("Completed victim.")
+    expect(adapter.find(list, "victim")).to be_nil
+  end
+
   it "refuses a POST without the CSRF token, any action by GET, and every action when read-only" do
     FetchFile.create(task_list: list, id: "keep")
     visit "/lists/#{list}/tasks/keep" # a server and a page, as a user would have
