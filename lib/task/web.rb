@@ -75,4 +75,5 @@ end
 
 require_relative "web/guard"
 require_relative "web/reader"
+require_relative "web/html"
 require_relative "web/handler"
