@@ -41,7 +41,7 @@ module Task
           message(405, "Method not allowed", "#{@req.request_method} is not served here; #{ALLOW} are.", "allow" => ALLOW)
         end
       rescue Refused => e
-        message(e.status, e.status == 404 ? "Not found" : "Bad request", e.message)
+        message(e.status, { 403 => "Refused", 404 => "Not found" }.fetch(e.status, "Bad request"), e.message)
       rescue ArgumentError, EncodingError => e
         # A list, id or cursor the store refuses (too long, ...).
         message(400, "Bad request", e.message)
@@ -213,10 +213,14 @@ module Task
         page(200, "Claimed in #{list}", body)
       end
 
+      # The first PAGE dead tasks; one find each tells a claim row whose task is gone.
       def dead_page(list)
         limit = @adapter.max_attempts
         dead = limit ? claims_of(list).select { |c| c[:attempts] >= limit }.first(PAGE) : []
-        rows = dead.map { |c| [task_link(list, c[:id]), h(c[:attempts]), show(c[:last_error])] }
+        rows = dead.map do |c|
+          id = @reader.find(list, c[:id]) ? task_link(list, c[:id]) : "#{show(c[:id])} (task gone)"
+          [id, h(c[:attempts]), show(c[:last_error])]
+        end
         body = list_nav(list) + table(["Id", "Attempts", "Last error"], rows, "No dead tasks.")
         page(200, "Dead in #{list}", body)
       end
