@@ -170,8 +170,9 @@ module Task
       # from after +after+, within the budget; then a link to go on.
       def stale_page(list)
         text = param("older_than")
-        seconds = text.nil? ? 3600 : Float(text, exception: false)
-        unless seconds&.finite? && seconds >= 0 && seconds <= MAX_AGE
+        # Digits with an optional fraction (no sign, no exponent: Float would warn of 1e400).
+        seconds = text.nil? ? 3600 : (text.match?(/\A\d{1,12}(\.\d{1,6})?\z/) && Float(text))
+        unless seconds && seconds <= MAX_AGE
           raise Refused.new(400, "older_than must be a number of seconds from 0 to #{MAX_AGE}, got #{Display.visible(text)}")
         end
 
