@@ -40,9 +40,11 @@ RSpec.describe Task::Web, type: :feature do
     adapter.store_many((0...10_000).map { |i| FetchFile.build(task_list: list, id: format("%05d", i), n: i) })
     visit "/"
     expect(page).to have_link(list)
-    row = find("tr", text: list)
-    expect(row).to have_text("10000")
+    # The index reads a bounded share of each list; the list's page counts it on request.
+    expect(find("tr", text: list)).to have_text(/at least [\d,]+|10,000/)
     click_link list
+    click_link "Count"
+    expect(page).to have_text("10,000 tasks.")
     expect(ids_on_page).to eq((0...50).map { |i| format("%05d", i) })
     3.times do |k|
       click_link "Next 50"
@@ -129,6 +131,30 @@ RSpec.describe Task::Web, type: :feature do
     expect(find("pre").text).to include("<script>alert('xss')</script>")
     # An alert would have made every browser command since raise UnexpectedAlertOpenError.
     expect(page.evaluate_script("document.querySelectorAll('script').length")).to eq(0)
+  end
+
+  it "refuses a form posted from another port of the host with a cookie it planted (cookie tossing)" do
+    FetchFile.create(task_list: list, id: "victim")
+    visit "/lists/#{list}/tasks/victim" # the operator has the app open: its own cookie is set
+    target = "#{Capybara.current_session.server.base_url}/lists/#{list}/tasks/victim/complete"
+    # A page on the same site (same host, another port): it sets a token cookie of its own
+    # choosing for the app's paths and posts that token.
+    evil = lambda do |_env|
+      [200, { "content-type" => "text/html", "set-cookie" => "task_web_csrf=planted; path=/lists" },
+       ["<form method=\"post\" action=\"#{target}\"><input type=\"hidden\" name=\"csrf\" value=\"planted\">" \
+        "<button type=\"submit\">Claim your prize</button></form>"]]
+    end
+    server = Capybara::Server.new(evil).boot
+    visit "http://#{server.host}:#{server.port}/"
+    click_button "Claim your prize"
+    expect(page).to have_text("refused")
+    expect(adapter.find(list, "victim")).not_to be_nil
+
+    # The planted cookie stays in the browser beside the app's own; the operator's forms work.
+    visit "/lists/#{list}/tasks/victim"
+    click_button "Complete"
+    expect(page).to have_text("Completed victim.")
+    expect(adapter.find(list, "victim")).to be_nil
   end
 
   it "refuses a POST without the CSRF token, any action by GET, and every action when read-only" do
