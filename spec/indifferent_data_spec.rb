@@ -115,6 +115,10 @@ RSpec.describe "nested data read back" do
       expect(h.dig(:inner, :c)).to eq(3)
       expect(h.slice(:a, "b")).to eq("a" => 1, "b" => 2)
       expect(h.except(:a, :inner)).to eq("b" => 2)
+      expect(h.select { |k, _| k == "a" }[:a]).to eq(1)
+      expect(h.reject { |k, _| k == "a" }[:b]).to eq(2)
+      expect(h.compact[:inner][:c]).to eq(3)
+      expect(h.transform_values(&:to_s)[:a]).to eq("1")
     end
 
     it "stores, deletes and merges with either kind of key, nested hashes too" do

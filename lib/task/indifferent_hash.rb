@@ -80,6 +80,30 @@ module Task
       dup.update(*others, &block)
     end
 
+    # Hash's own versions of these return a plain Hash.
+    def select(&block)
+      return enum_for(:select) { size } unless block
+
+      dup.tap { |h| h.select!(&block) }
+    end
+    alias filter select
+
+    def reject(&block)
+      return enum_for(:reject) { size } unless block
+
+      dup.tap { |h| h.reject!(&block) }
+    end
+
+    def compact
+      dup.tap(&:compact!)
+    end
+
+    def transform_values(&block)
+      return enum_for(:transform_values) { size } unless block
+
+      dup.tap { |h| h.transform_values!(&block) }
+    end
+
     def replace(other)
       super(self.class.new.update(other))
     end
