@@ -183,4 +183,37 @@ RSpec.describe "rows of a class that is not loaded" do
     report("RSS growth over 60 failed scans of 1000 rows of 4 KB: #{out.strip} MB")
     expect(Integer(out)).to be < 40
   end
+
+  it "resolves classes and builds nested data correctly under GC.stress and compaction" do
+    script = <<~'RUBY'
+      require "task"
+      class J; include Task::Task; end
+      module Hook; def self.const_missing(n) = super; end
+      a = Task::DataInterface::MemoryAdapter.new
+      Task::Task.interface = Task::DataInterface::Interface.new(adapter: a)
+      GC.stress = true
+      J.create(task_list: "l", id: "1", opts: { retries: 3, list: [{ a: { b: 1 } }] })
+      a.store_row(task_list: "l", id: "2", type: "Unloaded::X", data: "{}")
+      a.store_row(task_list: "l", id: "3", type: "Hook::X", data: "{}")
+      bad = []
+      got = Task::Task.all("l", on_bad_row: ->(r, e) { bad << r[:id] }).to_a
+      raise "all" unless got.size == 1 && got[0].data[:opts][:list][0][:a][:b] == 1 && bad == %w[2 3]
+      t = Task::Task.find("l", "1")
+      raise "find" unless t.data[:opts]["retries"] == 3
+      raise "json" unless Task::Task.from_json(t.to_json).data[:opts][:list][0]["a"][:b] == 1
+      raise "hash" unless Task::Task.from_hash(t.as_hash).data[:opts][:list][0]["a"][:b] == 1
+      missing = begin
+        Task::Task.from_json('{"type":"Hook::Y","data":{}}')
+      rescue NameError => e
+        e
+      end
+      raise "from_json of a missing class" unless missing.is_a?(NameError) && missing.name == :Y
+      GC.stress = false
+      GC.verify_compaction_references(double_heap: true, toward: :empty) rescue GC.compact
+      raise "after compaction" unless Task::Task.find("l", "1").data[:opts][:list][0][:a][:b] == 1
+      puts "ok"
+    RUBY
+    out = IO.popen([RbConfig.ruby, "-I", lib, "-e", script], err: %i[child out], &:read)
+    expect(out).to eq("ok\n")
+  end
 end
