@@ -1,5 +1,7 @@
 # frozen_string_literal: true
 
+require_relative "indifferent_hash"
+
 module Task
   # The mixin itself is native (see ext/task_native/src/task.rs); this is the part that
   # defines methods at runtime, which Ruby does best.

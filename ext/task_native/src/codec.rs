@@ -4,12 +4,15 @@
 
 use magnus::encoding::EncodingCapable;
 use magnus::r_hash::ForEach;
-use magnus::rb_sys::{AsRawId, AsRawValue, FromRawValue};
-use magnus::value::ReprValue;
-use magnus::{Error, Float, Integer, Module, RArray, RHash, RModule, RString, Ruby, Symbol, Value};
+use magnus::rb_sys::AsRawValue;
+use magnus::value::{IntoId, LazyId, ReprValue};
+use magnus::{
+    Class, Error, Float, Integer, Module, RArray, RClass, RHash, RModule, RString, Ruby, Symbol,
+    Value,
+};
 use task_core::json;
 
-use crate::errors;
+use crate::{errors, raw};
 
 /// `JSON.generate`'s default nesting limit; also what stops a hash that contains itself.
 const MAX_DEPTH: usize = 100;
@@ -169,16 +172,14 @@ impl Writer<'_> {
     fn key(&mut self, k: Value) -> Result<(), WriteError> {
         let s = match RString::from_value(k) {
             Some(s) => s,
-            // The Symbol's own frozen name, as JSON's generator takes it: no new String.
-            None if Symbol::from_value(k).is_some() => {
-                // SAFETY: rb_sym2str takes any Symbol and neither allocates nor raises.
-                let name = unsafe { Value::from_raw(rb_sys::rb_sym2str(k.as_raw())) };
-                match RString::from_value(name) {
-                    Some(s) => s,
-                    None => k.to_r_string()?,
-                }
-            }
-            None => k.to_r_string()?,
+            // A Symbol's own frozen name, as JSON's generator takes it: no new String.
+            None => match Symbol::from_value(k)
+                .map(raw::sym2str)
+                .and_then(RString::from_value)
+            {
+                Some(s) => s,
+                None => k.to_r_string()?,
+            },
         };
         // A top-level String key that could not become a Symbol (see task.rs) ends up here
         // as well as a nested one: both are refused the same way.
@@ -329,11 +330,7 @@ fn json_state_class(ruby: &Ruby) -> Result<Value, Error> {
 
 /// True when `v`'s method `name` is defined to take no argument at all.
 fn takes_no_argument(ruby: &Ruby, v: Value, name: &str) -> Result<bool, Error> {
-    let id = ruby.intern(name);
-    // SAFETY: a plain method-table lookup on the receiver's class (singleton included); it
-    // neither allocates nor raises, and gives 0 when there is no method entry.
-    let arity = unsafe { rb_sys::rb_obj_method_arity(v.as_raw(), id.as_raw()) };
-    if arity != 0 {
+    if raw::method_arity(v, ruby.intern(name)) != 0 {
         return Ok(false);
     }
     // 0 is also what a method served by method_missing reports: ask Kernel#method (not the
@@ -409,10 +406,7 @@ pub fn task_json(ruby: &Ruby, parts: [Value; 4]) -> Result<Option<String>, Error
 /// The Ruby value of a JSON document whose top level is an object, as `JSON.parse` gives it
 /// (String keys at every depth). A text that is not that raises JSON::ParserError.
 pub fn parse_document(ruby: &Ruby, text: &str) -> Result<Value, Error> {
-    let mut sink = RubySink {
-        ruby,
-        symbol_keys: false,
-    };
+    let mut sink = RubySink::plain(ruby);
     match json::parse_object(text, &mut sink) {
         Ok(v) => Ok(v),
         Err(SinkError::Ruby(e)) => Err(e),
@@ -429,15 +423,20 @@ pub fn parse_document(ruby: &Ruby, text: &str) -> Result<Value, Error> {
 
 /// The four members of a task's JSON that `from_hash` reads, parsed without building the
 /// outer Hash: `task_list`, `id`, `data` (its keys as Symbols, what from_hash makes of
-/// them) and `type`; absent ones nil. `None` when the text is valid JSON that only the
+/// them; hashes inside it of class `nested`) and `type`; absent ones nil. `None` when the text is valid JSON that only the
 /// general path can take as `from_hash(JSON.parse(text))` would (an Array or a Hash where
 /// a String is expected: its Hashes were given Symbol keys here). A text that is not JSON
 /// raises JSON::ParserError.
-pub fn parse_task_fields(ruby: &Ruby, text: &str) -> Result<Option<[Value; 4]>, Error> {
+pub fn parse_task_fields(
+    ruby: &Ruby,
+    text: &str,
+    nested: RClass,
+) -> Result<Option<[Value; 4]>, Error> {
     let nil = ruby.qnil().as_value();
     let mut sink = FieldSink {
         ruby,
         fields: [nil; 4],
+        nested,
     };
     match json::parse_object(text, &mut sink) {
         Ok(_) => {}
@@ -458,6 +457,8 @@ pub fn parse_task_fields(ruby: &Ruby, text: &str) -> Result<Option<[Value; 4]>, 
 struct FieldSink<'a> {
     ruby: &'a Ruby,
     fields: [Value; 4],
+    /// The class of hashes inside `data`.
+    nested: RClass,
 }
 
 impl json::Sink for FieldSink<'_> {
@@ -490,10 +491,11 @@ impl json::Sink for FieldSink<'_> {
     }
     fn object(&mut self, depth: usize) -> Result<Value, SinkError> {
         // The outer object is never made: its members go to `fields`.
-        if depth == 1 {
-            Ok(self.ruby.qnil().as_value())
-        } else {
-            RubySink::plain(self.ruby).object(depth)
+        match depth {
+            1 => Ok(self.ruby.qnil().as_value()),
+            2 => RubySink::plain(self.ruby).object(depth),
+            // Inside `data` (or inside another member, which then goes the general way).
+            _ => Ok(self.nested.obj_alloc()?),
         }
     }
     fn insert(
@@ -522,6 +524,7 @@ impl json::Sink for FieldSink<'_> {
             2 => RubySink {
                 ruby: self.ruby,
                 symbol_keys: true,
+                nested: None,
             }
             .insert(object, 1, key, value),
             _ => RubySink::plain(self.ruby).insert(object, depth, key, value),
@@ -530,11 +533,18 @@ impl json::Sink for FieldSink<'_> {
 }
 
 /// The data hash from the `data` column: top-level keys become Symbols, nested ones stay
-/// Strings, as `JSON.parse(text).transform_keys(&:to_sym)` would give.
-pub fn json_to_data(ruby: &Ruby, text: &str, what: &dyn Fn() -> String) -> Result<RHash, Error> {
+/// Strings, as `JSON.parse(text).transform_keys(&:to_sym)` would give, in hashes of class
+/// `nested` (see `nested_hash_class`), which answer Symbol keys too.
+pub fn json_to_data(
+    ruby: &Ruby,
+    text: &str,
+    nested: RClass,
+    what: &dyn Fn() -> String,
+) -> Result<RHash, Error> {
     let mut sink = RubySink {
         ruby,
         symbol_keys: true,
+        nested: Some(nested),
     };
     match json::parse_object(text, &mut sink) {
         Ok(v) => RHash::from_value(v).ok_or_else(|| {
@@ -553,6 +563,66 @@ pub fn json_to_data(ruby: &Ruby, text: &str, what: &dyn Fn() -> String) -> Resul
             ),
         )),
     }
+}
+
+static ID_ACTIVE_SUPPORT: LazyId = LazyId::new("ActiveSupport");
+static ID_HASH_WITH_INDIFFERENT_ACCESS: LazyId = LazyId::new("HashWithIndifferentAccess");
+
+/// The class of the hashes nested in data read back (from a store, from_hash, from_json):
+/// ActiveSupport::HashWithIndifferentAccess when it is loaded (what task_rb's rows gave),
+/// otherwise Task::IndifferentHash. Both keep String keys and take Symbols as their names.
+/// Looked up each time it is asked (once a find, a page or a from_json): two constant-table
+/// reads, so loading ActiveSupport later is seen.
+pub fn nested_hash_class(ruby: &Ruby) -> Result<RClass, Error> {
+    let object = ruby.class_object().as_value();
+    if let Some(active_support) = raw::const_at(object, (*ID_ACTIVE_SUPPORT).into_id_with(ruby))? {
+        if RModule::from_value(active_support).is_some() {
+            let hwia = raw::const_at(
+                active_support,
+                (*ID_HASH_WITH_INDIFFERENT_ACCESS).into_id_with(ruby),
+            )?;
+            if let Some(class) = hwia.and_then(RClass::from_value) {
+                return Ok(class);
+            }
+        }
+    }
+    crate::classes::indifferent_hash(ruby)
+}
+
+/// `v` as data read back holds it: a Hash becomes a new hash of class `nested` (String
+/// keys; a Symbol key becomes its name), an Array a new Array, both all the way down; one
+/// already of that class, and anything else, is kept as it is. `depth` counts the
+/// containers around `v`; past MAX_DEPTH (a hash that contains itself) nothing is copied.
+pub fn indifferent(ruby: &Ruby, v: Value, nested: RClass, depth: usize) -> Result<Value, Error> {
+    if depth > MAX_DEPTH {
+        return Ok(v);
+    }
+    if let Some(h) = RHash::from_value(v) {
+        if v.is_kind_of(nested) {
+            return Ok(v);
+        }
+        let copy = nested.obj_alloc()?;
+        let Some(out) = RHash::from_value(copy) else {
+            return Ok(v);
+        };
+        h.foreach(|k: Value, val: Value| {
+            let k = Symbol::from_value(k).map_or(k, raw::sym2str);
+            out.aset(k, indifferent(ruby, val, nested, depth + 1)?)?;
+            Ok(ForEach::Continue)
+        })?;
+        return Ok(copy);
+    }
+    if let Some(a) = RArray::from_value(v) {
+        let out = ruby.ary_new_capa(a.len());
+        // Index access: nothing here runs Ruby code, but the Array is the caller's.
+        let mut i = 0;
+        while i < a.len() {
+            out.push(indifferent(ruby, a.entry(i as isize)?, nested, depth + 1)?)?;
+            i += 1;
+        }
+        return Ok(out.as_value());
+    }
+    Ok(v)
 }
 
 /// `v.inspect`, cut to about 40 characters: for messages about values that may be huge.
@@ -596,6 +666,8 @@ struct RubySink<'a> {
     ruby: &'a Ruby,
     /// Top-level keys as Symbols (the data column), or every key a String (JSON.parse).
     symbol_keys: bool,
+    /// The class of the hashes below the top level (see `nested_hash_class`); None: Hash.
+    nested: Option<RClass>,
 }
 
 impl<'a> RubySink<'a> {
@@ -604,6 +676,7 @@ impl<'a> RubySink<'a> {
         RubySink {
             ruby,
             symbol_keys: false,
+            nested: None,
         }
     }
 }
@@ -643,8 +716,13 @@ impl json::Sink for RubySink<'_> {
         }
         Ok(())
     }
-    fn object(&mut self, _depth: usize) -> Result<Value, SinkError> {
-        Ok(self.ruby.hash_new().as_value())
+    fn object(&mut self, depth: usize) -> Result<Value, SinkError> {
+        match self.nested {
+            // An empty Hash of that class, as `new` without arguments makes it; filled below
+            // with the String keys it would have converted a Symbol to.
+            Some(class) if depth > 1 => Ok(class.obj_alloc()?),
+            _ => Ok(self.ruby.hash_new().as_value()),
+        }
     }
     fn insert(
         &mut self,

@@ -5,12 +5,13 @@
 use magnus::encoding::Coderange;
 use magnus::prelude::*;
 use magnus::r_hash::ForEach;
-use magnus::rb_sys::{AsRawId, AsRawValue, FromRawValue};
 use magnus::value::{IntoId, LazyId, ReprValue};
-use magnus::{Error, Float, Integer, RArray, RClass, RHash, RObject, RString, Ruby, Symbol, Value};
+use magnus::{
+    Error, Float, Integer, RArray, RClass, RHash, RModule, RObject, RString, Ruby, Symbol, Value,
+};
 use task_core::TaskRecord;
 
-use crate::{args, classes, codec, errors};
+use crate::{args, classes, codec, errors, raw};
 
 // A task's instance variables and attribute readers, shared with task.rs.
 pub(crate) static IV_TASK_LIST: LazyId = LazyId::new("@task_list");
@@ -37,9 +38,8 @@ pub fn plain_new(ruby: &Ruby, class: RClass) -> Result<bool, Error> {
     if Some(mine) != classes::method_entry(ruby, module.as_value(), &ID_INITIALIZE) {
         return Ok(false);
     }
-    // SAFETY: `class` is a live class; rb_singleton_class returns (making it if needed) its
-    // singleton class, as Class#new's lookup would.
-    let meta = unsafe { Value::from_raw(rb_sys::rb_singleton_class(class.as_raw())) };
+    // Class#new's lookup starts at the singleton class (every class has one already).
+    let meta = class.singleton_class()?.as_value();
     let new_entry = classes::method_entry(ruby, meta, &ID_NEW);
     Ok(new_entry.is_some()
         && new_entry == classes::method_entry(ruby, ruby.class_class().as_value(), &ID_NEW))
@@ -62,21 +62,20 @@ pub fn new_plain(
     } else {
         coerce_data(ruby, data)?.as_value()
     };
-    // SAFETY: `class` is a Class (rb_obj_alloc raises TypeError for anything it cannot
-    // allocate, as Class#new would).
-    let obj = unsafe { Value::from_raw(rb_sys::rb_obj_alloc(class.as_raw())) };
+    // TypeError for a class that cannot be allocated, as Class#new would raise; protected,
+    // so it unwinds the Rust frames above (a scan's page among them) normally.
+    let obj = class.obj_alloc()?;
     let obj = RObject::from_value(obj).ok_or_else(|| {
         Error::new(
             ruby.exception_type_error(),
             format!("{} does not make plain objects", class.inspect()),
         )
     })?;
-    // SAFETY: a fresh, unfrozen object: setting its instance variables cannot raise.
-    unsafe {
-        for (iv, v) in [(&IV_TASK_LIST, task_list), (&IV_ID, id), (&IV_DATA, data)] {
-            rb_sys::rb_ivar_set(obj.as_raw(), (**iv).into_id_with(ruby).as_raw(), v.as_raw());
-        }
-    }
+    raw::ivar_set_fresh(
+        obj,
+        &[(&IV_TASK_LIST, task_list), (&IV_ID, id), (&IV_DATA, data)],
+        ruby,
+    );
     Ok(obj.as_value())
 }
 
@@ -97,6 +96,13 @@ pub fn coerce_string(v: Value) -> Result<Value, Error> {
 
 /// `data`: a new Hash whose top-level String keys are Symbols (nested hashes untouched).
 pub fn coerce_data(ruby: &Ruby, v: Value) -> Result<RHash, Error> {
+    coerce_data_nested(ruby, v, None)
+}
+
+/// `coerce_data`, and with `nested` its nested hashes (also those inside arrays) become
+/// hashes of that class, as data read from a store holds them (see
+/// `codec::nested_hash_class`): what `from_hash` makes of the data it is given.
+pub fn coerce_data_nested(ruby: &Ruby, v: Value, nested: Option<RClass>) -> Result<RHash, Error> {
     if v.is_nil() {
         return Ok(ruby.hash_new());
     }
@@ -112,6 +118,10 @@ pub fn coerce_data(ruby: &Ruby, v: Value) -> Result<RHash, Error> {
     };
     let data = ruby.hash_new();
     source.foreach(|k: Value, val: Value| {
+        let val = match nested {
+            Some(class) => codec::indifferent(ruby, val, class, 2)?,
+            None => val,
+        };
         match RString::from_value(k) {
             Some(s) => data.aset(str_to_sym(s), val)?,
             None => data.aset(k, val)?,
@@ -129,8 +139,7 @@ pub fn str_to_sym(s: RString) -> Value {
     if s.enc_coderange_scan() == Coderange::Broken {
         return s.as_value();
     }
-    // SAFETY: rb_str_intern raises only for a String of broken encoding, excluded above.
-    unsafe { Value::from_raw(rb_sys::rb_str_intern(s.as_raw())) }
+    raw::str_intern_valid(s)
 }
 
 /// A String attribute of a task for the store, by the rule of `key_text`; an error also
@@ -159,13 +168,7 @@ fn plain_attributes(ruby: &Ruby, task: Value) -> Result<Option<(Value, Value, Va
             return Ok(None);
         }
     }
-    let ivar = |name: &LazyId| {
-        let id = (**name).into_id_with(ruby).as_raw();
-        // SAFETY: reading an instance variable of a live object (a T_OBJECT) neither raises
-        // nor allocates; magnus's ivar_get would wrap it in rb_protect, which measured as
-        // much as the read itself.
-        unsafe { Value::from_raw(rb_sys::rb_ivar_get(object.as_raw(), id)) }
-    };
+    let ivar = |name: &LazyId| raw::ivar_get(object, name, ruby);
     let data = ivar(&IV_DATA);
     if data.is_nil() {
         return Ok(None);
@@ -218,27 +221,158 @@ pub fn record_from_task(ruby: &Ruby, task: Value) -> Result<TaskRecord, Error> {
     })
 }
 
-/// Looks up a task class by name (`Foo::Bar` too). `Ok(Err(msg))` when the name is not a
-/// task class; NameError (from const_get) when nothing has that name.
-pub fn task_class(ruby: &Ruby, name: &str) -> Result<Result<RClass, String>, Error> {
-    task_class_named(ruby, ruby.str_new(name).as_value(), &|| name.to_string())
+/// What a stored or given type name names.
+pub enum TaskClass {
+    /// A class that includes Task::Task.
+    Found(RClass),
+    /// No constant has that name: what `Object.const_get(name)` would have raised as
+    /// NameError, described but never raised (building NameError's message, with
+    /// did_you_mean's suggestions, cost milliseconds a row).
+    Missing(Missing),
+    /// Something else by that name: why it is not a task class.
+    Refused(String),
 }
 
-/// `task_class` for a name already in a Ruby String (`shown` gives it for messages).
-pub fn task_class_named(
-    ruby: &Ruby,
-    name: Value,
-    shown: &dyn Fn() -> String,
-) -> Result<Result<RClass, String>, Error> {
-    let found: Value = ruby.class_object().funcall("const_get", (name,))?;
+/// A constant path's first missing constant.
+pub struct Missing {
+    /// `uninitialized constant Foo::Bar`, or `wrong constant name foo`, as Ruby says it.
+    pub message: String,
+    /// The module searched, and the name not found in it (NameError's receiver and name).
+    receiver: Value,
+    name: String,
+}
+
+impl Missing {
+    /// The NameError `Object.const_get` would have raised.
+    pub fn to_error(&self, ruby: &Ruby) -> Error {
+        let name = ruby.to_symbol(&self.name);
+        let made = ruby.exception_name_error().new_instance((
+            self.message.as_str(),
+            name,
+            magnus::kwargs!(ruby, "receiver" => self.receiver),
+        ));
+        match made {
+            Ok(e) => Error::from(e),
+            Err(e) => e,
+        }
+    }
+}
+
+static ID_CONST_MISSING: LazyId = LazyId::new("const_missing");
+
+/// Looks up a task class by name (`Foo::Bar` and `::Foo` too), as `Object.const_get(name)`
+/// would find it (autoload and `const_missing` hooks included), without ever raising or
+/// catching NameError for a name that is simply not there. An exception raised by Ruby code
+/// run meanwhile (an autoload, a `const_missing` hook, an interrupt) is returned as the
+/// Error, unless it is a NameError for the very constant looked up, which means "missing".
+pub fn task_class(ruby: &Ruby, name: &str) -> Result<TaskClass, Error> {
+    let found = match constant(ruby, name)? {
+        Ok(v) => v,
+        Err(missing) => return Ok(TaskClass::Missing(missing)),
+    };
     let Some(class) = RClass::from_value(found) else {
-        return Ok(Err(format!("{} is not a class", shown())));
+        return Ok(TaskClass::Refused(format!("{name} is not a class")));
     };
     let includes: bool = class.funcall("include?", (classes::task_module(ruby)?,))?;
     if !includes {
-        return Ok(Err(format!("{} does not include Task::Task", shown())));
+        return Ok(TaskClass::Refused(format!(
+            "{name} does not include Task::Task"
+        )));
     }
-    Ok(Ok(class))
+    Ok(TaskClass::Found(class))
+}
+
+/// The value of the constant path `path`, or what is missing.
+fn constant(ruby: &Ruby, path: &str) -> Result<Result<Value, Missing>, Error> {
+    let object = ruby.class_object().as_value();
+    let rest = path.strip_prefix("::").unwrap_or(path);
+    let mut module = object;
+    let mut walked: usize = 0; // bytes of `rest` before the current segment
+    for (i, segment) in rest.split("::").enumerate() {
+        let before = &rest[..walked.saturating_sub(2)];
+        let shown = &rest[..walked + segment.len()];
+        walked += segment.len() + 2;
+        let wrong_name = |receiver: Value| Missing {
+            message: format!("wrong constant name {segment}"),
+            receiver,
+            name: segment.to_string(),
+        };
+        if RModule::from_value(module).is_none() && RClass::from_value(module).is_none() {
+            return Ok(Err(Missing {
+                message: format!("{before} does not refer to class/module"),
+                receiver: module,
+                name: segment.to_string(),
+            }));
+        }
+        if !looks_like_constant(segment) {
+            return Ok(Err(wrong_name(module)));
+        }
+        let top = i == 0;
+        let id = match raw::existing_id(segment)? {
+            Some(id) if !raw::is_const_id(id) => return Ok(Err(wrong_name(module))),
+            Some(id) if raw::const_defined(module, id, top) => Some(id),
+            _ => None,
+        };
+        let missing = || Missing {
+            message: format!("uninitialized constant {shown}"),
+            receiver: module,
+            name: segment.to_string(),
+        };
+        let got = match id {
+            Some(id) => raw::const_get(module, id, top),
+            // Not there. Ruby would call `const_missing`: only a hook of the application's
+            // (Rails' classic autoloader) can make anything of that, so it is called when
+            // there is one, and Module#const_missing's NameError is simply not raised.
+            None if raw::method_is_basic(
+                module.class().as_value(),
+                (*ID_CONST_MISSING).into_id_with(ruby),
+            ) =>
+            {
+                return Ok(Err(missing()))
+            }
+            None => module.funcall(*ID_CONST_MISSING, (ruby.to_symbol(segment),)),
+        };
+        module = match got {
+            Ok(v) => v,
+            Err(e) if is_name_error_for(ruby, &e, segment)? => return Ok(Err(missing())),
+            Err(e) => return Err(e),
+        };
+    }
+    Ok(Ok(module))
+}
+
+/// A constant name's shape: an upper-case first letter (non-ASCII letters are left to Ruby).
+fn looks_like_constant(segment: &str) -> bool {
+    match segment.chars().next() {
+        Some(c) if c.is_ascii() => {
+            c.is_ascii_uppercase()
+                && segment
+                    .chars()
+                    .all(|c| !c.is_ascii() || c.is_ascii_alphanumeric() || c == '_')
+        }
+        Some(_) => true,
+        None => false,
+    }
+}
+
+/// True when `e` is a NameError (not a NoMethodError) whose name is `segment`: the
+/// constant being looked up is not there. Anything else is someone else's exception.
+fn is_name_error_for(ruby: &Ruby, e: &Error, segment: &str) -> Result<bool, Error> {
+    if !e.is_kind_of(ruby.exception_name_error()) || e.is_kind_of(ruby.exception_no_method_error())
+    {
+        return Ok(false);
+    }
+    let Some(exception) = e.value() else {
+        return Ok(false);
+    };
+    let name: Value = exception.funcall("name", ())?;
+    Ok(match Symbol::from_value(name) {
+        Some(sym) => sym.name()? == segment,
+        None => RString::from_value(name)
+            .map(|s| s.to_string())
+            .transpose()?
+            .is_some_and(|s| s == segment),
+    })
 }
 
 /// Instantiates a task from its parts as the original did, through `Class#new`; directly
@@ -262,13 +396,15 @@ pub fn new_task(
     class.funcall(*ID_NEW, (attrs,))
 }
 
-/// Task types already looked up during one scan, by stored type name. The names are Rust
-/// strings; the classes are in a Ruby Array, which the GC marks (and updates, should
-/// compaction move a class) because the cache lives on the scan's stack: no Ruby object is
-/// kept in a Rust heap structure across the yields in between.
+/// Task types already looked up during one scan, by stored type name, found or not. The
+/// names and refusals are Rust strings; the classes are in a Ruby Array, which the GC marks
+/// (and updates, should compaction move a class) because the cache lives on the scan's
+/// stack: no Ruby object is kept in a Rust heap structure across the yields in between.
+/// The class of nested hashes read back is looked up once per cache as well.
 pub struct TypeCache {
-    names: Vec<String>,
+    names: Vec<(String, Result<usize, String>)>,
     classes: RArray,
+    nested: Option<RClass>,
 }
 
 impl TypeCache {
@@ -276,38 +412,56 @@ impl TypeCache {
         TypeCache {
             names: Vec::new(),
             classes: ruby.ary_new(),
+            nested: None,
         }
     }
 
     fn get(&mut self, ruby: &Ruby, record: &TaskRecord) -> Result<RClass, Error> {
-        if let Some(i) = self.names.iter().position(|n| *n == record.type_name) {
-            if let Some(class) = RClass::from_value(self.classes.entry::<Value>(i as isize)?) {
-                return Ok(class);
-            }
-        }
         let what = || format!("task {:?} of list {:?}", record.id, record.task_list);
-        let class = match task_class(ruby, &record.type_name) {
-            Ok(Ok(c)) => c,
-            Ok(Err(msg)) => {
-                return Err(errors::bad_data(
-                    ruby,
-                    format!("{}: stored type: {msg}", what()),
-                ))
-            }
-            Err(e) => {
-                return Err(errors::bad_data(
-                    ruby,
-                    format!(
-                        "{}: stored type {:?} names no task class ({e})",
-                        what(),
-                        record.type_name
-                    ),
-                ))
+        let known = self
+            .names
+            .iter()
+            .find(|(n, _)| *n == record.type_name)
+            .map(|(_, r)| r.clone());
+        let answer = match known {
+            Some(answer) => answer,
+            None => {
+                let answer = match task_class(ruby, &record.type_name)? {
+                    TaskClass::Found(class) => {
+                        self.classes.push(class)?;
+                        Ok(self.classes.len() - 1)
+                    }
+                    TaskClass::Refused(msg) => Err(format!("stored type: {msg}")),
+                    TaskClass::Missing(m) => Err(format!(
+                        "stored type {:?} names no task class ({})",
+                        record.type_name, m.message
+                    )),
+                };
+                self.names.push((record.type_name.clone(), answer.clone()));
+                answer
             }
         };
-        self.classes.push(class)?;
-        self.names.push(record.type_name.clone());
-        Ok(class)
+        match answer {
+            Ok(i) => {
+                RClass::from_value(self.classes.entry::<Value>(i as isize)?).ok_or_else(|| {
+                    Error::new(
+                        ruby.exception_runtime_error(),
+                        "internal error: a cached task class is gone",
+                    )
+                })
+            }
+            Err(msg) => Err(errors::bad_data(ruby, format!("{}: {msg}", what()))),
+        }
+    }
+
+    /// The class nested hashes of data read back are made of (see codec::nested_hash_class).
+    fn nested(&mut self, ruby: &Ruby) -> Result<RClass, Error> {
+        if let Some(c) = self.nested {
+            return Ok(c);
+        }
+        let c = codec::nested_hash_class(ruby)?;
+        self.nested = Some(c);
+        Ok(c)
     }
 }
 
@@ -330,7 +484,8 @@ pub fn task_from_record_cached(
             format!("{}: stored data is null", what()),
         ));
     };
-    let data = codec::json_to_data(ruby, text, &what)?;
+    let nested = types.nested(ruby)?;
+    let data = codec::json_to_data(ruby, text, nested, &what)?;
     let task = new_task(
         ruby,
         class,

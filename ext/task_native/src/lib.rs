@@ -11,6 +11,7 @@ mod interface;
 mod logging;
 mod nogvl;
 mod options;
+mod raw;
 mod runtime;
 mod store;
 mod task;
@@ -26,5 +27,8 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     let cassandra_adapter = adapter::init(ruby, data_interface)?;
     instrumentation::init(ruby, task)?;
     logging::init(ruby, task)?;
-    classes::keep(task_module, interface, cassandra_adapter)
+    // Defined here so that the codec can make them before lib/task/indifferent_hash.rb
+    // (which gives them their methods) is loaded.
+    let indifferent_hash = task.define_class("IndifferentHash", ruby.class_hash())?;
+    classes::keep(task_module, interface, cassandra_adapter, indifferent_hash)
 }

@@ -1,5 +1,5 @@
 //! Runs Rust code with Ruby's GVL released, in a way Ruby can interrupt: the one place that
-//! calls `rb_nogvl` and raises Ruby's pending interrupts. Which way an interrupt arrives is
+//! releases the GVL (through `raw::nogvl`) and raises Ruby's pending interrupts. Which way an interrupt arrives is
 //! the caller's choice (see `Unblock`); `runtime.rs` makes it.
 
 use std::ffi::c_void;
@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use magnus::{Error, Ruby};
 use tokio::sync::Notify;
+
+use crate::raw;
 
 /// How Ruby tells code running without the GVL to stop: it calls `unblock`, which sets a
 /// flag and, when the call may be woken from a thread, notifies. From a signal handler only
@@ -32,11 +34,7 @@ impl Unblock {
 
 /// The Ruby thread calling: whether it is the main thread, and whether it is the only one.
 pub fn calling_thread() -> (bool, bool) {
-    // SAFETY: plain queries of the VM's thread list; the caller holds the GVL.
-    unsafe {
-        let main = rb_sys::rb_thread_current() == rb_sys::rb_thread_main();
-        (main, rb_sys::rb_thread_alone() != 0)
-    }
+    raw::calling_thread()
 }
 
 /// Runs `f` with the GVL released. `from_signal_handler`: Ruby may call `unblock` from its
@@ -94,27 +92,20 @@ where
         out: None,
         panicked: false,
     };
-    let ubf_data = &call.unblock as *const Unblock as *mut c_void;
-    let data = &mut call as *mut Call<F, R> as *mut c_void;
-    let flags = if from_signal_handler {
-        rb_sys::RB_NOGVL_UBF_ASYNC_SAFE as i32
-    } else {
-        0
-    };
-    // Ruby handles pending interrupts just before and just after the call, and may raise
-    // there; rb_protect turns that into an Error here, so the exception never passes through
-    // a Rust frame that owns anything (`call` is dropped normally on return).
-    // (rb_thread_call_without_gvl2 instead refuses to run while any interrupt is pending,
-    // finalizer and GC jobs included, which under GC.stress is always.)
-    magnus::rb_sys::protect(|| {
-        // SAFETY: `run` and `unblock` match the data pointers given with them, and `call`
-        // outlives rb_nogvl, which returns only once `run` has and Ruby will call `unblock`
-        // no more.
-        unsafe {
-            rb_sys::rb_nogvl(Some(run::<R, F>), data, Some(unblock), ubf_data, flags);
-        }
-        rb_sys::Qnil as rb_sys::VALUE
-    })?;
+    // Both pointers Ruby is given come from this one raw pointer, and `call` is not used
+    // again until rb_nogvl has returned: a reference to `call.unblock` taken first would be
+    // invalidated by the `&mut call` the data pointer was made from.
+    let call_ptr: *mut Call<F, R> = &mut call;
+    let data = call_ptr as *mut c_void;
+    // SAFETY: `call_ptr` points to `call`, alive here; this only computes a field address.
+    let ubf_data = unsafe { ptr::addr_of_mut!((*call_ptr).unblock) } as *mut c_void;
+    // Ruby handles pending interrupts just before and just after the call and may raise
+    // there; that comes back as an Error, so the exception never passes through a Rust frame
+    // that owns anything (`call` is dropped normally on return).
+    // SAFETY: `run` and `unblock` match the data pointers given with them (both derived from
+    // `call_ptr`), `run` does not touch Ruby, and `call` outlives rb_nogvl, which returns
+    // only once `run` has and Ruby will call `unblock` no more.
+    unsafe { raw::nogvl(run::<R, F>, data, unblock, ubf_data, from_signal_handler)? };
     if call.panicked {
         return Err(Error::new(
             ruby.exception_runtime_error(),
@@ -132,10 +123,5 @@ where
 /// Raises a pending interrupt (Interrupt, SignalException, Thread#raise's exception,
 /// Thread#kill) as an Error that unwinds through Rust normally; runs trap handlers.
 pub fn check_interrupts() -> Result<(), Error> {
-    magnus::rb_sys::protect(|| {
-        // SAFETY: called with the GVL held; any exception is caught by protect.
-        unsafe { rb_sys::rb_thread_check_ints() };
-        rb_sys::Qnil as rb_sys::VALUE
-    })
-    .map(|_| ())
+    raw::check_interrupts()
 }

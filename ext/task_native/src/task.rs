@@ -13,7 +13,7 @@ use crate::convert::{
     coerce_data, coerce_string, str_to_sym, ID_DATA, ID_ID, ID_TASK_LIST, IV_DATA, IV_ID,
     IV_TASK_LIST,
 };
-use crate::{args, codec, convert, errors, interface};
+use crate::{args, codec, convert, errors, interface, raw};
 
 static ID_TYPE: LazyId = LazyId::new("type");
 
@@ -134,15 +134,7 @@ fn set_data(ruby: &Ruby, rb_self: RObject, v: Value) -> Result<(), Error> {
 /// A new Hash of `pairs` (keys and values alternating), as a Hash literal is built.
 fn hash_of(ruby: &Ruby, pairs: &[Value]) -> RHash {
     let h = ruby.hash_new();
-    // SAFETY: Value is a transparent VALUE, so the slice is an array of VALUEs; a fresh Hash
-    // and Symbol keys: inserting calls no Ruby code and cannot raise.
-    unsafe {
-        rb_sys::rb_hash_bulk_insert(
-            pairs.len() as _,
-            pairs.as_ptr() as *const rb_sys::VALUE,
-            h.as_raw(),
-        )
-    };
+    raw::hash_bulk_insert_symbols(h, pairs);
     h
 }
 
@@ -207,20 +199,21 @@ fn from_json(ruby: &Ruby, text: Value) -> Result<Value, Error> {
     let bytes_are_utf8 = enc == ruby.utf8_encindex()
         || enc == ruby.usascii_encindex()
         || enc == ruby.ascii8bit_encindex();
-    // SAFETY: the bytes are only read before any Ruby code runs (the parser copies them into
-    // Ruby values; no callback into Ruby can change the String meanwhile).
-    let bytes = unsafe { s.as_slice() };
+    // A copy: parsing makes Ruby objects (a GC may run, and compaction move an embedded
+    // String's bytes) and looking the class up may run Ruby code (an autoload, a
+    // `const_missing` hook) that changes or frees the String's bytes.
     let text = if bytes_are_utf8 {
-        std::str::from_utf8(bytes).ok()
+        // SAFETY: the bytes are copied at once, before any Ruby code runs.
+        String::from_utf8(unsafe { s.as_slice() }.to_vec()).ok()
     } else {
         None
     };
     let parsed = match text {
         Some(t) => {
-            if let Some(task) = from_json_fields(ruby, t)? {
+            if let Some(task) = from_json_fields(ruby, &t)? {
                 return Ok(task);
             }
-            codec::parse_document(ruby, t)?
+            codec::parse_document(ruby, &t)?
         }
         // What JSON.parse would make of it (another encoding, or bytes that are not UTF-8):
         // its answer, or its error.
@@ -236,16 +229,21 @@ fn from_json(ruby: &Ruby, text: Value) -> Result<Value, Error> {
 /// `convert::plain_new`) named by a String `type`. `None` for anything else, which the
 /// general path takes (with from_hash's errors).
 fn from_json_fields(ruby: &Ruby, text: &str) -> Result<Option<Value>, Error> {
-    let Some([task_list, id, data, type_name]) = codec::parse_task_fields(ruby, text)? else {
+    let nested = codec::nested_hash_class(ruby)?;
+    let Some([task_list, id, data, type_name]) = codec::parse_task_fields(ruby, text, nested)?
+    else {
         return Ok(None);
     };
     let Some(name) = RString::from_value(type_name) else {
         return Ok(None);
     };
-    let class = match convert::task_class_named(ruby, name.as_value(), &|| String::new()) {
-        Ok(Ok(class)) => class,
-        // No such constant, or not a task class: from_hash says so in its words.
-        _ => return Ok(None),
+    let Ok(name) = name.to_string() else {
+        return Ok(None);
+    };
+    // An exception from Ruby code run by the lookup (an autoload, a hook, an interrupt) is
+    // raised; a missing or refused class goes the general way, for from_hash's words.
+    let convert::TaskClass::Found(class) = convert::task_class(ruby, &name)? else {
+        return Ok(None);
     };
     if !convert::plain_new(ruby, class)? {
         return Ok(None);
@@ -377,13 +375,10 @@ fn from_hash(ruby: &Ruby, hash: Value) -> Result<Value, Error> {
             ),
         ));
     }
-    let class = match RString::from_value(type_v) {
-        // The common case: the String from the hash is the constant path, no copy made.
-        Some(s) => convert::task_class_named(ruby, s.as_value(), &|| {
-            s.to_string().unwrap_or_else(|_| s.inspect())
-        }),
+    let name = match RString::from_value(type_v) {
+        Some(s) => s.to_string()?,
         None => match attr_name(type_v)? {
-            Some(name) => convert::task_class(ruby, &name),
+            Some(name) => name,
             None => {
                 return Err(errors::argument(
                     ruby,
@@ -391,20 +386,21 @@ fn from_hash(ruby: &Ruby, hash: Value) -> Result<Value, Error> {
                 ))
             }
         },
-    }?;
-    let class = match class {
-        Ok(c) => c,
-        Err(msg) => {
+    };
+    let class = match convert::task_class(ruby, &name)? {
+        convert::TaskClass::Found(c) => c,
+        convert::TaskClass::Missing(missing) => return Err(missing.to_error(ruby)),
+        convert::TaskClass::Refused(msg) => {
             return Err(errors::invalid_type(
                 ruby,
-                format!(
-                    "refusing to build a task of type {:?}: {msg}",
-                    attr_name(type_v)?.unwrap_or_default()
-                ),
+                format!("refusing to build a task of type {name:?}: {msg}"),
             ))
         }
     };
-    convert::new_task(ruby, class, field(0), field(1), field(2), false)
+    // Data handed back (a job's arguments, as_json's Hash) reads as data read from a store:
+    // nested hashes answer Symbol and String keys alike.
+    let data = convert::coerce_data_nested(ruby, field(2), Some(codec::nested_hash_class(ruby)?))?;
+    convert::new_task(ruby, class, field(0), field(1), data.as_value(), true)
 }
 
 fn interface_get(ruby: &Ruby) -> Result<Value, Error> {
