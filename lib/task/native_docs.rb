@@ -243,6 +243,14 @@ module Task
       # The names of the lists that hold tasks, a page at a time.
 
       ##
+      # :method: claim_info
+      # :call-seq: claim_info(task_list, id) -> Hash or nil
+      #
+      # One task's claim state, <tt>{ id:, owner:, attempts:, last_error:, expires_in: }</tt>
+      # (owner and expires_in nil when no live claim is held), or nil when it has none. Reads
+      # that task's claim alone, not the list's.
+
+      ##
       # :method: options
       # :call-seq: options -> Hash
       #

@@ -119,7 +119,8 @@ mod tests {
         let e = check_ttl("ttl", Duration::from_secs(MAX_TTL_SECS + 1)).unwrap_err();
         assert!(matches!(e, Error::InvalidArgument(_)), "{e}");
         assert!(
-            e.message().starts_with("ttl of 630720001 seconds is too long")
+            e.message()
+                .starts_with("ttl of 630720001 seconds is too long")
                 && e.message().contains("630720000"),
             "{e}"
         );
@@ -153,6 +154,9 @@ mod tests {
         let before = Instant::now();
         let end = lease_end(Duration::from_millis(200));
         let left = end - before;
-        assert!(left > Duration::from_secs(2) && left <= Duration::from_secs(3), "{left:?}");
+        assert!(
+            left > Duration::from_secs(2) && left <= Duration::from_secs(3),
+            "{left:?}"
+        );
     }
 }

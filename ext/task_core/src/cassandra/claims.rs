@@ -696,7 +696,12 @@ impl CassandraStore {
 
     /// Deletes claim rows a serial read has just seen, in conditional batches of at most
     /// `BATCH_ROWS`.
-    async fn delete_seen(&self, task_list: &str, ids: &[String], deadline: &Deadline) -> Result<()> {
+    async fn delete_seen(
+        &self,
+        task_list: &str,
+        ids: &[String],
+        deadline: &Deadline,
+    ) -> Result<()> {
         let Some(st) = self.claims.get() else {
             return Ok(());
         };
