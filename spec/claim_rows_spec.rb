@@ -84,6 +84,26 @@ RSpec.describe "claim rows", :faults do
     expect(task.attempts).to eq(1)
   end
 
+  it "leaves no claim row when a store that never claimed completes the task (a web page, a command)" do
+    failing = FetchFile.create(task_list: list, id: "failing")
+    expect(failing.claim(for: 60, owner: "w")).to be(true)
+    failing.fail_attempt(RuntimeError.new("no"), owner: "w")
+    gone = save_tasks(list, 3, "many")
+    gone.each { |t| expect(t.claim(for: 60, owner: "w")).to be(true) }
+    whole = unique_list("whole")
+    FetchFile.create(task_list: whole, id: "w").claim(for: 60, owner: "w")
+    # Another config: a store of its own, which has claimed nothing (as in another process).
+    operator = FaultNode.adapter(max_attempts: 5, request_timeout: 6)
+    operator.delete(list, "failing")
+    operator.delete_many(gone)
+    operator.delete_list(whole)
+    expect([adapter.claims(list), adapter.claims(whole)]).to eq([[], []])
+    FetchFile.create(task_list: list, id: "failing")
+    again = Task::Task.find(list, "failing")
+    expect(again.claim(for: 60, owner: "w2")).to be(true)
+    expect([again.attempts, again.last_error]).to eq([1, nil])
+  end
+
   it "reads one task's claim without its list's other claims (task show, the web task page)" do
     done = save_tasks(list, FaultNode::TOMBSTONE_FAILURE + 300, "a")
     done.each_slice(done.size / 8 + 1).map do |slice|

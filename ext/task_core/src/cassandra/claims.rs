@@ -53,6 +53,9 @@ const RENEW_ROUNDS: usize = 3;
 /// that exists or not.
 const NO_ATTEMPTS: i32 = -1;
 
+/// How long deletions take the claims table for missing once they found it so.
+const ABSENT_RECHECK: std::time::Duration = std::time::Duration::from_secs(60);
+
 pub(super) type ClaimStatements = OnceCell<Stmts>;
 
 pub(super) struct Stmts {
@@ -113,6 +116,12 @@ fn applied(res: QueryResult, what: &str) -> Result<bool> {
     }
 }
 
+/// True for the error of a statement on a table that does not exist.
+fn missing_table(err: &Error) -> bool {
+    matches!(err.kind(), Error::QueryRejected(m)
+        if m.contains("does not exist") || m.contains("unconfigured table"))
+}
+
 /// A claim row as `claim_info` reads it: owner, attempts, last error, TTL of the owner.
 type ClaimRow = (Option<String>, Option<i32>, Option<String>, Option<i32>);
 
@@ -164,9 +173,7 @@ impl CassandraStore {
                     let mut p = session.prepare(cql).await.map_err(|e| {
                         let err =
                             prepare_error(&self.op("preparing the claim statements", false), &e);
-                        let missing = matches!(err.kind(), Error::QueryRejected(m)
-                            if m.contains("does not exist") || m.contains("unconfigured table"));
-                        if missing {
+                        if missing_table(&err) {
                             err.with_message(format!(
                                 "the claims table {} does not exist ({}); create it with \
                                  CassandraAdapter#create_claims_table (or create_schema)",
@@ -329,7 +336,52 @@ impl CassandraStore {
             .query_unpaged(create_table_cql(&self.config, DEFAULT_GC_GRACE_SECONDS), ())
             .await
             .map_err(|e| execution_error(&self.op("creating the claims table", true), &e))?;
+        *self.claims_absent.lock().unwrap_or_else(|p| p.into_inner()) = None;
         Ok(())
+    }
+
+    /// The claim statements for deleting claims, prepared if need be; `None` when the claims
+    /// table does not exist (a deployment that does not use claims), which is looked for
+    /// again after `ABSENT_RECHECK`.
+    async fn claims_for_delete(&self) -> Result<Option<&Stmts>> {
+        if let Some(st) = self.claims.get() {
+            return Ok(Some(st));
+        }
+        let absent = *self.claims_absent.lock().unwrap_or_else(|p| p.into_inner());
+        if absent.is_some_and(|at| at.elapsed() < ABSENT_RECHECK) {
+            return Ok(None);
+        }
+        match self.claim_statements().await {
+            Ok((_, st)) => Ok(Some(st)),
+            Err(e) if missing_table(&e) => {
+                *self.claims_absent.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some(Instant::now());
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether a task has a claim row, by a plain read (see `delete_claim`).
+    async fn has_claim_row(&self, key: &TaskKey, deadline: &Deadline) -> Result<bool> {
+        let what = || {
+            format!(
+                "reading the claim on task {:?} of list {:?}",
+                key.id, key.task_list
+            )
+        };
+        self.retrying(&what, false, deadline, || async {
+            let (session, st) = self.claim_statements().await?;
+            let res = session
+                .execute_unpaged(&st.read, (&key.task_list, &key.id))
+                .await
+                .map_err(|e| execution_error(&self.op(&what(), false), &e))?;
+            let rows = res
+                .into_rows_result()
+                .map_err(|e| Error::BadData(format!("{}: {e}", what())))?;
+            Ok(rows.rows_num() > 0)
+        })
+        .await
     }
 
     async fn read_claim(&self, key: &TaskKey, serial: bool) -> Result<Seen> {
@@ -380,6 +432,8 @@ impl CassandraStore {
     /// used-up attempts, needs no transaction), then a transaction that wins only if nothing
     /// changed; a lost race or an unknown outcome is settled by reading again.
     pub async fn claim(&self, key: &TaskKey, terms: &ClaimTerms) -> Result<ClaimOutcome> {
+        self.claimed
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         let what = format!("claiming task {:?} of list {:?}", key.id, key.task_list);
         let ttl = Self::lease_secs(terms);
         let mut last: Option<Error> = None;
@@ -637,13 +691,21 @@ impl CassandraStore {
         }
     }
 
-    /// Deletes a completed task's claim (by a transaction: see the module's notes), when
-    /// claims are in use in this process. Sent again after a lost answer: a second deletion
-    /// finds nothing to delete.
+    /// Deletes a completed task's claim, if it has one (by a transaction: see the module's
+    /// notes), unless the claims table does not exist. Sent again after a lost answer: a second
+    /// deletion finds nothing to delete. A store that never claimed (a web page, a command, an
+    /// application that does not use claims) reads the row first, so that completing a task
+    /// that has no claim costs a plain read and no transaction: a claim written before that
+    /// read is seen by it, and one written after finds its task gone (see `Store::claim`).
     pub(super) async fn delete_claim(&self, key: &TaskKey, deadline: &Deadline) -> Result<()> {
-        let Some(st) = self.claims.get() else {
+        let Some(st) = self.claims_for_delete().await? else {
             return Ok(());
         };
+        if !self.claimed.load(std::sync::atomic::Ordering::Relaxed)
+            && !self.has_claim_row(key, deadline).await?
+        {
+            return Ok(());
+        }
         let what = || {
             format!(
                 "deleting the claim on task {:?} of list {:?}",
@@ -662,8 +724,8 @@ impl CassandraStore {
         .await
     }
 
-    /// Deletes the claims of some tasks of one list (completed in one batch), when claims are
-    /// in use in this process: a serial read of which of them have claim rows, then one
+    /// Deletes the claims of some tasks of one list (completed in one batch), unless the claims
+    /// table does not exist: a serial read of which of them have claim rows, then one
     /// conditional batch deleting those. A claim written after that read was written after the
     /// tasks were deleted: its claimer finds the task gone and deletes it (see `Store::claim`).
     pub(super) async fn delete_claims(
@@ -672,7 +734,7 @@ impl CassandraStore {
         ids: &[&String],
         deadline: &Deadline,
     ) -> Result<()> {
-        let Some(st) = self.claims.get() else {
+        let Some(st) = self.claims_for_delete().await? else {
             return Ok(());
         };
         let what = || {
@@ -740,8 +802,8 @@ impl CassandraStore {
         self.delete_claim(key, &self.deadline()).await
     }
 
-    /// Deletes every claim of a list (whose tasks are deleted), when claims are in use in this
-    /// process: a plain deletion of the partition, then a serial read of the claims that
+    /// Deletes every claim of a list (whose tasks are deleted), unless the claims table does not
+    /// exist: a plain deletion of the partition, then a serial read of the claims that
     /// outlived it (written by transactions whose timestamps are later than the deletion's),
     /// deleted by transactions. A claim written after that read finds its task gone and is
     /// deleted by its claimer.
@@ -750,7 +812,7 @@ impl CassandraStore {
         task_list: &str,
         deadline: &Deadline,
     ) -> Result<()> {
-        let Some(st) = self.claims.get() else {
+        let Some(st) = self.claims_for_delete().await? else {
             return Ok(());
         };
         let what = || format!("deleting the claims of list {task_list:?}");

@@ -232,9 +232,14 @@ pub struct CassandraStore {
     table: String,
     session: SessionSlot,
     statements: OnceCell<Statements>,
-    /// Prepared on the first claim call (the claims table may not exist where claims are not
-    /// used); once it is, `delete` also deletes a completed task's claim.
+    /// Prepared on the first claim call or deletion (the claims table may not exist where
+    /// claims are not used: deletions then leave claims alone).
     claims: claims::ClaimStatements,
+    /// True once this store has been asked for a claim: its deletions then delete claims by a
+    /// transaction without reading first (see `claims.rs`).
+    claimed: std::sync::atomic::AtomicBool,
+    /// When the claims table was last found missing (deletions then skip claims for a while).
+    claims_absent: Mutex<Option<Instant>>,
 }
 
 type Row = (String, String, Option<String>, String, Option<i64>);
@@ -248,6 +253,8 @@ impl CassandraStore {
             session,
             statements: OnceCell::new(),
             claims: claims::ClaimStatements::default(),
+            claimed: std::sync::atomic::AtomicBool::new(false),
+            claims_absent: Mutex::new(None),
         }
     }
 
@@ -864,7 +871,7 @@ impl CassandraStore {
     }
 
     /// Deletes the tasks at `group` (all of one list) as one unlogged batch, then their claims
-    /// when claims are in use (by transactions: see `claims.rs`; after the tasks, so that a
+    /// unless the claims table does not exist (by transactions: see `claims.rs`; after the tasks, so that a
     /// claim taken in between finds its task gone).
     async fn delete_batch_until(
         &self,
