@@ -18,8 +18,11 @@ module Task
     end
 
     # Claims this task for `for:` seconds: true when this owner now holds it, false when
-    # another holds a live claim, the task is dead (its attempts used up) or gone. The claim
-    # lapses by itself after `for:` seconds, by the store's clock.
+    # another holds a live claim, the task is dead (its attempts used up) or gone. No other
+    # owner can claim it for at least `for:` seconds from the moment this returns; the claim
+    # lapses by itself, by the store's clock, at most `for:` rounded up plus 2 seconds after
+    # that (Cassandra counts its time to live in whole seconds from the current one). `for:`
+    # is refused (ArgumentError) past 20 years or past 2038-01-19T03:14:06Z, as `ttl:` is.
     def claim(for:, owner: nil)
       owner ||= ::Task::Task.default_owner
       status, attempts = ::Task::Task.interface.claim(task_list, id, binding.local_variable_get(:for), owner)
@@ -28,7 +31,8 @@ module Task
       status == :won
     end
 
-    # Extends this owner's claim for `for:` seconds from now; false when it holds none.
+    # Extends this owner's claim for `for:` seconds from now (kept as a claim is); false when
+    # it holds none.
     def renew(for:, owner: nil)
       ::Task::Task.interface.renew(task_list, id, binding.local_variable_get(:for), claim_owner(owner))
     end
