@@ -853,6 +853,9 @@ impl TaskScan {
         let list = rb_self.task_list.as_str();
         let mut cursor: Option<Cursor> = rb_self.start.clone();
         let mut ahead: Option<PageAhead> = None;
+        // One lookup per type name for the whole scan (a name that names no class is not
+        // looked up again on every page).
+        let mut types = convert::TypeCache::new(ruby);
         loop {
             let started = std::time::Instant::now();
             let fetched = match ahead.take() {
@@ -879,7 +882,6 @@ impl TaskScan {
             if let Some(next) = &cursor {
                 ahead = store.read_ahead(ruby, list, next)?;
             }
-            let mut types = convert::TypeCache::new(ruby);
             for r in &page.records {
                 let item = if rb_self.raw {
                     raw_row(ruby, r)?.as_value()
