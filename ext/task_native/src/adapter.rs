@@ -11,8 +11,8 @@ use magnus::{
     function, method, Error, RArray, RClass, RHash, RModule, RString, Ruby, Symbol, Value,
 };
 use task_core::{
-    CassandraConfig, ClaimOutcome, ClaimTerms, Cursor, MemoryStore, Replication, Schema, StoreSpec,
-    TaskKey, TaskRecord, DEFAULT_GC_GRACE_SECONDS,
+    memory::MemorySpec, CassandraConfig, ClaimOutcome, ClaimTerms, Cursor, MemoryStore,
+    Replication, Schema, StoreSpec, TaskKey, TaskRecord, DEFAULT_GC_GRACE_SECONDS,
 };
 
 use crate::store::{PageAhead, StoreHandle};
@@ -95,14 +95,14 @@ fn memory_new(ruby: &Ruby, class: RClass, args: &[Value]) -> Result<Obj<Adapter>
         }
     }
     let store = MemoryStore::with_options(page_size, max_attempts).with_default_ttl(default_ttl);
-    Ok(ruby.obj_wrap_as(Adapter::new(StoreSpec::Memory(Arc::new(store))), class))
+    Ok(ruby.obj_wrap_as(Adapter::new(Box::new(MemorySpec(Arc::new(store)))), class))
 }
 
 /// A CassandraAdapter for an already-read config.
 pub fn cassandra_adapter(ruby: &Ruby, config: CassandraConfig) -> Result<Value, Error> {
     let class = classes::cassandra_adapter(ruby)?;
     Ok(ruby
-        .obj_wrap_as(Adapter::new(StoreSpec::Cassandra(Box::new(config))), class)
+        .obj_wrap_as(Adapter::new(Box::new(config)), class)
         .as_value())
 }
 
@@ -123,7 +123,7 @@ fn cassandra_new(ruby: &Ruby, class: RClass, args: &[Value]) -> Result<Obj<Adapt
     // `logger:` is taken by lib/task/logging.rb before this; named here so that a misspelt
     // option's message lists it.
     let config = options::cassandra_config(ruby, opts, "CassandraAdapter", &["logger"])?;
-    Ok(ruby.obj_wrap_as(Adapter::new(StoreSpec::Cassandra(Box::new(config))), class))
+    Ok(ruby.obj_wrap_as(Adapter::new(Box::new(config)), class))
 }
 
 /// Reads a `concurrency:` keyword from an optional trailing hash (whose names `bulk_args`
@@ -152,7 +152,7 @@ fn bulk_options(ruby: &Ruby, opts: Option<RHash>) -> Result<(usize, bool), Error
 const BULK_OPTIONS: &[&str] = &["concurrency", "batched"];
 
 impl Adapter {
-    fn new(spec: StoreSpec) -> Self {
+    fn new(spec: Box<dyn StoreSpec>) -> Self {
         Adapter {
             store: Arc::new(StoreHandle::new(spec)),
         }
@@ -177,9 +177,10 @@ impl Adapter {
             }
         };
         let record = convert::record_from_task(ruby, task)?;
+        let record = &record;
         rb_self
             .store
-            .run(ruby, |s| async move { s.store_ttl(&record, ttl).await })
+            .run(ruby, |s| async move { s.store_ttl(record, ttl).await })
     }
 
     fn find(
@@ -189,9 +190,10 @@ impl Adapter {
         id: Value,
     ) -> Result<Option<Value>, Error> {
         let key = args::key(ruby, task_list, id)?;
+        let key = &key;
         match rb_self
             .store
-            .run(ruby, |s| async move { s.find(&key).await })?
+            .run(ruby, |s| async move { s.find(key).await })?
         {
             Some(r) => convert::task_from_record(ruby, &r).map(Some),
             None => Ok(None),
@@ -200,9 +202,10 @@ impl Adapter {
 
     fn delete(ruby: &Ruby, rb_self: &Self, task_list: Value, id: Value) -> Result<(), Error> {
         let key = args::key(ruby, task_list, id)?;
+        let key = &key;
         rb_self
             .store
-            .run(ruby, |s| async move { s.delete(&key).await })
+            .run(ruby, |s| async move { s.delete(key).await })
     }
 
     fn scan(
@@ -290,9 +293,10 @@ impl Adapter {
             },
             saved_at: None,
         };
+        let record = &record;
         rb_self
             .store
-            .run(ruby, |s| async move { s.store_raw(&record).await })
+            .run(ruby, |s| async move { s.store_raw(record).await })
     }
 
     /// `claim(task_list, id, seconds, owner)`: `[:won, attempts]`, `[:held, nil]`,
@@ -308,9 +312,11 @@ impl Adapter {
     ) -> Result<RArray, Error> {
         let key = args::key(ruby, task_list, id)?;
         let terms = claim_terms(ruby, seconds, owner)?;
+        let key = &key;
+        let terms = &terms;
         let out = rb_self
             .store
-            .run(ruby, |s| async move { s.claim(&key, &terms).await })?;
+            .run(ruby, |s| async move { s.claim(key, terms).await })?;
         let (status, attempts) = match out {
             ClaimOutcome::Won { attempts } => ("won", Some(attempts)),
             ClaimOutcome::Held => ("held", None),
@@ -334,9 +340,11 @@ impl Adapter {
     ) -> Result<bool, Error> {
         let key = args::key(ruby, task_list, id)?;
         let terms = claim_terms(ruby, seconds, owner)?;
+        let key = &key;
+        let terms = &terms;
         rb_self
             .store
-            .run(ruby, |s| async move { s.renew(&key, &terms).await })
+            .run(ruby, |s| async move { s.renew(key, terms).await })
     }
 
     /// `release(task_list, id, owner, error_text_or_nil)` -> true when `owner` held it.
@@ -349,26 +357,31 @@ impl Adapter {
         error: Option<String>,
     ) -> Result<bool, Error> {
         let key = args::key(ruby, task_list, id)?;
+        let key = &key;
+        let owner = &owner;
+        let error = &error;
         rb_self.store.run(ruby, |s| async move {
-            s.release(&key, &owner, error.as_deref()).await
+            s.release(key, owner, error.as_deref()).await
         })
     }
 
     /// `retry_task(task_list, id)`: attempts and last error cleared.
     fn retry_task(ruby: &Ruby, rb_self: &Self, task_list: Value, id: Value) -> Result<(), Error> {
         let key = args::key(ruby, task_list, id)?;
+        let key = &key;
         rb_self
             .store
-            .run(ruby, |s| async move { s.retry(&key).await })
+            .run(ruby, |s| async move { s.retry(key).await })
     }
 
     /// `claims(task_list)`: `[{id:, owner:, attempts:, last_error:, expires_in:}, ...]` in id
     /// order (`expires_in`: seconds until the live claim lapses, nil when none is held).
     fn claims(ruby: &Ruby, rb_self: &Self, task_list: Value) -> Result<RArray, Error> {
         let list = args::list(ruby, task_list)?;
+        let list = &list;
         let infos = rb_self
             .store
-            .run(ruby, |s| async move { s.claim_infos(&list).await })?;
+            .run(ruby, |s| async move { s.claim_infos(list).await })?;
         let out = ruby.ary_new();
         for c in infos {
             out.push(claim_hash(ruby, c)?)?;
@@ -385,9 +398,10 @@ impl Adapter {
         id: Value,
     ) -> Result<Option<RHash>, Error> {
         let key = args::key(ruby, task_list, id)?;
+        let key = &key;
         rb_self
             .store
-            .run(ruby, |s| async move { s.claim_info(&key).await })?
+            .run(ruby, |s| async move { s.claim_info(key).await })?
             .map(|c| claim_hash(ruby, c))
             .transpose()
     }
@@ -430,9 +444,10 @@ impl Adapter {
     /// `count(task_list)`: how many tasks the list holds (counted a page at a time).
     fn count(ruby: &Ruby, rb_self: &Self, task_list: Value) -> Result<u64, Error> {
         let list = args::list(ruby, task_list)?;
+        let list = &list;
         rb_self
             .store
-            .run(ruby, |s| async move { s.count(&list).await })
+            .run(ruby, |s| async move { s.count(list).await })
     }
 
     /// `lists`: the names of the lists that hold tasks, lazily, a page at a time.
@@ -505,9 +520,10 @@ impl Adapter {
 
     fn delete_list(ruby: &Ruby, rb_self: &Self, task_list: Value) -> Result<(), Error> {
         let task_list = args::list(ruby, task_list)?;
+        let task_list = &task_list;
         rb_self
             .store
-            .run(ruby, |s| async move { s.delete_list(&task_list).await })
+            .run(ruby, |s| async move { s.delete_list(task_list).await })
     }
 
     /// `store_many(tasks, concurrency: 64, batched: true)`: stores every task; returns the
@@ -526,10 +542,10 @@ impl Adapter {
 
         let records: Arc<[TaskRecord]> = records.into();
         let (n, batched) = bulk_options(ruby, opts)?;
-        let all = records.clone();
-        let results = rb_self
-            .store
-            .run(ruby, |s| async move { s.store_many(all, n, batched).await })?;
+        let all = &records;
+        let results = rb_self.store.run(ruby, |s| async move {
+            s.store_many(Arc::clone(all), n, batched).await
+        })?;
         bulk_outcome(ruby, "store", results, |i| {
             (records[i].task_list.as_str(), records[i].id.as_str())
         })
@@ -557,12 +573,10 @@ impl Adapter {
         }
         let keys: Arc<[TaskKey]> = keys.into();
         let (n, batched) = bulk_options(ruby, opts)?;
-        let all = keys.clone();
-        let results =
-            rb_self.store.run(
-                ruby,
-                |s| async move { s.delete_many(all, n, batched).await },
-            )?;
+        let all = &keys;
+        let results = rb_self.store.run(ruby, |s| async move {
+            s.delete_many(Arc::clone(all), n, batched).await
+        })?;
         bulk_outcome(ruby, "complete", results, |i| {
             (keys[i].task_list.as_str(), keys[i].id.as_str())
         })
@@ -615,9 +629,10 @@ impl Adapter {
             _ => return Err(errors::argument(ruby, USAGE)),
         }
         // The store refuses a bad replication before it connects.
+        let schema = &schema;
         rb_self
             .store
-            .run(ruby, |s| async move { s.create_schema(&schema).await })
+            .run(ruby, |s| async move { s.create_schema(schema).await })
     }
 
     fn clear(&self) {
@@ -627,7 +642,7 @@ impl Adapter {
     /// What this adapter's log lines name as their source (nil for the memory store, which
     /// logs nothing).
     fn log_source(&self) -> Option<String> {
-        self.store.spec().cassandra_config().map(|c| c.log_source())
+        self.store.spec().log_source()
     }
 
     /// Pages read by scans of this adapter so far.
@@ -638,7 +653,12 @@ impl Adapter {
     /// The adapter's settings, as `CassandraAdapter.new` takes them (the password left out);
     /// empty for a memory adapter.
     fn options(ruby: &Ruby, rb_self: &Self) -> Result<RHash, Error> {
-        match rb_self.store.spec().cassandra_config() {
+        match rb_self
+            .store
+            .spec()
+            .as_any()
+            .downcast_ref::<CassandraConfig>()
+        {
             Some(c) => options::shown(ruby, c),
             None => Ok(ruby.hash_new()),
         }

@@ -1,6 +1,7 @@
 //! The Cassandra (or Scylla) store on the `scylla` driver: prepared statements, manual paging,
 //! bounded retries of idempotent statements, and one session per connection config.
 
+mod backend;
 mod claims;
 mod config;
 mod errors;
@@ -30,9 +31,9 @@ use errors::{connect_error, connect_timeout, execution_error, prepare_error, unk
 
 use crate::error::{Error, Result};
 use crate::log::Level as LogLevel;
+use crate::page::Page;
 use crate::record::{check_list, TaskKey, TaskRecord};
 use crate::schema::{churn_options, Schema};
-use crate::Page;
 
 /// An OpenSSL context that verifies the nodes' certificates against the configured CA file
 /// (or the system's CAs).
@@ -494,12 +495,12 @@ impl CassandraStore {
     }
 
     /// Writes a row already checked (see `Store`).
-    pub(crate) async fn put(&self, record: &TaskRecord) -> Result<()> {
+    async fn put(&self, record: &TaskRecord) -> Result<()> {
         self.put_ttl(record, None).await
     }
 
     /// Writes a row already checked that expires after `ttl` (or the config's default).
-    pub(crate) async fn put_ttl(&self, record: &TaskRecord, ttl: Option<Duration>) -> Result<()> {
+    pub async fn put_ttl(&self, record: &TaskRecord, ttl: Option<Duration>) -> Result<()> {
         self.put_until(record, ttl, &self.deadline()).await
     }
 
