@@ -431,3 +431,88 @@ impl Store {
         self.0.lists_page(cursor).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::MemoryStore;
+    use std::task::{Context, Poll, Waker};
+
+    /// Polls a future of a store that does not wait, once.
+    fn now<T>(fut: impl Future<Output = T>) -> T {
+        let mut fut = std::pin::pin!(fut);
+        match fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(v) => v,
+            Poll::Pending => panic!("a ready store had to wait"),
+        }
+    }
+
+    fn record(id: &str) -> TaskRecord {
+        TaskRecord {
+            task_list: "l".into(),
+            id: id.into(),
+            type_name: "T".into(),
+            data: Some("{}".into()),
+            saved_at: None,
+        }
+    }
+
+    #[test]
+    fn a_cursor_is_read_back_only_by_the_kind_of_store_and_scan_that_made_it() {
+        struct Mine(u32);
+        struct Other;
+        let c = Cursor::at(Mine(7));
+        assert!(matches!(
+            Cursor::read::<Mine>(Some(&c), "scan"),
+            Ok(From::At(Mine(7)))
+        ));
+        let e = Cursor::read::<Other>(Some(&c), "scan")
+            .map(|_| ())
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            Error::InvalidArgument("scan cursor does not belong to this store".into()).to_string()
+        );
+        let after = Cursor::after_id("b");
+        assert!(matches!(
+            Cursor::read::<Mine>(Some(&after), "scan"),
+            Ok(From::AfterId("b"))
+        ));
+        let e = Cursor::read::<Mine>(Some(&after), "list")
+            .map(|_| ())
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("list cursor does not belong to this store"),
+            "{e}"
+        );
+        assert!(matches!(
+            Cursor::read::<Mine>(None, "list"),
+            Ok(From::Start)
+        ));
+    }
+
+    #[test]
+    fn the_store_checks_before_the_backend_and_refuses_another_stores_cursor() {
+        let store = Store::new(Arc::new(MemoryStore::with_page_size(2)));
+        assert_eq!(store.mode(), Mode::Ready);
+        assert!(!store.reads_ahead());
+        let mut bad = record("x");
+        bad.task_list = String::new();
+        assert!(now(store.store(&bad)).is_err());
+        for id in ["a", "b", "c"] {
+            now(store.store(&record(id))).unwrap();
+        }
+        let first = now(store.page("l", None)).unwrap();
+        assert_eq!(first.records.len(), 2);
+        let next = first.next.expect("a second page");
+        let second = now(store.page("l", Some(&next))).unwrap();
+        assert_eq!(second.records[0].id, "c");
+        // A page cursor is not a list-name cursor, and a foreign one is refused.
+        assert!(now(store.lists_page(Some(&next))).is_err());
+        let foreign = Cursor::at(0u8);
+        assert!(now(store.page("l", Some(&foreign))).is_err());
+        let after = now(store.page("l", Some(&Cursor::after_id("a")))).unwrap();
+        assert_eq!(after.records[0].id, "b");
+    }
+}
