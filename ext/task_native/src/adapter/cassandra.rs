@@ -205,7 +205,7 @@ impl Adapter {
             .as_any()
             .downcast_ref::<CassandraConfig>()
         {
-            Some(c) => options::shown(ruby, c),
+            Some(c) => options::cassandra_shown(ruby, c),
             None => Ok(ruby.hash_new()),
         }
     }

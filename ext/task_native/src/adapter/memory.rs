@@ -9,39 +9,67 @@ use task_core::memory::MemorySpec;
 use task_core::MemoryStore;
 
 use super::Adapter;
-use crate::{args, errors, options};
+use crate::options::{self, Opt};
+use crate::{args, errors};
 
-/// `MemoryAdapter.new(page_size: 1000)`.
+/// What `MemoryAdapter.new` is given.
+struct MemoryOptions {
+    page_size: usize,
+    max_attempts: Option<u32>,
+    default_ttl: Option<std::time::Duration>,
+}
+
+/// `MemoryAdapter`'s options (see `options::Opt`); `#options` shows none of them, as before.
+const OPTIONS: &[Opt<MemoryOptions>] = &[
+    Opt {
+        name: "page_size",
+        read: |r, o, v| {
+            // Memory pages are Vecs: any count that fits in memory is fine.
+            let n = args::integer_in(r, "page_size", v, 1, i64::MAX)?;
+            o.page_size = usize::try_from(n).unwrap_or(usize::MAX);
+            Ok(())
+        },
+        show: None,
+    },
+    Opt {
+        name: "max_attempts",
+        read: |r, o, v| {
+            o.max_attempts = options::max_attempts(r, v)?;
+            Ok(())
+        },
+        show: None,
+    },
+    Opt {
+        name: "default_ttl",
+        read: |r, o, v| {
+            o.default_ttl = options::default_ttl(r, v)?;
+            Ok(())
+        },
+        show: None,
+    },
+];
+
+/// `MemoryAdapter.new(page_size: 1000, max_attempts: 25, default_ttl: nil)`.
 pub(super) fn memory_new(
     ruby: &Ruby,
     class: RClass,
     args: &[Value],
 ) -> Result<Obj<Adapter>, Error> {
-    let mut page_size = task_core::memory::DEFAULT_PAGE_SIZE;
-    let mut max_attempts = Some(task_core::claims::DEFAULT_MAX_ATTEMPTS);
-    let mut default_ttl = None;
+    let mut o = MemoryOptions {
+        page_size: task_core::memory::DEFAULT_PAGE_SIZE,
+        max_attempts: Some(task_core::claims::DEFAULT_MAX_ATTEMPTS),
+        default_ttl: None,
+    };
     match args {
         [] => {}
-        [h] => {
-            let opts = RHash::try_convert(*h)?;
-            let given = args::options_by_name(
-                ruby,
-                opts,
-                "MemoryAdapter",
-                &["page_size", "max_attempts", "default_ttl"],
-            )?;
-            if let Some(v) = given[0] {
-                // Memory pages are Vecs: any count that fits in memory is fine.
-                let n = args::integer_in(ruby, "page_size", v, 1, i64::MAX)?;
-                page_size = usize::try_from(n).unwrap_or(usize::MAX);
-            }
-            if let Some(v) = given[1] {
-                max_attempts = options::max_attempts(ruby, v)?;
-            }
-            if let Some(v) = given[2] {
-                default_ttl = options::default_ttl(ruby, v)?;
-            }
-        }
+        [h] => options::read(
+            ruby,
+            RHash::try_convert(*h)?,
+            "MemoryAdapter",
+            &[],
+            OPTIONS,
+            &mut o,
+        )?,
         _ => {
             return Err(errors::argument(
                 ruby,
@@ -49,7 +77,8 @@ pub(super) fn memory_new(
             ))
         }
     }
-    let store = MemoryStore::with_options(page_size, max_attempts).with_default_ttl(default_ttl);
+    let store =
+        MemoryStore::with_options(o.page_size, o.max_attempts).with_default_ttl(o.default_ttl);
     Ok(ruby.obj_wrap_as(Adapter::new(Box::new(MemorySpec(Arc::new(store)))), class))
 }
 
