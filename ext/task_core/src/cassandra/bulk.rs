@@ -1,7 +1,24 @@
 //! Bulk calls (`store_many`, `delete_many`): unlogged batches of one list each, or one request
 //! per task, with a bounded number in flight.
 
-use super::*;
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use scylla::statement::batch::Batch;
+use scylla::statement::batch::BatchType;
+use scylla::statement::prepared::PreparedStatement;
+use tokio::task::JoinSet;
+
+use super::errors::execution_error;
+use super::retry::Deadline;
+use crate::error::Error;
+use crate::error::Result;
+use crate::record::TaskKey;
+use crate::record::TaskRecord;
+
+use super::CassandraStore;
 
 /// The most column bytes (list, id, data and type, summed) one batch of `store_many` or
 /// `delete_many` carries. Cassandra refuses a batch above `batch_size_fail_threshold` (50 KiB

@@ -1,7 +1,27 @@
 //! Connections: one driver session per connection config, shared by the stores that use it
 //! (`Connector`), opened on first use, with TLS when asked.
 
-use super::*;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::Weak;
+
+use scylla::client::execution_profile::ExecutionProfile;
+use scylla::client::session::Session;
+use scylla::client::session_builder::SessionBuilder;
+use scylla::policies::load_balancing::DefaultPolicy;
+use scylla::policies::retry::FallthroughRetryPolicy;
+use tokio::sync::OnceCell;
+
+use super::errors::connect_error;
+use super::errors::connect_timeout;
+use super::CassandraConfig;
+use super::ConnectionKey;
+use crate::error::Error;
+use crate::error::Result;
+use crate::log::Level as LogLevel;
+
+use super::CassandraStore;
 
 /// An OpenSSL context that verifies the nodes' certificates against the configured CA file
 /// (or the system's CAs).

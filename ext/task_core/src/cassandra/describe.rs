@@ -1,7 +1,15 @@
 //! The schema: creating the keyspace and tables, tuning existing ones for churn, and what the
 //! node reports about the deployment (`task doctor`).
 
-use super::*;
+use super::claims;
+use super::errors::execution_error;
+use crate::error::Error;
+use crate::error::Result;
+use crate::log::Level as LogLevel;
+use crate::schema::churn_options;
+use crate::schema::Schema;
+
+use super::CassandraStore;
 
 /// See `CassandraStore::describe`.
 #[derive(Debug, Clone)]

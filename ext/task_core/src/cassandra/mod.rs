@@ -5,7 +5,7 @@
 //! (prepared once per store), `retry` (deadlines and the retry loop), `errors` (driver errors
 //! as the gem's), `rows` (one task), `scan` (pages, counts, list names), `bulk`, `claims`,
 //! `describe` (schema, tuning, what the node reports) and `backend` (the store API). This
-//! file holds the store itself; the others add to it (`use super::*` for its imports).
+//! file holds the store itself; the others add to it.
 
 mod backend;
 mod bulk;
@@ -19,23 +19,11 @@ mod rows;
 mod scan;
 mod statements;
 
-use std::collections::HashMap;
-use std::future::Future;
-use std::ops::ControlFlow;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, Instant};
+use std::sync::Mutex;
+use std::time::Instant;
 
-use scylla::client::execution_profile::ExecutionProfile;
-use scylla::client::session::Session;
-use scylla::client::session_builder::SessionBuilder;
-use scylla::policies::load_balancing::DefaultPolicy;
-use scylla::policies::retry::FallthroughRetryPolicy;
-use scylla::response::{PagingState, PagingStateResponse};
-use scylla::statement::batch::{Batch, BatchType};
-use scylla::statement::prepared::PreparedStatement;
+use scylla::response::PagingState;
 use tokio::sync::OnceCell;
-use tokio::task::JoinSet;
 
 pub use bulk::{BATCH_BYTES, BATCH_ROWS};
 pub use config::{
@@ -44,15 +32,11 @@ pub use config::{
 pub use connection::Connector;
 use connection::SessionSlot;
 pub use describe::{ServerReport, TableReport};
-use errors::{connect_error, connect_timeout, execution_error, prepare_error, unknown_outcome, Op};
+use errors::Op;
 pub use retry::Deadline;
 use statements::Statements;
 
-use crate::error::{Error, Result};
 use crate::log::Level as LogLevel;
-use crate::page::Page;
-use crate::record::{check_list, TaskKey, TaskRecord};
-use crate::schema::{churn_options, Schema};
 
 /// Where the next page of a Cassandra scan starts.
 pub type ScanCursor = PagingState;

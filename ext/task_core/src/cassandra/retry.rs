@@ -1,7 +1,18 @@
 //! Bounded retries of idempotent statements: the deadline a call (or a bulk call) keeps, and
 //! the loop that retries, logs and reports attempts.
 
-use super::*;
+use std::future::Future;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use std::time::Instant;
+
+use super::errors::unknown_outcome;
+use crate::error::Error;
+use crate::error::Result;
+use crate::log::Level as LogLevel;
+
+use super::CassandraStore;
 
 /// When a call stops retrying. One call: its retry deadline after it began. A bulk call:
 /// its retry deadline after the last of its writes that succeeded (or after it began), so a

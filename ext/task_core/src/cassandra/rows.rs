@@ -1,6 +1,15 @@
 //! One task at a time: save, find, delete, and a list's delete.
 
-use super::*;
+use std::time::Duration;
+
+use super::errors::execution_error;
+use super::retry::Deadline;
+use crate::error::Result;
+use crate::record::check_list;
+use crate::record::TaskKey;
+use crate::record::TaskRecord;
+
+use super::CassandraStore;
 
 impl CassandraStore {
     /// Upserts one task (all four columns).

@@ -1,6 +1,20 @@
 //! Reading a list a page at a time (`page`, `count`) and the names of the lists.
 
-use super::*;
+use std::ops::ControlFlow;
+
+use scylla::response::PagingState;
+use scylla::response::PagingStateResponse;
+
+use super::errors::execution_error;
+use super::Row;
+use super::ScanCursor;
+use crate::error::Error;
+use crate::error::Result;
+use crate::page::Page;
+use crate::record::check_list;
+use crate::record::TaskRecord;
+
+use super::CassandraStore;
 
 impl CassandraStore {
     /// One page of the list, starting where `cursor` says (`None`: from the start).

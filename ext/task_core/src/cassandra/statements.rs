@@ -1,6 +1,13 @@
 //! The prepared statements of a store, prepared once per store on first use.
 
-use super::*;
+use scylla::client::session::Session;
+use scylla::statement::prepared::PreparedStatement;
+
+use super::errors::prepare_error;
+use crate::error::Error;
+use crate::error::Result;
+
+use super::CassandraStore;
 
 pub(super) struct Statements {
     pub(super) insert: PreparedStatement,
