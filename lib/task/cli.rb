@@ -24,7 +24,8 @@ module Task
     # * env: an environment variable naming the store (optional; a flag wins over it),
     # * across_processes: false for a store only this process sees (doctor alone takes it),
     # * open: ->(value) { adapter } (value: the flag's argument or the variable's, true
-    #   for a flag without one).
+    #   for a flag without one),
+    # * describe: ->(adapter) { text } (optional): what `task doctor` says it connected to.
     def self.store_flags
       Signatures.adapter_classes.filter_map { |k| [k, k.cli_store] if k.respond_to?(:cli_store) }
     end

@@ -6,7 +6,8 @@ module Task
     class MemoryAdapter
       # How the task command opens it (see Task::CLI.store_flags): `task doctor --memory`.
       def self.cli_store
-        { flag: "--memory", help: "--memory (doctor only)", across_processes: false, open: ->(_) { new } }
+        { flag: "--memory", help: "--memory (doctor only)", across_processes: false, open: ->(_) { new },
+          describe: ->(_) { "the memory store (this process only)" } }
       end
 
       ##
