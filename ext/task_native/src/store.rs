@@ -16,7 +16,7 @@ use magnus::{Error, Ruby};
 use task_core::{Cursor, Mode, Page, Store, StoreSpec};
 use tokio::task::JoinHandle;
 
-use crate::{errors, nogvl, runtime};
+use crate::{errors, logging, nogvl, runtime};
 
 pub struct StoreHandle {
     spec: Box<dyn StoreSpec>,
@@ -169,13 +169,15 @@ impl StoreHandle {
 /// Runs a blocking store's call with the GVL released. Ruby's unblock (Ctrl-C, `Thread#raise`,
 /// `Timeout`, `Thread#kill`, a trapped signal) calls the store's `interrupt`, which ends the
 /// call early with nothing half-done; the pending exception is then raised, and when there is
-/// none (a trap handler that returned) the call is made again.
+/// none (a trap handler that returned) the call is made again (by the process that began it:
+/// a child forked by the handler gets Task::Error::Forked).
 fn blocking<T, F, Fut>(ruby: &Ruby, store: &Store, call: F) -> Result<T, Error>
 where
     F: Fn(Store) -> Fut,
     Fut: Future<Output = task_core::Result<T>>,
 {
     let interrupt = || store.interrupt();
+    let pid = runtime::pid();
     loop {
         let (main, alone) = nogvl::calling_thread();
         let (out, interrupted) = nogvl::call_interruptible(ruby, main && alone, &interrupt, |u| {
@@ -184,11 +186,23 @@ where
         let Some(out) = out else {
             return Err(had_to_wait(ruby));
         };
+        // What the call logged, before its outcome reaches Ruby.
+        logging::flush(ruby)?;
         match out {
             Ok(v) => return Ok(v),
             Err(e) if !interrupted => return Err(errors::from_core(ruby, e)),
             // Raises the exception behind the interrupt, if any; else the call runs again.
-            Err(_) => nogvl::check_interrupts()?,
+            Err(_) => {
+                nogvl::check_interrupts()?;
+                // A trap handler may have forked: the child must not use the parent's store.
+                if runtime::pid() != pid {
+                    return Err(errors::forked(
+                        ruby,
+                        "the process forked in a signal handler while this call was waiting; \
+                         the child cannot finish it (the parent does)",
+                    ));
+                }
+            }
         }
     }
 }
