@@ -1,0 +1,372 @@
+//! Connections: the per-process pool, the lock-wait deadline, interrupting a running call,
+//! and what SQLite's errors become.
+
+use std::cell::{Cell, RefCell};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use rusqlite::{
+    Connection, ErrorCode, InterruptHandle, OpenFlags, Transaction, TransactionBehavior,
+};
+
+use super::{schema, SqliteConfig, SqliteStore};
+use crate::error::{Error, Result};
+
+/// Idle connections a store keeps open; more are opened when more threads call at once,
+/// and closed when given back to a full pool.
+const MAX_IDLE: usize = 8;
+
+/// What went wrong inside a call, before it is given the call's description.
+#[derive(Debug)]
+pub(super) enum Failure {
+    Sql(rusqlite::Error),
+    Task(Error),
+    /// The call's `CallInterrupt` fired between two statements.
+    Interrupted,
+}
+
+impl From<rusqlite::Error> for Failure {
+    fn from(e: rusqlite::Error) -> Self {
+        Failure::Sql(e)
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Failure::Task(e)
+    }
+}
+
+pub(super) type Done<T> = std::result::Result<T, Failure>;
+
+/// The connections of one store, all opened by the process `pid`.
+pub(super) struct Pool {
+    state: Mutex<PoolState>,
+}
+
+struct PoolState {
+    pid: u32,
+    idle: Vec<Connection>,
+}
+
+impl Pool {
+    pub(super) fn new() -> Self {
+        Pool {
+            state: Mutex::new(PoolState {
+                pid: std::process::id(),
+                idle: Vec::new(),
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, PoolState> {
+        // Each change to the state is one push, pop or swap: a panic cannot leave it torn.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// An idle connection of this process, if any. In a process made by fork, the parent's
+    /// connections are forgotten first: closing them would release locks and change state
+    /// the parent still relies on.
+    fn take(&self, pid: u32) -> Option<Connection> {
+        let mut st = self.lock();
+        if st.pid != pid {
+            st.pid = pid;
+            leak(std::mem::take(&mut st.idle));
+        }
+        st.idle.pop()
+    }
+
+    /// Gives back a connection opened by `pid` (the process that took it).
+    fn give(&self, conn: Connection, pid: u32) {
+        let mut st = self.lock();
+        if st.pid != pid || std::process::id() != pid {
+            // Taken before a fork and given back in the child (or the other way round).
+            leak(vec![conn]);
+        } else if st.idle.len() < MAX_IDLE {
+            st.idle.push(conn);
+        }
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        let st = self.state.get_mut().unwrap_or_else(|p| p.into_inner());
+        if st.pid != std::process::id() {
+            leak(std::mem::take(&mut st.idle));
+        }
+    }
+}
+
+/// Connections of another process (the parent of a fork): never used nor closed here.
+fn leak(conns: Vec<Connection>) {
+    for c in conns {
+        std::mem::forget(c);
+    }
+}
+
+/// Stops a call running on a `SqliteStore` from another thread: Ruby's unblock function calls
+/// [`CallInterrupt::interrupt`] while the call runs (GVL released) in
+/// [`SqliteStore::interruptible`]. The statement running is stopped by `sqlite3_interrupt`, a
+/// wait for the write lock ends at its next look (within a few milliseconds), and a call not
+/// yet started does not start; the call then fails with `Error::Timeout` saying it was
+/// interrupted, and its transaction is rolled back: nothing of it was applied.
+///
+/// `interrupt` takes a lock: call it from a thread, not from a signal handler.
+#[derive(Clone, Default)]
+pub struct CallInterrupt(Arc<Slot>);
+
+#[derive(Default)]
+struct Slot {
+    fired: AtomicBool,
+    /// The connection the call is using, while it uses one.
+    running: Mutex<Option<InterruptHandle>>,
+}
+
+impl Slot {
+    fn running(&self) -> MutexGuard<'_, Option<InterruptHandle>> {
+        self.running.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl CallInterrupt {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Stops the call (now, or as soon as it starts). Safe from any thread.
+    pub fn interrupt(&self) {
+        self.0.fired.store(true, Ordering::Release);
+        if let Some(h) = self.0.running().as_ref() {
+            h.interrupt();
+        }
+    }
+
+    pub fn is_interrupted(&self) -> bool {
+        self.0.fired.load(Ordering::Acquire)
+    }
+}
+
+impl std::fmt::Debug for CallInterrupt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallInterrupt")
+            .field("fired", &self.is_interrupted())
+            .finish()
+    }
+}
+
+thread_local! {
+    /// The interrupt of the call this thread is running (see `SqliteStore::interruptible`).
+    static CURRENT: RefCell<Option<Arc<Slot>>> = const { RefCell::new(None) };
+    /// When this thread's wait for a lock must end (read by `busy`, which SQLite calls on the
+    /// thread running the statement).
+    static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+fn interrupted_here() -> bool {
+    CURRENT.with(|c| {
+        c.borrow()
+            .as_ref()
+            .is_some_and(|s| s.fired.load(Ordering::Acquire))
+    })
+}
+
+/// SQLite's busy handler: called while another connection holds the lock this one needs.
+/// Waits (a few milliseconds at a time) until the deadline or an interrupt.
+fn busy(tries: i32) -> bool {
+    if interrupted_here() {
+        return false;
+    }
+    let Some(deadline) = DEADLINE.with(Cell::get) else {
+        return false;
+    };
+    let now = Instant::now();
+    if now >= deadline {
+        return false;
+    }
+    let step = match tries {
+        0..=3 => 1,
+        4..=15 => 2,
+        _ => 5,
+    };
+    std::thread::sleep(Duration::from_millis(step).min(deadline - now));
+    true
+}
+
+/// Sets this thread's lock-wait deadline, and puts back the one before when dropped.
+struct DeadlineGuard(Option<Instant>);
+
+impl DeadlineGuard {
+    fn set(wait: Duration) -> Self {
+        let until = Instant::now().checked_add(wait);
+        DeadlineGuard(DEADLINE.with(|d| d.replace(until)))
+    }
+}
+
+impl Drop for DeadlineGuard {
+    fn drop(&mut self) {
+        DEADLINE.with(|d| d.set(self.0));
+    }
+}
+
+/// While alive, `interrupt` on the call's slot reaches this connection.
+struct Registration(Option<Arc<Slot>>);
+
+impl Registration {
+    fn new(conn: &Connection) -> Done<Registration> {
+        let Some(slot) = CURRENT.with(|c| c.borrow().clone()) else {
+            return Ok(Registration(None));
+        };
+        *slot.running() = Some(conn.get_interrupt_handle());
+        // Looked at after the handle is set: an interrupt either saw the handle or is seen.
+        if slot.fired.load(Ordering::Acquire) {
+            *slot.running() = None;
+            return Err(Failure::Interrupted);
+        }
+        Ok(Registration(Some(slot)))
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        if let Some(slot) = &self.0 {
+            *slot.running() = None;
+        }
+    }
+}
+
+/// Opens, checks and sets up one connection.
+fn open(config: &SqliteConfig) -> Done<Connection> {
+    let path = &config.path;
+    let state = schema::check_file(path)?;
+    let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    if state == schema::FileState::New {
+        flags |= OpenFlags::SQLITE_OPEN_CREATE;
+    }
+    let mut conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_handler(Some(busy))?;
+    conn.set_prepared_statement_cache_capacity(32);
+    // Checked (and on an empty file, made) before anything else touches the file.
+    schema::check_or_create(&mut conn, path)?;
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(Failure::Task(Error::QueryRejected(format!(
+            "{} cannot be put in WAL mode (SQLite answered journal_mode {mode:?})",
+            path.display()
+        ))));
+    }
+    conn.execute_batch(&format!(
+        "PRAGMA synchronous = {};",
+        config.synchronous.pragma()
+    ))?;
+    Ok(conn)
+}
+
+impl SqliteStore {
+    /// Runs `f` so that `interrupt.interrupt()`, from another thread, stops it (see
+    /// [`CallInterrupt`]). Every store call made by `f` on this thread is covered.
+    pub fn interruptible<R>(&self, interrupt: &CallInterrupt, f: impl FnOnce(&Self) -> R) -> R {
+        struct Restore(Option<Arc<Slot>>);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                let before = self.0.take();
+                CURRENT.with(|c| *c.borrow_mut() = before);
+            }
+        }
+        let before = CURRENT.with(|c| c.replace(Some(Arc::clone(&interrupt.0))));
+        let _restore = Restore(before);
+        f(self)
+    }
+
+    /// Runs `f` on a connection of this process (opened if none is idle). `what` describes
+    /// the call for error messages.
+    pub(super) fn with_conn<R>(
+        &self,
+        what: impl FnOnce() -> String,
+        f: impl FnOnce(&mut Connection) -> Done<R>,
+    ) -> Result<R> {
+        let _deadline = DeadlineGuard::set(self.config.retry_deadline);
+        let pid = std::process::id();
+        let mut conn = match self.pool.take(pid) {
+            Some(c) => c,
+            None => open(&self.config)
+                .map_err(|e| self.error(e, || "opening the database".to_string()))?,
+        };
+        let out = match Registration::new(&conn) {
+            Ok(reg) => {
+                let out = f(&mut conn);
+                drop(reg);
+                out
+            }
+            Err(e) => Err(e),
+        };
+        self.pool.give(conn, pid);
+        out.map_err(|e| self.error(e, what))
+    }
+
+    /// `f` in one write transaction (`BEGIN IMMEDIATE`) on a connection of this process.
+    pub(super) fn write_tx<R>(
+        &self,
+        what: impl FnOnce() -> String,
+        f: impl FnOnce(&Transaction<'_>) -> Done<R>,
+    ) -> Result<R> {
+        self.with_conn(what, |c| self.tx_on(c, f))
+    }
+
+    /// `f` in one write transaction on `conn`: committed when it succeeds and the call was
+    /// not interrupted, else rolled back.
+    pub(super) fn tx_on<R>(
+        &self,
+        conn: &mut Connection,
+        f: impl FnOnce(&Transaction<'_>) -> Done<R>,
+    ) -> Done<R> {
+        // The wait for the lock starts now, whatever the call did before.
+        let _deadline = DeadlineGuard::set(self.config.retry_deadline);
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let out = f(&tx)?;
+        if interrupted_here() {
+            return Err(Failure::Interrupted);
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// The error a failure comes to, naming the call and the file.
+    pub(super) fn error(&self, failure: Failure, what: impl FnOnce() -> String) -> Error {
+        let path = self.config.path.display();
+        let interrupted = |what: String| {
+            Error::Timeout(format!(
+                "{what} on {path} was interrupted; nothing of it was applied"
+            ))
+        };
+        let e = match failure {
+            Failure::Task(e) => return e,
+            Failure::Interrupted => return interrupted(what()),
+            Failure::Sql(e) => e,
+        };
+        let made = match e.sqlite_error_code() {
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) if interrupted_here() => {
+                interrupted(what())
+            }
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => Error::Timeout(format!(
+                "{} on {path} timed out after {:?} waiting for another connection's lock \
+                 (retry_deadline); nothing of it was applied",
+                what(),
+                self.config.retry_deadline
+            )),
+            Some(ErrorCode::OperationInterrupted) => interrupted(what()),
+            Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => Error::BadData(format!(
+                "{}: {path} is damaged or not a task database: {e}",
+                what()
+            )),
+            _ => Error::QueryRejected(format!("{}: SQLite failed on {path}: {e}", what())),
+        };
+        made.caused_by(e)
+    }
+}
+
+/// Whether this thread's current call was interrupted (checked between the chunks of a bulk
+/// call).
+pub(super) fn interrupted() -> bool {
+    interrupted_here()
+}
