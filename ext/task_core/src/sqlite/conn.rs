@@ -370,3 +370,40 @@ impl SqliteStore {
 pub(super) fn interrupted() -> bool {
     interrupted_here()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_forked_process_leaks_its_parents_connections_and_opens_its_own() {
+        let pool = Pool::new();
+        let me = std::process::id();
+        pool.give(Connection::open_in_memory().unwrap(), me);
+        assert!(pool.take(me).is_some());
+        pool.give(Connection::open_in_memory().unwrap(), me);
+        // As a child would see it: another pid. The parent's connection is not handed out
+        // (and not closed: forgotten).
+        let child = me.wrapping_add(1);
+        assert!(pool.take(child).is_none());
+        assert!(pool.lock().idle.is_empty());
+        assert_eq!(pool.lock().pid, child);
+        // A connection taken before the fork and given back after it is forgotten too.
+        pool.give(Connection::open_in_memory().unwrap(), me);
+        assert!(pool.lock().idle.is_empty());
+    }
+
+    #[test]
+    fn the_busy_handler_gives_up_at_the_deadline_or_an_interrupt() {
+        assert!(!busy(0), "no deadline: no wait");
+        let _d = DeadlineGuard::set(Duration::from_secs(60));
+        assert!(busy(0));
+        let slot = CallInterrupt::new();
+        CURRENT.with(|c| *c.borrow_mut() = Some(Arc::clone(&slot.0)));
+        slot.interrupt();
+        assert!(!busy(1));
+        CURRENT.with(|c| *c.borrow_mut() = None);
+        let _past = DeadlineGuard::set(Duration::ZERO);
+        assert!(!busy(2));
+    }
+}

@@ -140,7 +140,11 @@ impl SqliteStore {
     }
 
     fn maybe_purge(&self, tx: &Transaction<'_>, now: i64) -> Done<()> {
-        if self.writes.fetch_add(1, Ordering::Relaxed) % PURGE_EVERY == 0 {
+        if self
+            .writes
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(PURGE_EVERY)
+        {
             tx.prepare_cached(PURGE)?
                 .execute(params![now, PURGE_ROWS])?;
         }
