@@ -61,8 +61,9 @@ module Task
     # :call-seq: save(ttl: nil) -> nil
     #
     # Stores the task through Task::Task.interface (an upsert: saving again is safe). With
-    # +ttl+ (seconds) the stored task disappears on its own after that long. Raises a
-    # Task::Error subclass naming the list and id when the store cannot take it;
+    # +ttl+ (seconds) the stored task disappears on its own after that long; a +ttl+ above
+    # 630,720,000 (20 years) or ending after 2038-01-19T03:14:06Z (Cassandra's limits, kept by
+    # every store) raises ArgumentError before anything is sent. Raises a Task::Error subclass naming the list and id when the store cannot take it;
     # Task::Error::Timeout means the outcome is unknown.
 
     ##
@@ -241,6 +242,14 @@ module Task
       # :call-seq: lists -> Enumerator::Lazy
       #
       # The names of the lists that hold tasks, a page at a time.
+
+      ##
+      # :method: claim_info
+      # :call-seq: claim_info(task_list, id) -> Hash or nil
+      #
+      # One task's claim state, <tt>{ id:, owner:, attempts:, last_error:, expires_in: }</tt>
+      # (owner and expires_in nil when no live claim is held), or nil when it has none. Reads
+      # that task's claim alone, not the list's.
 
       ##
       # :method: options

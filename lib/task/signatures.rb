@@ -111,10 +111,14 @@ module Task
     end
 
     class NativeAdapter
-      Signatures.rename(self, :count, :delete_list, :rows, :store_row, :claims, :retry_task)
+      Signatures.rename(self, :count, :delete_list, :rows, :store_row, :claims, :claim_info, :retry_task)
 
       def claims(task_list)
         native_claims(task_list)
+      end
+
+      def claim_info(task_list, id)
+        native_claim_info(task_list, id)
       end
 
       def retry_task(task_list, id)

@@ -4,6 +4,7 @@
 pub mod cassandra;
 pub mod claims;
 pub mod error;
+pub mod expiry;
 pub mod json;
 pub mod log;
 pub mod memory;

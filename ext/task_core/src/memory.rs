@@ -7,6 +7,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crate::claims::{ClaimInfo, ClaimOutcome, ClaimTerms, DEFAULT_MAX_ATTEMPTS};
 
 use crate::error::Result;
+use crate::expiry::lease_end;
 use crate::record::{check_list, TaskKey, TaskRecord};
 use crate::Page;
 
@@ -135,7 +136,7 @@ impl MemoryStore {
             return ClaimOutcome::Gone;
         }
         let c = claims.entry(Self::claim_key(key)).or_default();
-        let until = Instant::now() + terms.lease;
+        let until = lease_end(terms.lease);
         match c.live_owner() {
             Some(o) if o == terms.owner => {
                 c.owner = Some((terms.owner.clone(), until));
@@ -163,7 +164,7 @@ impl MemoryStore {
         let mut claims = self.claims();
         match claims.get_mut(&Self::claim_key(key)) {
             Some(c) if c.live_owner() == Some(terms.owner.as_str()) => {
-                c.owner = Some((terms.owner.clone(), Instant::now() + terms.lease));
+                c.owner = Some((terms.owner.clone(), lease_end(terms.lease)));
                 true
             }
             _ => false,

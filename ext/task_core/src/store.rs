@@ -7,11 +7,12 @@
 //! instead of handing them to a runtime.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::cassandra::{CassandraConfig, CassandraStore, Connector, ScanCursor};
 use crate::claims::{ClaimInfo, ClaimOutcome, ClaimTerms};
 use crate::error::{Error, Result};
+use crate::expiry::{check_lease, check_ttl, lease_covers};
 use crate::memory::{MemoryCursor, MemoryStore};
 use crate::record::{check_list, TaskKey, TaskRecord};
 use crate::schema::Schema;
@@ -120,6 +121,9 @@ impl Store {
     /// `store` with a time to live: the task is gone after `ttl` (None: the store's default).
     pub async fn store_ttl(&self, record: &TaskRecord, ttl: Option<Duration>) -> Result<()> {
         record.validate()?;
+        if let Some(t) = ttl {
+            check_ttl("ttl", t)?;
+        }
         match self {
             Store::Memory(m) => {
                 m.put_ttl(record, ttl);
@@ -253,7 +257,11 @@ impl Store {
     /// Claims a task for `terms.owner` for `terms.lease`: won (counting an attempt), held
     /// by another owner, dead (attempts used up), or gone (not stored). A claim the same
     /// owner already holds is renewed and counts no attempt.
+    ///
+    /// A claim won keeps every other owner out for at least `terms.lease` from the moment this
+    /// returns, and lapses by itself within `⌈lease⌉ + 2` seconds of it (see `expiry`).
     pub async fn claim(&self, key: &TaskKey, terms: &ClaimTerms) -> Result<ClaimOutcome> {
+        check_lease(terms.lease)?;
         match self {
             Store::Memory(m) => Ok(m.claim(key, terms)),
             Store::Cassandra(c) => {
@@ -261,19 +269,30 @@ impl Store {
                 if c.find(key).await?.is_none() {
                     return Ok(ClaimOutcome::Gone);
                 }
+                let began = Instant::now();
                 let out = c.claim(key, terms).await?;
+                let ClaimOutcome::Won { attempts } = out else {
+                    return Ok(out);
+                };
                 // Completed meanwhile (its task is deleted before its claim): not run again.
-                if matches!(out, ClaimOutcome::Won { .. }) && c.find(key).await?.is_none() {
+                if c.find(key).await?.is_none() {
                     c.forget_claim(key).await?;
                     return Ok(ClaimOutcome::Gone);
                 }
-                Ok(out)
+                // A claim whose answer took long may keep others out for less than the lease
+                // from now: renewed (a renewal that finds the claim taken over means it lapsed).
+                if !lease_covers(terms.lease, began.elapsed()) && !c.renew(key, terms).await? {
+                    return Ok(ClaimOutcome::Held);
+                }
+                Ok(ClaimOutcome::Won { attempts })
             }
         }
     }
 
-    /// Extends the live claim `terms.owner` holds; false when it holds none.
+    /// Extends the live claim `terms.owner` holds; false when it holds none. A renewal keeps
+    /// others out for at least `terms.lease` from the moment this returns, as a claim does.
     pub async fn renew(&self, key: &TaskKey, terms: &ClaimTerms) -> Result<bool> {
+        check_lease(terms.lease)?;
         match self {
             Store::Memory(m) => Ok(m.renew(key, terms)),
             Store::Cassandra(c) => c.renew(key, terms).await,
@@ -297,6 +316,15 @@ impl Store {
                 Ok(())
             }
             Store::Cassandra(c) => c.retry(key).await,
+        }
+    }
+
+    /// The claim state of one task (`None`: it has none), read by itself: the rest of its
+    /// list's claims are not read.
+    pub async fn claim_info(&self, key: &TaskKey) -> Result<Option<ClaimInfo>> {
+        match self {
+            Store::Memory(m) => Ok(m.claim_info(key)),
+            Store::Cassandra(c) => c.claim_info(key).await,
         }
     }
 

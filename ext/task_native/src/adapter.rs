@@ -371,15 +371,25 @@ impl Adapter {
             .run(ruby, |s| async move { s.claim_infos(&list).await })?;
         let out = ruby.ary_new();
         for c in infos {
-            let h = ruby.hash_new();
-            h.aset(ruby.sym_new("id"), c.id)?;
-            h.aset(ruby.sym_new("owner"), c.owner)?;
-            h.aset(ruby.sym_new("attempts"), c.attempts)?;
-            h.aset(ruby.sym_new("last_error"), c.last_error)?;
-            h.aset(ruby.sym_new("expires_in"), c.expires_in)?;
-            out.push(h)?;
+            out.push(claim_hash(ruby, c)?)?;
         }
         Ok(out)
+    }
+
+    /// `claim_info(task_list, id)`: one task's claim state as `claims` gives it, or nil when
+    /// it has none; reads that task's claim alone.
+    fn claim_info(
+        ruby: &Ruby,
+        rb_self: &Self,
+        task_list: Value,
+        id: Value,
+    ) -> Result<Option<RHash>, Error> {
+        let key = args::key(ruby, task_list, id)?;
+        rb_self
+            .store
+            .run(ruby, |s| async move { s.claim_info(&key).await })?
+            .map(|c| claim_hash(ruby, c))
+            .transpose()
     }
 
     /// Attempts after which a task is dead (nil: never).
@@ -755,6 +765,17 @@ pub fn ttl_option(
     }
 }
 
+/// A claim state as a Hash: `{id:, owner:, attempts:, last_error:, expires_in:}`.
+fn claim_hash(ruby: &Ruby, c: task_core::ClaimInfo) -> Result<RHash, Error> {
+    let h = ruby.hash_new();
+    h.aset(ruby.sym_new("id"), c.id)?;
+    h.aset(ruby.sym_new("owner"), c.owner)?;
+    h.aset(ruby.sym_new("attempts"), c.attempts)?;
+    h.aset(ruby.sym_new("last_error"), c.last_error)?;
+    h.aset(ruby.sym_new("expires_in"), c.expires_in)?;
+    Ok(h)
+}
+
 /// A claim's owner and lease from Ruby arguments: seconds > 0, a non-empty owner String.
 fn claim_terms(ruby: &Ruby, seconds: Value, owner: Value) -> Result<ClaimTerms, Error> {
     let lease = options::seconds(ruby, "for", seconds)?;
@@ -832,6 +853,9 @@ impl TaskScan {
         let list = rb_self.task_list.as_str();
         let mut cursor: Option<Cursor> = rb_self.start.clone();
         let mut ahead: Option<PageAhead> = None;
+        // One lookup per type name for the whole scan (a name that names no class is not
+        // looked up again on every page).
+        let mut types = convert::TypeCache::new(ruby);
         loop {
             let started = std::time::Instant::now();
             let fetched = match ahead.take() {
@@ -858,7 +882,6 @@ impl TaskScan {
             if let Some(next) = &cursor {
                 ahead = store.read_ahead(ruby, list, next)?;
             }
-            let mut types = convert::TypeCache::new(ruby);
             for r in &page.records {
                 let item = if rb_self.raw {
                     raw_row(ruby, r)?.as_value()
@@ -905,6 +928,7 @@ pub fn init(ruby: &Ruby, data_interface: RModule) -> Result<RClass, Error> {
     native.define_method("release", method!(Adapter::release, 4))?;
     native.define_method("retry_task", method!(Adapter::retry_task, 2))?;
     native.define_method("claims", method!(Adapter::claims, 1))?;
+    native.define_method("claim_info", method!(Adapter::claim_info, 2))?;
     native.define_method("max_attempts", method!(Adapter::max_attempts, 0))?;
     native.define_method("count", method!(Adapter::count, 1))?;
     native.define_method("lists", method!(Adapter::lists, 0))?;

@@ -239,7 +239,9 @@ pub fn default_ttl(ruby: &Ruby, v: Value) -> Result<Option<Duration>, Error> {
     if v.is_nil() {
         return Ok(None);
     }
-    seconds(ruby, "default_ttl", v).map(Some)
+    let ttl = seconds(ruby, "default_ttl", v)?;
+    task_core::expiry::check_ttl("default_ttl", ttl).map_err(|e| errors::from_core(ruby, e))?;
+    Ok(Some(ttl))
 }
 
 /// `max_attempts:`: a positive Integer, or nil for no limit.

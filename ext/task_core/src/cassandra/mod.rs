@@ -232,9 +232,14 @@ pub struct CassandraStore {
     table: String,
     session: SessionSlot,
     statements: OnceCell<Statements>,
-    /// Prepared on the first claim call (the claims table may not exist where claims are not
-    /// used); once it is, `delete` also deletes a completed task's claim.
+    /// Prepared on the first claim call or deletion (the claims table may not exist where
+    /// claims are not used: deletions then leave claims alone).
     claims: claims::ClaimStatements,
+    /// True once this store has been asked for a claim: its deletions then delete claims by a
+    /// transaction without reading first (see `claims.rs`).
+    claimed: std::sync::atomic::AtomicBool,
+    /// When the claims table was last found missing (deletions then skip claims for a while).
+    claims_absent: Mutex<Option<Instant>>,
 }
 
 type Row = (String, String, Option<String>, String, Option<i64>);
@@ -248,6 +253,8 @@ impl CassandraStore {
             session,
             statements: OnceCell::new(),
             claims: claims::ClaimStatements::default(),
+            claimed: std::sync::atomic::AtomicBool::new(false),
+            claims_absent: Mutex::new(None),
         }
     }
 
@@ -863,9 +870,9 @@ impl CassandraStore {
         .await
     }
 
-    /// Deletes the tasks at `group` (all of one list), and their claims when claims are in
-    /// use, as one unlogged batch: the claims table shares the tasks' partition key, so task
-    /// and claim deletes of one list are one mutation, applied together.
+    /// Deletes the tasks at `group` (all of one list) as one unlogged batch, then their claims
+    /// unless the claims table does not exist (by transactions: see `claims.rs`; after the tasks, so that a
+    /// claim taken in between finds its task gone).
     async fn delete_batch_until(
         &self,
         keys: &[TaskKey],
@@ -882,28 +889,22 @@ impl CassandraStore {
                 keys[group[group.len() - 1]].id
             )
         };
-        let claims = self.claims.get();
         self.retrying(&what, true, deadline, || async {
             let (session, st) = self.statements().await?;
-            let tasks = group.iter().map(|_| st.delete.clone());
-            let mut rows: Vec<(&String, &String)> = group
+            let batch = self.batch_of(group.iter().map(|_| st.delete.clone()));
+            let rows: Vec<(&String, &String)> = group
                 .iter()
                 .map(|&i| (&keys[i].task_list, &keys[i].id))
                 .collect();
-            let batch = match claims {
-                Some(c) => {
-                    rows.extend_from_within(..);
-                    self.batch_of(tasks.chain(group.iter().map(|_| c.delete.clone())))
-                }
-                None => self.batch_of(tasks),
-            };
             session
                 .batch(&batch, rows)
                 .await
                 .map_err(|e| execution_error(&self.op(&what(), true), &e))?;
             Ok(())
         })
-        .await
+        .await?;
+        let ids: Vec<&String> = group.iter().map(|&i| &keys[i].id).collect();
+        self.delete_claims(&first.task_list, &ids, deadline).await
     }
 
     async fn for_each_concurrently<I, F, Fut>(
