@@ -244,6 +244,12 @@ fn expired_tasks_are_invisible_then_purged() {
         .unwrap();
     s.put_ttl(&rec("l", "long", "T"), Some(Duration::from_secs(3600)))
         .unwrap();
+    // Claimed before it lapses: the claim goes with the task.
+    assert_eq!(
+        s.claim(&key("l", "short"), &terms("a", Duration::from_secs(60)))
+            .unwrap(),
+        ClaimOutcome::Won { attempts: 1 }
+    );
     s.store(&rec("e", "x", "T")).unwrap();
     wait_until("the short task lapsed", || {
         s.find(&key("l", "short")).unwrap().is_none()
@@ -274,6 +280,10 @@ fn expired_tasks_are_invisible_then_purged() {
         .unwrap()
     };
     assert_eq!((rows(&raw, "l"), rows(&raw, "d")), (1, 1));
+    let claims: i64 = raw
+        .query_row("SELECT count(*) FROM claims", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(claims, 0, "no claim row outlives its task");
     open(&path).store(&rec("e", "y", "T")).unwrap();
     assert_eq!((rows(&raw, "l"), rows(&raw, "d")), (1, 0));
 }
@@ -302,7 +312,10 @@ fn claims_win_hold_die_and_go() {
     assert!(!s.renew(&k, &terms("b", long)).unwrap());
     let info = s.claim_info(&k).unwrap().unwrap();
     assert_eq!(info.owner.as_deref(), Some("a"));
-    assert!(info.expires_in.is_some_and(|e| e > 0 && e <= 60));
+    assert!(
+        info.expires_in.is_some_and(|e| (60..=62).contains(&e)),
+        "{info:?}"
+    );
     // Released with an error (text kept as given).
     assert!(!s.release(&k, "b", Some("E: no")).unwrap());
     assert!(s.release(&k, "a", Some("RuntimeError: boom é")).unwrap());
@@ -312,10 +325,14 @@ fn claims_win_hold_die_and_go() {
     assert_eq!(info.expires_in, None);
     assert_eq!(info.last_error.as_deref(), Some("RuntimeError: boom é"));
     // A lease that lapses lets another owner win (the second and last attempt).
+    // (A lease lasts at least what was asked and ends within ⌈lease⌉ + 2 seconds, as on every
+    // store: here between 2 and 3 seconds.)
     assert_eq!(
         s.claim(&k, &terms("b", Duration::from_millis(20))).unwrap(),
         ClaimOutcome::Won { attempts: 2 }
     );
+    let left = s.claim_info(&k).unwrap().unwrap().expires_in;
+    assert!(left.is_some_and(|l| (2..=3).contains(&l)), "{left:?}");
     wait_until("the lease lapsed", || {
         s.claim_info(&k).unwrap().unwrap().owner.is_none()
     });

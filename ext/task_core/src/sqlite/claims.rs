@@ -2,12 +2,15 @@
 //! processes claiming one task at once cannot both win. Lease ends are wall-clock times
 //! (Unix microseconds), which every process on the host reads alike.
 
+use std::time::Instant;
+
 use rusqlite::{params, OptionalExtension, Row};
 
 use super::conn::Done;
-use super::{micros, micros_now, SqliteStore};
+use super::{lease_until, micros_now, SqliteStore};
 use crate::claims::{ClaimInfo, ClaimOutcome, ClaimTerms};
 use crate::error::Result;
+use crate::expiry::{check_lease, lease_covers};
 use crate::record::{check_list, shown, TaskKey};
 
 const TASK_LIVE: &str = "SELECT 1 FROM tasks WHERE task_list = ?1 AND id = ?2 \
@@ -63,11 +66,18 @@ impl SqliteStore {
     /// Claims a task for `terms.owner` for `terms.lease`: won (counting an attempt), held by
     /// another owner, dead (attempts used up), or gone (not stored; its claim row is
     /// removed). A live claim the same owner holds is extended and counts no attempt.
+    ///
+    /// A claim won keeps others out for at least `terms.lease` from the moment this returns
+    /// (renewed at once if the call took so long that it would not), and lapses by itself
+    /// within `⌈lease⌉ + 2` seconds of it (see `expiry`).
     pub fn claim(&self, key: &TaskKey, terms: &ClaimTerms) -> Result<ClaimOutcome> {
+        check_lease(terms.lease)?;
         let (list, id) = (&key.task_list, &key.id);
-        self.write_tx(
+        let mut began = Instant::now();
+        let out = self.write_tx(
             || what("claiming", key),
             |tx| {
+                began = Instant::now();
                 let now = micros_now();
                 if !tx
                     .prepare_cached(TASK_LIVE)?
@@ -82,7 +92,7 @@ impl SqliteStore {
                     .optional()?;
                 let (owner, until, count) = seen.unwrap_or((None, None, 0));
                 let count = attempts(count);
-                let lease_end = now.saturating_add(micros(terms.lease));
+                let lease_end = lease_until(now, terms.lease);
                 let live_owner = owner.filter(|_| until.is_some_and(|u| u > now));
                 match live_owner {
                     Some(o) if o == terms.owner => {
@@ -106,11 +116,19 @@ impl SqliteStore {
                     .execute(params![list, id, terms.owner, lease_end, won])?;
                 Ok(ClaimOutcome::Won { attempts: won })
             },
-        )
+        )?;
+        if matches!(out, ClaimOutcome::Won { .. })
+            && !lease_covers(terms.lease, began.elapsed())
+            && !self.renew(key, terms)?
+        {
+            return Ok(ClaimOutcome::Held);
+        }
+        Ok(out)
     }
 
     /// Extends the live claim `terms.owner` holds; false when it holds none.
     pub fn renew(&self, key: &TaskKey, terms: &ClaimTerms) -> Result<bool> {
+        check_lease(terms.lease)?;
         self.write_tx(
             || what("renewing the claim on", key),
             |tx| {
@@ -119,7 +137,7 @@ impl SqliteStore {
                     key.task_list,
                     key.id,
                     terms.owner,
-                    now.saturating_add(micros(terms.lease)),
+                    lease_until(now, terms.lease),
                     now
                 ])?;
                 Ok(n == 1)

@@ -34,8 +34,10 @@
 //!   syncs only at checkpoints: still consistent and complete across a process kill, but the
 //!   last commits before an OS crash or power loss may be lost (never half applied).
 //! * Leases and times to live are by the host's wall clock (`SystemTime`, stored as Unix
-//!   microseconds), which every process on the host shares. Expired tasks are invisible to
-//!   every read and purged now and then by writes.
+//!   microseconds), which every process on the host shares. A lease ends by the rule of
+//!   every store (`expiry`): at least the lease after the call returns, at most `⌈lease⌉ + 2`
+//!   seconds after it was made. Expired tasks are invisible to every read and purged now and
+//!   then by writes, with their claims (no claim row outlives its task).
 //! * Connections are pooled per store and tagged with the process id: a process made by
 //!   `fork` never uses (nor closes) its parent's connections; it leaks them and opens its own.
 //! * A running call can be stopped from another thread (`sqlite3_interrupt`): see
@@ -146,6 +148,9 @@ impl SqliteStore {
     pub fn open(config: SqliteConfig) -> Result<SqliteStore> {
         let mut config = config;
         config.page_size = config.page_size.max(1);
+        if let Some(ttl) = config.default_ttl {
+            crate::expiry::check_ttl("default_ttl", ttl)?;
+        }
         let store = SqliteStore {
             pool: conn::Pool::new(),
             config,
@@ -210,7 +215,15 @@ pub(crate) fn micros_now() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }
 
-/// A duration in microseconds, rounded up (a lease lasts at least what was asked).
+/// When a claim of `lease` made at `now` (Unix microseconds) lapses: by the rule every store
+/// keeps (`expiry::lease_ttl_secs`, counted from the start of the current second), so a
+/// claim keeps others out for at least the lease and lapses within `⌈lease⌉ + 2` seconds.
+pub(crate) fn lease_until(now: i64, lease: Duration) -> i64 {
+    let secs = i64::try_from(crate::expiry::lease_ttl_secs(lease)).unwrap_or(i64::MAX / 2_000_000);
+    (now - now.rem_euclid(1_000_000)).saturating_add(secs.saturating_mul(1_000_000))
+}
+
+/// A duration in microseconds, rounded up.
 pub(crate) fn micros(d: Duration) -> i64 {
     let us = d.as_nanos().div_ceil(1000);
     i64::try_from(us).unwrap_or(i64::MAX)

@@ -9,6 +9,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 use super::conn::{self, Done, Failure};
 use super::{micros, micros_now, SqliteCursor, SqliteStore};
 use crate::error::{Error, Result};
+use crate::expiry::check_ttl;
 use crate::record::{check_list, shown, TaskKey, TaskRecord};
 use crate::Page;
 
@@ -25,7 +26,11 @@ const UPSERT: &str = "INSERT INTO tasks (task_list, id, type, data, saved_at, ex
      data = excluded.data, saved_at = excluded.saved_at, expires_at = excluded.expires_at";
 
 const PURGE: &str = "DELETE FROM tasks WHERE (task_list, id, type) IN \
-     (SELECT task_list, id, type FROM tasks WHERE expires_at <= ?1 LIMIT ?2)";
+     (SELECT task_list, id, type FROM tasks WHERE expires_at <= ?1 LIMIT ?2) \
+     RETURNING task_list, id";
+/// The claim of a task purged, unless another type is still stored under its id.
+const PURGE_CLAIM: &str = "DELETE FROM claims WHERE task_list = ?1 AND id = ?2 \
+     AND NOT EXISTS (SELECT 1 FROM tasks WHERE task_list = ?1 AND id = ?2)";
 
 /// The condition that hides expired rows (`?` numbered by the caller).
 macro_rules! live {
@@ -145,8 +150,16 @@ impl SqliteStore {
             .fetch_add(1, Ordering::Relaxed)
             .is_multiple_of(PURGE_EVERY)
         {
-            tx.prepare_cached(PURGE)?
-                .execute(params![now, PURGE_ROWS])?;
+            let gone = tx
+                .prepare_cached(PURGE)?
+                .query_map(params![now, PURGE_ROWS], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let mut forget = tx.prepare_cached(PURGE_CLAIM)?;
+            for (list, id) in gone {
+                forget.execute(params![list, id])?;
+            }
         }
         Ok(())
     }
@@ -159,6 +172,9 @@ impl SqliteStore {
 
     /// Upserts one row that expires after `ttl` (None: the default time to live).
     pub fn put_ttl(&self, record: &TaskRecord, ttl: Option<Duration>) -> Result<()> {
+        if let Some(t) = ttl {
+            check_ttl("ttl", t)?;
+        }
         self.write_tx(
             || saving(record),
             |tx| {
