@@ -22,7 +22,9 @@ pub use error::{Error, Result};
 pub use memory::MemoryStore;
 pub use record::{validate_identifier, TaskKey, TaskRecord};
 pub use schema::{Replication, Schema, DEFAULT_GC_GRACE_SECONDS};
-pub use sqlite::{CallInterrupt, SqliteConfig, SqliteCursor, SqliteStore, Synchronous};
+pub use sqlite::{
+    CallInterrupt, SqliteConfig, SqliteCursor, SqliteReport, SqliteStore, Synchronous,
+};
 pub use store::{Cursor, Store, StoreSpec};
 
 /// One page of a scan over a task list, and where the next page starts (`None`: no more).

@@ -153,6 +153,13 @@ fn round_trips_upserts_and_deletes() {
     let s = open(&dir.file("t.db"));
     assert!(s.find(&key("k", "1")).unwrap().is_some());
     ok_integrity(&s);
+    let report = s.describe().unwrap();
+    assert_eq!(
+        (report.journal_mode.as_str(), report.synchronous.as_str()),
+        ("wal", "FULL")
+    );
+    assert_eq!(report.schema_version, task_core::sqlite::SCHEMA_VERSION);
+    assert!(report.sqlite_version.starts_with("3."));
 }
 
 #[test]
@@ -652,6 +659,17 @@ fn a_writer_waits_for_the_lock_until_its_deadline() {
     tx.rollback().unwrap();
     s.store(&rec("l", "2", "T")).unwrap();
     assert_eq!(s.count("l").unwrap(), 2);
+    // Nor is a writer blocked by a reader holding a snapshot open.
+    let reader = holder.transaction().unwrap();
+    let seen: i64 = reader
+        .query_row("SELECT count(*) FROM tasks", [], |r| r.get(0))
+        .unwrap();
+    s.store(&rec("l", "3", "T")).unwrap();
+    assert_eq!(s.count("l").unwrap(), 3);
+    let still: i64 = reader
+        .query_row("SELECT count(*) FROM tasks", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!((seen, still), (2, 2));
 }
 
 #[test]

@@ -115,6 +115,22 @@ impl SqliteConfig {
     }
 }
 
+/// What `SqliteStore::describe` reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqliteReport {
+    pub path: PathBuf,
+    /// The SQLite library compiled in.
+    pub sqlite_version: String,
+    /// `PRAGMA user_version` (`SCHEMA_VERSION`).
+    pub schema_version: i32,
+    /// "wal".
+    pub journal_mode: String,
+    /// "FULL" or "NORMAL".
+    pub synchronous: String,
+    /// The database file's size (pages x page size; the WAL beside it not counted).
+    pub bytes: u64,
+}
+
 /// Where the next page of a scan starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SqliteCursor {
@@ -189,6 +205,46 @@ impl SqliteStore {
     /// that ask for it, like the other stores' `create_schema`).
     pub fn create_schema(&self) -> Result<()> {
         self.write_tx(|| "creating the schema".into(), schema::create)
+    }
+
+    /// What the file and the library say about themselves (for `describe`).
+    pub fn describe(&self) -> Result<SqliteReport> {
+        self.with_conn(
+            || "describing the database".into(),
+            |c| {
+                let (journal_mode, synchronous, schema_version, page_size, pages) = c.query_row(
+                    "SELECT (SELECT journal_mode FROM pragma_journal_mode()), \
+                            (SELECT synchronous FROM pragma_synchronous()), \
+                            (SELECT user_version FROM pragma_user_version()), \
+                            (SELECT page_size FROM pragma_page_size()), \
+                            (SELECT page_count FROM pragma_page_count())",
+                    [],
+                    |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, i64>(1)?,
+                            r.get::<_, i32>(2)?,
+                            r.get::<_, i64>(3)?,
+                            r.get::<_, i64>(4)?,
+                        ))
+                    },
+                )?;
+                Ok(SqliteReport {
+                    path: self.config.path.clone(),
+                    sqlite_version: rusqlite::version().to_string(),
+                    schema_version,
+                    journal_mode,
+                    synchronous: match synchronous {
+                        0 => "OFF",
+                        1 => "NORMAL",
+                        2 => "FULL",
+                        _ => "EXTRA",
+                    }
+                    .to_string(),
+                    bytes: u64::try_from(page_size.saturating_mul(pages)).unwrap_or(0),
+                })
+            },
+        )
     }
 
     /// `PRAGMA integrity_check`: `Ok(())` when SQLite finds the file sound, else the
