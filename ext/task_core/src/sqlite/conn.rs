@@ -1,14 +1,11 @@
-//! Connections: the per-process pool, the lock-wait deadline, interrupting a running call,
-//! and what SQLite's errors become.
+//! Connections: the per-process pool, opening one, transactions, and what SQLite's errors
+//! become.
 
-use std::cell::{Cell, RefCell};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::sync::{Mutex, MutexGuard};
 
-use rusqlite::{
-    Connection, ErrorCode, InterruptHandle, OpenFlags, Transaction, TransactionBehavior,
-};
+use rusqlite::{Connection, ErrorCode, OpenFlags, Transaction, TransactionBehavior};
+
+use super::wait::{busy, interrupted_here, DeadlineGuard, Registration};
 
 use super::{schema, SqliteConfig, SqliteStore};
 use crate::error::{Error, Result};
@@ -105,136 +102,6 @@ fn leak(conns: Vec<Connection>) {
     }
 }
 
-/// Stops a call running on a `SqliteStore` from another thread: Ruby's unblock function calls
-/// [`CallInterrupt::interrupt`] while the call runs (GVL released) in
-/// [`SqliteStore::interruptible`]. The statement running is stopped by `sqlite3_interrupt`, a
-/// wait for the write lock ends at its next look (within a few milliseconds), and a call not
-/// yet started does not start; the call then fails with `Error::Timeout` saying it was
-/// interrupted, and its transaction is rolled back: nothing of it was applied.
-///
-/// `interrupt` takes a lock: call it from a thread, not from a signal handler.
-#[derive(Clone, Default)]
-pub struct CallInterrupt(Arc<Slot>);
-
-#[derive(Default)]
-struct Slot {
-    fired: AtomicBool,
-    /// The connection the call is using, while it uses one.
-    running: Mutex<Option<InterruptHandle>>,
-}
-
-impl Slot {
-    fn running(&self) -> MutexGuard<'_, Option<InterruptHandle>> {
-        self.running.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-impl CallInterrupt {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Stops the call (now, or as soon as it starts). Safe from any thread.
-    pub fn interrupt(&self) {
-        self.0.fired.store(true, Ordering::Release);
-        if let Some(h) = self.0.running().as_ref() {
-            h.interrupt();
-        }
-    }
-
-    pub fn is_interrupted(&self) -> bool {
-        self.0.fired.load(Ordering::Acquire)
-    }
-}
-
-impl std::fmt::Debug for CallInterrupt {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CallInterrupt")
-            .field("fired", &self.is_interrupted())
-            .finish()
-    }
-}
-
-thread_local! {
-    /// The interrupt of the call this thread is running (see `SqliteStore::interruptible`).
-    static CURRENT: RefCell<Option<Arc<Slot>>> = const { RefCell::new(None) };
-    /// When this thread's wait for a lock must end (read by `busy`, which SQLite calls on the
-    /// thread running the statement).
-    static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
-}
-
-fn interrupted_here() -> bool {
-    CURRENT.with(|c| {
-        c.borrow()
-            .as_ref()
-            .is_some_and(|s| s.fired.load(Ordering::Acquire))
-    })
-}
-
-/// SQLite's busy handler: called while another connection holds the lock this one needs.
-/// Waits (a few milliseconds at a time) until the deadline or an interrupt.
-fn busy(tries: i32) -> bool {
-    if interrupted_here() {
-        return false;
-    }
-    let Some(deadline) = DEADLINE.with(Cell::get) else {
-        return false;
-    };
-    let now = Instant::now();
-    if now >= deadline {
-        return false;
-    }
-    let step = match tries {
-        0..=3 => 1,
-        4..=15 => 2,
-        _ => 5,
-    };
-    std::thread::sleep(Duration::from_millis(step).min(deadline - now));
-    true
-}
-
-/// Sets this thread's lock-wait deadline, and puts back the one before when dropped.
-struct DeadlineGuard(Option<Instant>);
-
-impl DeadlineGuard {
-    fn set(wait: Duration) -> Self {
-        let until = Instant::now().checked_add(wait);
-        DeadlineGuard(DEADLINE.with(|d| d.replace(until)))
-    }
-}
-
-impl Drop for DeadlineGuard {
-    fn drop(&mut self) {
-        DEADLINE.with(|d| d.set(self.0));
-    }
-}
-
-/// While alive, `interrupt` on the call's slot reaches this connection.
-struct Registration(Option<Arc<Slot>>);
-
-impl Registration {
-    fn new(conn: &Connection) -> Done<Registration> {
-        let Some(slot) = CURRENT.with(|c| c.borrow().clone()) else {
-            return Ok(Registration(None));
-        };
-        *slot.running() = Some(conn.get_interrupt_handle());
-        // Looked at after the handle is set: an interrupt either saw the handle or is seen.
-        if slot.fired.load(Ordering::Acquire) {
-            *slot.running() = None;
-            return Err(Failure::Interrupted);
-        }
-        Ok(Registration(Some(slot)))
-    }
-}
-
-impl Drop for Registration {
-    fn drop(&mut self) {
-        if let Some(slot) = &self.0 {
-            *slot.running() = None;
-        }
-    }
-}
-
 /// Opens, checks and sets up one connection.
 fn open(config: &SqliteConfig) -> Done<Connection> {
     let path = &config.path;
@@ -263,21 +130,6 @@ fn open(config: &SqliteConfig) -> Done<Connection> {
 }
 
 impl SqliteStore {
-    /// Runs `f` so that `interrupt.interrupt()`, from another thread, stops it (see
-    /// [`CallInterrupt`]). Every store call made by `f` on this thread is covered.
-    pub fn interruptible<R>(&self, interrupt: &CallInterrupt, f: impl FnOnce(&Self) -> R) -> R {
-        struct Restore(Option<Arc<Slot>>);
-        impl Drop for Restore {
-            fn drop(&mut self) {
-                let before = self.0.take();
-                CURRENT.with(|c| *c.borrow_mut() = before);
-            }
-        }
-        let before = CURRENT.with(|c| c.replace(Some(Arc::clone(&interrupt.0))));
-        let _restore = Restore(before);
-        f(self)
-    }
-
     /// Runs `f` on a connection of this process (opened if none is idle). `what` describes
     /// the call for error messages.
     pub(super) fn with_conn<R>(
@@ -365,12 +217,6 @@ impl SqliteStore {
     }
 }
 
-/// Whether this thread's current call was interrupted (checked between the chunks of a bulk
-/// call).
-pub(super) fn interrupted() -> bool {
-    interrupted_here()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -391,19 +237,5 @@ mod tests {
         // A connection taken before the fork and given back after it is forgotten too.
         pool.give(Connection::open_in_memory().unwrap(), me);
         assert!(pool.lock().idle.is_empty());
-    }
-
-    #[test]
-    fn the_busy_handler_gives_up_at_the_deadline_or_an_interrupt() {
-        assert!(!busy(0), "no deadline: no wait");
-        let _d = DeadlineGuard::set(Duration::from_secs(60));
-        assert!(busy(0));
-        let slot = CallInterrupt::new();
-        CURRENT.with(|c| *c.borrow_mut() = Some(Arc::clone(&slot.0)));
-        slot.interrupt();
-        assert!(!busy(1));
-        CURRENT.with(|c| *c.borrow_mut() = None);
-        let _past = DeadlineGuard::set(Duration::ZERO);
-        assert!(!busy(2));
     }
 }

@@ -48,15 +48,17 @@
 
 mod claims;
 mod conn;
+mod read;
 mod schema;
 mod tasks;
+mod wait;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU32;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-pub use conn::CallInterrupt;
 pub use schema::{APPLICATION_ID, SCHEMA_VERSION};
+pub use wait::CallInterrupt;
 
 use crate::claims::DEFAULT_MAX_ATTEMPTS;
 use crate::error::Result;
