@@ -14,6 +14,9 @@ use crate::error::{Error, Result};
 /// and closed when given back to a full pool.
 const MAX_IDLE: usize = 8;
 
+/// Virtual machine steps between two looks at the call's interrupt.
+const PROGRESS_STEPS: i32 = 1000;
+
 /// What went wrong inside a call, before it is given the call's description.
 #[derive(Debug)]
 pub(super) enum Failure {
@@ -112,6 +115,10 @@ fn open(config: &SqliteConfig) -> Done<Connection> {
     }
     let mut conn = Connection::open_with_flags(path, flags)?;
     conn.busy_handler(Some(busy))?;
+    // Every so many steps a statement looks at its call's interrupt: an interrupt that came
+    // between two statements (which `sqlite3_interrupt` alone would miss: SQLite clears it
+    // when a statement starts on an idle connection) still stops the next one.
+    conn.progress_handler(PROGRESS_STEPS, Some(interrupted_here));
     conn.set_prepared_statement_cache_capacity(32);
     // Checked (and on an empty file, made) before anything else touches the file.
     schema::check_or_create(&mut conn, path)?;

@@ -167,6 +167,100 @@ pub(super) fn interrupted() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sqlite::SqliteConfig;
+
+    const FOREVER: &str = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) \
+                           SELECT count(*) FROM c";
+
+    #[test]
+    fn an_interrupt_between_two_statements_stops_the_second() {
+        let dir = std::env::temp_dir().join(format!("task_core_wait2_{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = Arc::new(SqliteStore::open(SqliteConfig::new(dir.join("t.db"))).unwrap());
+        let interrupt = CallInterrupt::new();
+        let (between_tx, between) = std::sync::mpsc::channel::<()>();
+        let (fired_tx, fired) = std::sync::mpsc::channel::<()>();
+        let call = {
+            let (store, interrupt) = (Arc::clone(&store), interrupt.clone());
+            std::thread::spawn(move || {
+                store.interruptible(&interrupt, |s| {
+                    s.with_conn(
+                        || "two statements".into(),
+                        |c| {
+                            let one: i64 = c.query_row("SELECT 1", [], |r| r.get(0))?;
+                            // No statement runs now: sqlite3_interrupt alone would be lost.
+                            between_tx.send(()).unwrap();
+                            fired.recv().unwrap();
+                            let n: i64 = c.query_row(FOREVER, [], |r| r.get(0))?;
+                            Ok(one + n)
+                        },
+                    )
+                })
+            })
+        };
+        between.recv().unwrap();
+        interrupt.interrupt();
+        fired_tx.send(()).unwrap();
+        let start = Instant::now();
+        while !call.is_finished() {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "the interrupt was lost"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let err = call.join().unwrap().unwrap_err();
+        assert!(err.message().contains("was interrupted"), "{err}");
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn an_interrupt_ends_a_statement_that_would_never_end() {
+        let dir = std::env::temp_dir().join(format!("task_core_wait_{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("t.db");
+        let store = Arc::new(SqliteStore::open(SqliteConfig::new(&path)).unwrap());
+        let interrupt = CallInterrupt::new();
+        let call = {
+            let (store, interrupt) = (Arc::clone(&store), interrupt.clone());
+            std::thread::spawn(move || {
+                store.interruptible(&interrupt, |s| {
+                    s.with_conn(
+                        || "counting forever".into(),
+                        |c| {
+                            let n: i64 = c.query_row(FOREVER, [], |r| r.get(0))?;
+                            Ok(n)
+                        },
+                    )
+                })
+            })
+        };
+        // Once the call holds a connection, its statement runs (or is about to).
+        let start = Instant::now();
+        while interrupt.0.running().is_none() {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "the call never started"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        interrupt.interrupt();
+        while !call.is_finished() {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "the interrupt was lost"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let err = call.join().unwrap().unwrap_err();
+        assert!(err.message().contains("counting forever"), "{err}");
+        assert!(err.message().contains("was interrupted"), "{err}");
+        // The store's connections are fine afterwards.
+        assert_eq!(store.count("l").unwrap(), 0);
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn the_busy_handler_gives_up_at_the_deadline_or_an_interrupt() {
