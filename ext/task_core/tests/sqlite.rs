@@ -433,7 +433,7 @@ const WORKER_ENV: &str = "TASK_SQLITE_TEST_WORKER";
 fn claim_worker() {
     if let Ok(path) = std::env::var(WORKER_ENV) {
         let s = Arc::new(open(Path::new(&path)));
-        let won = racing_threads(&s, "race", 4, &format!("p{}", std::process::id()));
+        let won = racing_threads(&s, "race", 8, &format!("p{}", std::process::id()));
         // Each on a line of its own: the harness has printed "test claim_worker ... " already.
         let out: String = won.iter().map(|id| format!("\nWON {id}")).collect();
         print!("{out}");
@@ -456,17 +456,18 @@ fn child(test: &str, env: (&str, &Path)) -> std::process::Child {
         .unwrap()
 }
 
+/// The race: 4 processes (this one and 3 children) x 8 threads over 2,000 tasks.
 #[test]
 fn processes_racing_claims_win_each_task_once() {
     let dir = TempDir::new("processes");
     let path = dir.file("t.db");
     let s = Arc::new(open(&path));
-    let n = 600;
+    let n = 2000;
     fill(&s, "race", n);
     let children: Vec<_> = (0..3)
         .map(|_| child("claim_worker", (WORKER_ENV, &path)))
         .collect();
-    let mut won = racing_threads(&s, "race", 4, "parent");
+    let mut won = racing_threads(&s, "race", 8, "parent");
     for c in children {
         let out = c.wait_with_output().unwrap();
         assert!(out.status.success(), "a worker failed: {:?}", out.status);
