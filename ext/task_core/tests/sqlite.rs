@@ -147,8 +147,11 @@ fn round_trips_upserts_and_deletes() {
     s.delete_list("l").unwrap();
     assert_eq!(s.count("l").unwrap(), 0);
 
-    // Reopened: what was written is there.
     s.store(&rec("k", "1", "T")).unwrap();
+    // Idle connections closed (as before a fork): the next call opens one.
+    s.close_idle();
+    assert_eq!(s.count("k").unwrap(), 1);
+    // Reopened: what was written is there.
     drop(s);
     let s = open(&dir.file("t.db"));
     assert!(s.find(&key("k", "1")).unwrap().is_some());

@@ -89,6 +89,23 @@ impl Pool {
     }
 }
 
+impl Pool {
+    /// Closes the idle connections of this process (another process's are forgotten).
+    fn close_idle(&self) {
+        let idle = {
+            let mut st = self.lock();
+            let idle = std::mem::take(&mut st.idle);
+            if st.pid != std::process::id() {
+                leak(idle);
+                return;
+            }
+            idle
+        };
+        // Closed outside the lock: the last close of a file checkpoints it.
+        drop(idle);
+    }
+}
+
 impl Drop for Pool {
     fn drop(&mut self) {
         let st = self.state.get_mut().unwrap_or_else(|p| p.into_inner());
@@ -137,6 +154,18 @@ fn open(config: &SqliteConfig) -> Done<Connection> {
 }
 
 impl SqliteStore {
+    /// Closes the connections no call is using (the next call opens one again). Call it just
+    /// before `fork` (the binding does, from `Process._fork`): a child made while its parent
+    /// holds no connection to the file starts with none of SQLite's per-process state for
+    /// it (its lock and shared-memory bookkeeping), which a child must not share. The pool's
+    /// process check is the fallback when that was not done: the child then leaks the
+    /// parent's connections and opens its own, but SQLite's bookkeeping for the file, copied
+    /// from the parent, may still be wrong for it (SQLite's rule: no connection open across
+    /// fork).
+    pub fn close_idle(&self) {
+        self.pool.close_idle();
+    }
+
     /// Runs `f` on a connection of this process (opened if none is idle). `what` describes
     /// the call for error messages.
     pub(super) fn with_conn<R>(
@@ -243,6 +272,15 @@ mod tests {
         assert_eq!(pool.lock().pid, child);
         // A connection taken before the fork and given back after it is forgotten too.
         pool.give(Connection::open_in_memory().unwrap(), me);
+        assert!(pool.lock().idle.is_empty());
+        // Closing the idle connections, in the process that opened them and in another.
+        let pool = Pool::new();
+        pool.give(Connection::open_in_memory().unwrap(), me);
+        pool.close_idle();
+        assert!(pool.lock().idle.is_empty());
+        pool.give(Connection::open_in_memory().unwrap(), me);
+        pool.lock().pid = child;
+        pool.close_idle();
         assert!(pool.lock().idle.is_empty());
     }
 }

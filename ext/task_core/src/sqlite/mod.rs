@@ -40,6 +40,8 @@
 //!   then by writes, with their claims (no claim row outlives its task).
 //! * Connections are pooled per store and tagged with the process id: a process made by
 //!   `fork` never uses (nor closes) its parent's connections; it leaks them and opens its own.
+//!   Before a fork, `close_idle` closes the parent's idle connections, so that the child
+//!   starts with none of SQLite's per-process state for the file.
 //! * A running call can be stopped from another thread (`sqlite3_interrupt`): see
 //!   [`CallInterrupt`] and [`SqliteStore::interruptible`].
 //!
