@@ -188,7 +188,14 @@ impl SqliteStore {
             }
             Err(e) => Err(e),
         };
-        self.pool.give(conn, pid);
+        // A transaction a failure left open (its rollback failed too) must not reach the
+        // next call: rolled back here, or the connection is closed instead of kept.
+        if !conn.is_autocommit() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        if conn.is_autocommit() {
+            self.pool.give(conn, pid);
+        }
         out.map_err(|e| self.error(e, what))
     }
 
