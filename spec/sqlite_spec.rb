@@ -226,6 +226,7 @@ RSpec.describe Task::DataInterface::SqliteAdapter do
           # Says so once the main thread is inside the call (waiting for the lock).
           sleep 0.001 until main.backtrace.to_a.any? { |f| f.include?("store_row") }
           $stdout.puts "waiting"; $stdout.flush
+          sleep
         end
         begin
           a.store_row(task_list: "l", id: "1", type: "FetchFile", data: "{}")

@@ -71,7 +71,10 @@ pub trait Backend: Send + Sync + 'static {
 
     /// How many times `interrupt` was called so far (`Mode::Blocking`). A store whose
     /// interrupt ends every call running (not just the one Ruby meant) counts them, so that
-    /// the binding makes again a call ended by another call's interrupt.
+    /// the binding makes again a call ended by another call's interrupt. The binding reads it
+    /// on the calling thread just before each call (and again after a failed one): a store
+    /// may count the call's interrupts from that read, so that one that comes before the
+    /// call starts is not missed.
     fn interrupts(&self) -> u64 {
         0
     }

@@ -10,6 +10,7 @@
 //! count moved (`Backend::interrupts`) and the binding makes it again.
 
 use std::any::Any;
+use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -56,8 +57,17 @@ impl SqliteSpec {
     }
 }
 
+thread_local! {
+    /// The interrupt count the binding read on this thread just before its next call
+    /// (`Backend::interrupts`): that call counts interrupts from then, so that one that
+    /// came between the binding's read and the call's start is not missed.
+    static ARMED: Cell<Option<u64>> = const { Cell::new(None) };
+}
+
 fn watch<R>(store: &SqliteStore, count: &Arc<AtomicU64>, f: impl FnOnce(&SqliteStore) -> R) -> R {
-    let start = count.load(Ordering::Acquire);
+    let start = ARMED
+        .with(Cell::take)
+        .unwrap_or_else(|| count.load(Ordering::Acquire));
     store.watching(count, start, f)
 }
 
@@ -130,8 +140,11 @@ impl Backend for Sqlite {
         self.interrupts.fetch_add(1, Ordering::AcqRel);
     }
 
+    /// Also arms this thread's next call to count interrupts from this read (see `ARMED`).
     fn interrupts(&self) -> u64 {
-        self.interrupts.load(Ordering::Acquire)
+        let n = self.interrupts.load(Ordering::Acquire);
+        ARMED.with(|a| a.set(Some(n)));
+        n
     }
 
     fn put<'a>(
