@@ -114,13 +114,19 @@ pub(super) fn sqlite_new(
     args: &[Value],
 ) -> Result<Obj<Adapter>, Error> {
     let [h] = args else {
-        return Err(errors::argument(ruby, format!("{USAGE}: path: is required")));
+        return Err(errors::argument(
+            ruby,
+            format!("{USAGE}: path: is required"),
+        ));
     };
     let h = RHash::try_convert(*h)?;
     let mut config = SqliteConfig::new("");
     options::read(ruby, h, "SqliteAdapter", &[], OPTIONS, &mut config)?;
     if config.path.as_os_str().is_empty() {
-        return Err(errors::argument(ruby, format!("{USAGE}: path: is required")));
+        return Err(errors::argument(
+            ruby,
+            format!("{USAGE}: path: is required"),
+        ));
     }
     let spec = SqliteSpec::open(config).map_err(|e| errors::from_core(ruby, e))?;
     {
