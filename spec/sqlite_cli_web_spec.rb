@@ -50,6 +50,12 @@ RSpec.describe "the task command and Task::Web on SQLite" do
     expect(copy.rows(list).map { |r| r[:data] }.to_a).to eq(original)
   end
 
+  it "passes task doctor, saying which file it checked" do
+    out, _, code = task_cmd("--sqlite", path, "doctor")
+    expect(code).to eq(0)
+    expect(out).to include("SQLite", path, "saved, found and deleted")
+  end
+
   it "serves a list page from Task::Web with adapter: SqliteAdapter.new(...)" do
     app = Task::Web.new(adapter: adapter)
     env = Rack::MockRequest.env_for("/")
