@@ -252,11 +252,23 @@ RSpec.describe Task::DataInterface::SqliteAdapter do
   it "lets a forked child use the adapter, and the parent's keeps working" do
     adapter = sqlite_adapter(path: path)
     adapter.store(FetchFile.build(task_list: list, id: "parent"))
+    r, w = IO.pipe
     pid = fork do
+      r.close
+      # The parent closed its idle connections just before the fork: none was inherited.
+      inherited = Dir.children("/proc/self/fd").count do |fd|
+        File.readlink("/proc/self/fd/#{fd}").start_with?(path)
+      rescue SystemCallError
+        false
+      end
+      w.puts(inherited)
+      w.close
       ok = adapter.find(list, "parent").is_a?(FetchFile)
       adapter.store(FetchFile.build(task_list: list, id: "child"))
       exit!(ok && adapter.count(list) == 2 ? 0 : 1)
     end
+    w.close
+    expect(r.read).to eq("0\n")
     expect(exit_ok(pid)).to be_success
     expect(adapter.find(list, "child")).to be_a(FetchFile)
     adapter.store(FetchFile.build(task_list: list, id: "after"))
