@@ -215,6 +215,28 @@ RSpec.describe Task::DataInterface::SqliteAdapter do
                   delays[0] * 1000, delays[1] * 1000)
     end
 
+    it "keeps waiting when the interrupt was meant for another thread's call" do
+      adapter = sqlite_adapter(path: path, retry_deadline: 60)
+      holder, release = hold_write_lock(path)
+      calls = %w[a b].to_h do |id|
+        [id, Thread.new do
+          adapter.store(FetchFile.build(task_list: list, id: id))
+          :returned
+        rescue Interrupt
+          :interrupted
+        end]
+      end
+      wait_for("both calls to wait") { calls.values.all? { |t| t.backtrace.to_a.any? { |f| f.include?("store") } } }
+      calls["a"].raise(Interrupt)
+      expect(calls["a"].join(20)&.value).to eq(:interrupted)
+      expect(calls["b"]).to be_alive # made again after a's interrupt ended it too
+      release.close
+      expect(exit_ok(holder)).to be_success
+      expect(calls["b"].join(20)&.value).to eq(:returned)
+      expect(adapter.find(list, "b")).to be_a(FetchFile)
+      expect(adapter.find(list, "a")).to be_nil
+    end
+
     it "is ended within a second by SIGINT in a subprocess" do
       sqlite_adapter(path: path) # made, with its schema
       holder, release = hold_write_lock(path)
