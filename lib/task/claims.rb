@@ -18,8 +18,11 @@ module Task
     end
 
     # Claims this task for `for:` seconds: true when this owner now holds it, false when
-    # another holds a live claim, the task is dead (its attempts used up) or gone. The claim
-    # lapses by itself after `for:` seconds, by the store's clock.
+    # another holds a live claim, the task is dead (its attempts used up) or gone. No other
+    # owner can claim it for at least `for:` seconds from the moment this returns; the claim
+    # lapses by itself, by the store's clock, at most `for:` rounded up plus 2 seconds after
+    # that (Cassandra counts its time to live in whole seconds from the current one). `for:`
+    # is refused (ArgumentError) past 20 years or past 2038-01-19T03:14:06Z, as `ttl:` is.
     def claim(for:, owner: nil)
       owner ||= ::Task::Task.default_owner
       status, attempts = ::Task::Task.interface.claim(task_list, id, binding.local_variable_get(:for), owner)
@@ -28,7 +31,8 @@ module Task
       status == :won
     end
 
-    # Extends this owner's claim for `for:` seconds from now; false when it holds none.
+    # Extends this owner's claim for `for:` seconds from now (kept as a claim is); false when
+    # it holds none.
     def renew(for:, owner: nil)
       ::Task::Task.interface.renew(task_list, id, binding.local_variable_get(:for), claim_owner(owner))
     end
@@ -41,9 +45,29 @@ module Task
     # Records `error` (its class and message) as the task's last error and gives the claim
     # up; false when this owner holds no claim on it. (Not `fail`: inside a task class that
     # would shadow Kernel#fail, with which `fail "message"` raises.)
+    #
+    # The text is stored as UTF-8 whatever the message's encoding: a message in another
+    # encoding (UTF-16, ISO-8859-1, ...) is transcoded, and bytes that are not valid in it (a
+    # binary message is read as UTF-8) become U+FFFD.
     def fail_attempt(error, owner: nil)
-      text = error.is_a?(Exception) ? "#{error.class}: #{error.message}" : error.to_s
+      text = if error.is_a?(Exception)
+               "#{::Task::Task.utf8(error.class.name || error.class.inspect)}: #{::Task::Task.utf8(error.message)}"
+             else
+               ::Task::Task.utf8(error)
+             end
       ::Task::Task.interface.release(task_list, id, claim_owner(owner), text).tap { @claim_owner = nil }
+    end
+
+    # `text` (any object, by its to_s) as valid UTF-8: transcoded from its own encoding, with
+    # each byte sequence that is invalid in it, or has no UTF-8 form, replaced by U+FFFD; a
+    # binary (ASCII-8BIT) String is taken as UTF-8.
+    def self.utf8(text)
+      text = text.to_s
+      case text.encoding
+      when Encoding::UTF_8 then text.scrub("\uFFFD")
+      when Encoding::BINARY then text.dup.force_encoding(Encoding::UTF_8).scrub("\uFFFD")
+      else text.encode(Encoding::UTF_8, invalid: :replace, undef: :replace, replace: "\uFFFD")
+      end
     end
 
     # Claims won so far.
@@ -133,8 +157,11 @@ module Task
         adapter.claims(task_list)
       end
 
-      # The claim state of one task (as in `claims`), or nil when it has none.
+      # The claim state of one task (as in `claims`), or nil when it has none: that task's
+      # claim alone is read (an adapter without `claim_info` is asked for the list's claims).
       def claim_info(task_list, id)
+        return adapter.claim_info(task_list, id) if adapter.respond_to?(:claim_info)
+
         claims(task_list).find { |c| c[:id] == id }
       end
 

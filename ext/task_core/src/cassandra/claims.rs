@@ -3,6 +3,16 @@
 //! written with a TTL, so it lapses by the server's clock; attempts and the last error are
 //! written without one.
 //!
+//! Every write to a claim row, deletions included, is a transaction. A transaction's write
+//! carries its ballot's timestamp, which can be later than the timestamp of a plain write
+//! sent after it (the ballot is taken when the transaction starts, and moves forward under
+//! contention): a plain delete sent after a claim's answer could be older than the claim and
+//! leave it standing, with the task gone. Among transactions on a partition, a later one
+//! always carries a later timestamp, so a transactional delete removes whatever claim was
+//! written before it. Deleting a whole list's claims is a plain partition deletion (a
+//! transaction cannot delete a partition) followed by a serial read of what outlived it,
+//! deleted by transactions.
+//!
 //! ```sql
 //! CREATE TABLE IF NOT EXISTS <keyspace>.<table>_claims (
 //!   task_list text, id text,
@@ -11,6 +21,8 @@
 //!   last_error text,   -- "Class: message" of the last recorded failure
 //!   PRIMARY KEY ((task_list), id));
 //! ```
+
+use std::time::Instant;
 
 use scylla::client::session::Session;
 use scylla::response::query_result::QueryResult;
@@ -25,12 +37,24 @@ use super::errors::{execution_error, prepare_error};
 use super::{CassandraConfig, CassandraStore, Deadline, Serial};
 use crate::claims::{ClaimInfo, ClaimOutcome, ClaimTerms};
 use crate::error::{Error, Result};
+use crate::expiry::{lease_covers, lease_ttl_secs};
 use crate::record::TaskKey;
 use crate::schema::DEFAULT_GC_GRACE_SECONDS;
 
 /// How many times a claim is tried again after losing a race or an unknown outcome (a
 /// serial read settles what happened before each new try).
 const CLAIM_ROUNDS: usize = 8;
+
+/// How many times a renewal is made in all when each answer comes too late for the lease to
+/// last from it (see `expiry::lease_covers`).
+const RENEW_ROUNDS: usize = 3;
+
+/// An attempts count no claim row holds: `IF attempts != NO_ATTEMPTS` always holds, on a row
+/// that exists or not.
+const NO_ATTEMPTS: i32 = -1;
+
+/// How long deletions take the claims table for missing once they found it so.
+const ABSENT_RECHECK: std::time::Duration = std::time::Duration::from_secs(60);
 
 pub(super) type ClaimStatements = OnceCell<Stmts>;
 
@@ -46,7 +70,18 @@ pub(super) struct Stmts {
     release: PreparedStatement,
     fail: PreparedStatement,
     retry: PreparedStatement,
-    pub(super) delete: PreparedStatement,
+    /// One task's claim state, by itself.
+    one: PreparedStatement,
+    /// A claim row deleted by a transaction, if it exists (nothing is written otherwise).
+    delete: PreparedStatement,
+    /// A claim row deleted by a transaction whatever it holds (its condition always holds, so
+    /// that many of one list go in one conditional batch, which applies only if all of its
+    /// conditions do). Only for rows a serial read has just seen.
+    pub(super) delete_seen: PreparedStatement,
+    /// Which of some ids of a list have claim rows (sent at SERIAL).
+    which_serial: PreparedStatement,
+    /// Every claim row of a list (sent at SERIAL).
+    all_serial: PreparedStatement,
     delete_list: PreparedStatement,
 }
 
@@ -81,6 +116,42 @@ fn applied(res: QueryResult, what: &str) -> Result<bool> {
     }
 }
 
+/// True for the error of a statement on a table that does not exist.
+fn missing_table(err: &Error) -> bool {
+    matches!(err.kind(), Error::QueryRejected(m)
+        if m.contains("does not exist") || m.contains("unconfigured table"))
+}
+
+/// A claim row as `claim_info` reads it: owner, attempts, last error, TTL of the owner.
+type ClaimRow = (Option<String>, Option<i32>, Option<String>, Option<i32>);
+
+fn info(
+    id: String,
+    owner: Option<String>,
+    attempts: Option<i32>,
+    last_error: Option<String>,
+    ttl: Option<i32>,
+) -> ClaimInfo {
+    ClaimInfo {
+        id,
+        expires_in: owner.as_ref().and(ttl).map(|t| t.max(0) as u32),
+        owner,
+        attempts: attempts.unwrap_or(0).max(0) as u32,
+        last_error,
+    }
+}
+
+/// The ids of an answer whose rows are `(id)`.
+fn ids_of(res: QueryResult, what: &str) -> Result<Vec<String>> {
+    let bad = |e: &dyn std::fmt::Display| Error::BadData(format!("{what}: {e}"));
+    let rows = res.into_rows_result().map_err(|e| bad(&e))?;
+    let mut out = Vec::with_capacity(rows.rows_num());
+    for row in rows.rows::<(String,)>().map_err(|e| bad(&e))? {
+        out.push(row.map_err(|e| bad(&e))?.0);
+    }
+    Ok(out)
+}
+
 struct Seen {
     exists: bool,
     owner: Option<String>,
@@ -102,9 +173,7 @@ impl CassandraStore {
                     let mut p = session.prepare(cql).await.map_err(|e| {
                         let err =
                             prepare_error(&self.op("preparing the claim statements", false), &e);
-                        let missing = matches!(err.kind(), Error::QueryRejected(m)
-                            if m.contains("does not exist") || m.contains("unconfigured table"));
-                        if missing {
+                        if missing_table(&err) {
                             err.with_message(format!(
                                 "the claims table {} does not exist ({}); create it with \
                                  CassandraAdapter#create_claims_table (or create_schema)",
@@ -138,17 +207,44 @@ impl CassandraStore {
                 };
                 let read_cql =
                     format!("SELECT owner, attempts FROM {c} WHERE task_list = ? AND id = ?");
-                let mut read_serial = prep(read_cql.clone(), false).await?;
                 // A serial read sees every committed transaction and completes one left
                 // half-done, so it settles a claim whose answer was lost; it costs a round
                 // of Paxos, so a claim starts with a plain read.
-                read_serial.set_consistency(match self.config.serial {
-                    Serial::Serial => Consistency::Serial,
-                    Serial::LocalSerial => Consistency::LocalSerial,
-                });
+                let serial_read = |cql: String| async move {
+                    let mut p = prep(cql, false).await?;
+                    p.set_consistency(match self.config.serial {
+                        Serial::Serial => Consistency::Serial,
+                        Serial::LocalSerial => Consistency::LocalSerial,
+                    });
+                    Ok::<_, Error>(p)
+                };
+                let mut delete_seen = prep(
+                    format!(
+                        "DELETE FROM {c} WHERE task_list = ? AND id = ? IF attempts != {NO_ATTEMPTS}"
+                    ),
+                    true,
+                )
+                .await?;
+                // Only ever sent inside a batch, which carries its own settings.
+                delete_seen.set_is_idempotent(true);
                 Ok::<_, Error>(Stmts {
-                    read: prep(read_cql, false).await?,
-                    read_serial,
+                    read: prep(read_cql.clone(), false).await?,
+                    read_serial: serial_read(read_cql).await?,
+                    one: prep(
+                        format!(
+                            "SELECT owner, attempts, last_error, TTL(owner) FROM {c} \
+                             WHERE task_list = ? AND id = ?"
+                        ),
+                        false,
+                    )
+                    .await?,
+                    delete_seen,
+                    which_serial: serial_read(format!(
+                        "SELECT id FROM {c} WHERE task_list = ? AND id IN ?"
+                    ))
+                    .await?,
+                    all_serial: serial_read(format!("SELECT id FROM {c} WHERE task_list = ?"))
+                        .await?,
                     list: prep(
                         format!(
                             "SELECT id, owner, attempts, last_error, TTL(owner) FROM {c} WHERE task_list = ?"
@@ -221,8 +317,8 @@ impl CassandraStore {
                     )
                     .await?,
                     delete: prep(
-                        format!("DELETE FROM {c} WHERE task_list = ? AND id = ?"),
-                        false,
+                        format!("DELETE FROM {c} WHERE task_list = ? AND id = ? IF EXISTS"),
+                        true,
                     )
                     .await?,
                     delete_list: prep(format!("DELETE FROM {c} WHERE task_list = ?"), false)
@@ -240,7 +336,52 @@ impl CassandraStore {
             .query_unpaged(create_table_cql(&self.config, DEFAULT_GC_GRACE_SECONDS), ())
             .await
             .map_err(|e| execution_error(&self.op("creating the claims table", true), &e))?;
+        *self.claims_absent.lock().unwrap_or_else(|p| p.into_inner()) = None;
         Ok(())
+    }
+
+    /// The claim statements for deleting claims, prepared if need be; `None` when the claims
+    /// table does not exist (a deployment that does not use claims), which is looked for
+    /// again after `ABSENT_RECHECK`.
+    async fn claims_for_delete(&self) -> Result<Option<&Stmts>> {
+        if let Some(st) = self.claims.get() {
+            return Ok(Some(st));
+        }
+        let absent = *self.claims_absent.lock().unwrap_or_else(|p| p.into_inner());
+        if absent.is_some_and(|at| at.elapsed() < ABSENT_RECHECK) {
+            return Ok(None);
+        }
+        match self.claim_statements().await {
+            Ok((_, st)) => Ok(Some(st)),
+            Err(e) if missing_table(&e) => {
+                *self.claims_absent.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some(Instant::now());
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether a task has a claim row, by a plain read (see `delete_claim`).
+    async fn has_claim_row(&self, key: &TaskKey, deadline: &Deadline) -> Result<bool> {
+        let what = || {
+            format!(
+                "reading the claim on task {:?} of list {:?}",
+                key.id, key.task_list
+            )
+        };
+        self.retrying(&what, false, deadline, || async {
+            let (session, st) = self.claim_statements().await?;
+            let res = session
+                .execute_unpaged(&st.read, (&key.task_list, &key.id))
+                .await
+                .map_err(|e| execution_error(&self.op(&what(), false), &e))?;
+            let rows = res
+                .into_rows_result()
+                .map_err(|e| Error::BadData(format!("{}: {e}", what())))?;
+            Ok(rows.rows_num() > 0)
+        })
+        .await
     }
 
     async fn read_claim(&self, key: &TaskKey, serial: bool) -> Result<Seen> {
@@ -281,16 +422,18 @@ impl CassandraStore {
         .await
     }
 
+    /// The TTL a claim is written with (see `expiry`; checked by `Store` to be within
+    /// Cassandra's limits, hence within an `i32`).
     fn lease_secs(terms: &ClaimTerms) -> i32 {
-        // TTLs are whole seconds, at least one.
-        let s = terms.lease.as_secs_f64().ceil();
-        s.clamp(1.0, i32::MAX as f64) as i32
+        i32::try_from(lease_ttl_secs(terms.lease)).unwrap_or(i32::MAX)
     }
 
     /// Claims a task: see `Store::claim`. A serial read first (a live claim of another, or
     /// used-up attempts, needs no transaction), then a transaction that wins only if nothing
     /// changed; a lost race or an unknown outcome is settled by reading again.
     pub async fn claim(&self, key: &TaskKey, terms: &ClaimTerms) -> Result<ClaimOutcome> {
+        self.claimed
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         let what = format!("claiming task {:?} of list {:?}", key.id, key.task_list);
         let ttl = Self::lease_secs(terms);
         let mut last: Option<Error> = None;
@@ -414,26 +557,37 @@ impl CassandraStore {
     }
 
     /// Extends the claim `terms.owner` holds; false when it holds none. (Sent again after a
-    /// lost answer, it finds the claim still this owner's and extends it again.)
+    /// lost answer, it finds the claim still this owner's and extends it again.) A renewal
+    /// whose answer took so long that the lease might not last `terms.lease` from now is made
+    /// again, up to `RENEW_ROUNDS` times in all.
     pub async fn renew(&self, key: &TaskKey, terms: &ClaimTerms) -> Result<bool> {
         let what = format!(
             "renewing the claim on task {:?} of list {:?}",
             key.id, key.task_list
         );
-        let (applied, _) = self
-            .conditional(
-                |s| &s.renew,
-                (
-                    Self::lease_secs(terms),
-                    &terms.owner,
-                    &key.task_list,
-                    &key.id,
-                    &terms.owner,
-                ),
-                &what,
-            )
-            .await?;
-        Ok(applied)
+        for _ in 0..RENEW_ROUNDS {
+            let began = Instant::now();
+            let (applied, _) = self
+                .conditional(
+                    |s| &s.renew,
+                    (
+                        Self::lease_secs(terms),
+                        &terms.owner,
+                        &key.task_list,
+                        &key.id,
+                        &terms.owner,
+                    ),
+                    &what,
+                )
+                .await?;
+            if !applied {
+                return Ok(false);
+            }
+            if lease_covers(terms.lease, began.elapsed()) {
+                break;
+            }
+        }
+        Ok(true)
     }
 
     /// Ends the claim `owner` holds, recording `error` if given; false when it holds none.
@@ -469,6 +623,30 @@ impl CassandraStore {
             .map(|_| ())
     }
 
+    /// One task's claim state (`None`: it has no claim row), from its row alone.
+    pub async fn claim_info(&self, key: &TaskKey) -> Result<Option<ClaimInfo>> {
+        let what = || {
+            format!(
+                "reading the claim on task {:?} of list {:?}",
+                key.id, key.task_list
+            )
+        };
+        self.retrying(&what, false, &self.deadline(), || async {
+            let (session, st) = self.claim_statements().await?;
+            let res = session
+                .execute_unpaged(&st.one, (&key.task_list, &key.id))
+                .await
+                .map_err(|e| execution_error(&self.op(&what(), false), &e))?;
+            let bad = |e: &dyn std::fmt::Display| Error::BadData(format!("{}: {e}", what()));
+            let rows = res.into_rows_result().map_err(|e| bad(&e))?;
+            let row: Option<ClaimRow> = rows.maybe_first_row().map_err(|e| bad(&e))?;
+            Ok(row.map(|(owner, attempts, last_error, ttl)| {
+                info(key.id.clone(), owner, attempts, last_error, ttl)
+            }))
+        })
+        .await
+    }
+
     /// The claim states of a list's tasks, in id order (all of them: one row per task
     /// ever claimed and not completed).
     pub async fn claim_infos(&self, task_list: &str) -> Result<Vec<ClaimInfo>> {
@@ -489,25 +667,17 @@ impl CassandraStore {
                             |e: &dyn std::fmt::Display| Error::BadData(format!("{}: {e}", what()));
                         let rows = res.into_rows_result().map_err(|e| bad(&e))?;
                         let mut page = Vec::with_capacity(rows.rows_num());
-                        for row in rows
-                            .rows::<(
-                                String,
-                                Option<String>,
-                                Option<i32>,
-                                Option<String>,
-                                Option<i32>,
-                            )>()
-                            .map_err(|e| bad(&e))?
-                        {
+                        type Listed = (
+                            String,
+                            Option<String>,
+                            Option<i32>,
+                            Option<String>,
+                            Option<i32>,
+                        );
+                        for row in rows.rows::<Listed>().map_err(|e| bad(&e))? {
                             let (id, owner, attempts, last_error, ttl) =
                                 row.map_err(|e| bad(&e))?;
-                            page.push(ClaimInfo {
-                                id,
-                                expires_in: owner.as_ref().and(ttl).map(|t| t.max(0) as u32),
-                                owner,
-                                attempts: attempts.unwrap_or(0).max(0) as u32,
-                                last_error,
-                            });
+                            page.push(info(id, owner, attempts, last_error, ttl));
                         }
                         Ok((page, next))
                     }
@@ -521,11 +691,21 @@ impl CassandraStore {
         }
     }
 
-    /// Deletes a completed task's claim, when claims are in use in this process.
+    /// Deletes a completed task's claim, if it has one (by a transaction: see the module's
+    /// notes), unless the claims table does not exist. Sent again after a lost answer: a second
+    /// deletion finds nothing to delete. A store that never claimed (a web page, a command, an
+    /// application that does not use claims) reads the row first, so that completing a task
+    /// that has no claim costs a plain read and no transaction: a claim written before that
+    /// read is seen by it, and one written after finds its task gone (see `Store::claim`).
     pub(super) async fn delete_claim(&self, key: &TaskKey, deadline: &Deadline) -> Result<()> {
-        let Some(st) = self.claims.get() else {
+        let Some(st) = self.claims_for_delete().await? else {
             return Ok(());
         };
+        if !self.claimed.load(std::sync::atomic::Ordering::Relaxed)
+            && !self.has_claim_row(key, deadline).await?
+        {
+            return Ok(());
+        }
         let what = || {
             format!(
                 "deleting the claim on task {:?} of list {:?}",
@@ -534,13 +714,87 @@ impl CassandraStore {
         };
         self.retrying(&what, true, deadline, || async {
             let (session, _) = self.statements().await?;
-            session
+            let res = session
                 .execute_unpaged(&st.delete, (&key.task_list, &key.id))
                 .await
                 .map_err(|e| execution_error(&self.op(&what(), true), &e))?;
-            Ok(())
+            // Applied or not (no row), the claim is gone.
+            applied(res, &what()).map(|_| ())
         })
         .await
+    }
+
+    /// Deletes the claims of some tasks of one list (completed in one batch), unless the claims
+    /// table does not exist: a serial read of which of them have claim rows, then one
+    /// conditional batch deleting those. A claim written after that read was written after the
+    /// tasks were deleted: its claimer finds the task gone and deletes it (see `Store::claim`).
+    pub(super) async fn delete_claims(
+        &self,
+        task_list: &str,
+        ids: &[&String],
+        deadline: &Deadline,
+    ) -> Result<()> {
+        let Some(st) = self.claims_for_delete().await? else {
+            return Ok(());
+        };
+        let what = || {
+            format!(
+                "deleting the claims on {} tasks of list {task_list:?}",
+                ids.len()
+            )
+        };
+        let found = self
+            .retrying(&what, false, deadline, || async {
+                let (session, _) = self.statements().await?;
+                let res = session
+                    .execute_unpaged(&st.which_serial, (task_list, ids))
+                    .await
+                    .map_err(|e| execution_error(&self.op(&what(), false), &e))?;
+                ids_of(res, &what())
+            })
+            .await?;
+        self.delete_seen(task_list, &found, deadline).await
+    }
+
+    /// Deletes claim rows a serial read has just seen, in conditional batches of at most
+    /// `BATCH_ROWS`.
+    async fn delete_seen(
+        &self,
+        task_list: &str,
+        ids: &[String],
+        deadline: &Deadline,
+    ) -> Result<()> {
+        let Some(st) = self.claims.get() else {
+            return Ok(());
+        };
+        for chunk in ids.chunks(super::BATCH_ROWS) {
+            let what = || {
+                format!(
+                    "deleting the claims on {} tasks of list {task_list:?}",
+                    chunk.len()
+                )
+            };
+            let mut batch = Batch::default();
+            for _ in chunk {
+                batch.append_statement(st.delete_seen.clone());
+            }
+            batch.set_consistency(self.config.consistency.0);
+            batch.set_serial_consistency(Some(serial(&self.config)));
+            batch.set_request_timeout(Some(self.config.request_timeout));
+            // Sent twice, it deletes the same rows (its condition always holds).
+            batch.set_is_idempotent(true);
+            let rows: Vec<(&str, &String)> = chunk.iter().map(|id| (task_list, id)).collect();
+            self.retrying(&what, true, deadline, || async {
+                let (session, _) = self.statements().await?;
+                let res = session
+                    .batch(&batch, &rows)
+                    .await
+                    .map_err(|e| execution_error(&self.op(&what(), true), &e))?;
+                applied(res, &what()).map(|_| ())
+            })
+            .await?;
+        }
+        Ok(())
     }
 
     /// Deletes the claim on a task that turned out to be gone.
@@ -548,12 +802,17 @@ impl CassandraStore {
         self.delete_claim(key, &self.deadline()).await
     }
 
+    /// Deletes every claim of a list (whose tasks are deleted), unless the claims table does not
+    /// exist: a plain deletion of the partition, then a serial read of the claims that
+    /// outlived it (written by transactions whose timestamps are later than the deletion's),
+    /// deleted by transactions. A claim written after that read finds its task gone and is
+    /// deleted by its claimer.
     pub(super) async fn delete_claims_of(
         &self,
         task_list: &str,
         deadline: &Deadline,
     ) -> Result<()> {
-        let Some(st) = self.claims.get() else {
+        let Some(st) = self.claims_for_delete().await? else {
             return Ok(());
         };
         let what = || format!("deleting the claims of list {task_list:?}");
@@ -565,6 +824,27 @@ impl CassandraStore {
                 .map_err(|e| execution_error(&self.op(&what(), true), &e))?;
             Ok(())
         })
-        .await
+        .await?;
+        let mut paging = PagingState::start();
+        loop {
+            let (ids, next) = self
+                .retrying(&what, false, deadline, || {
+                    let paging = paging.clone();
+                    async move {
+                        let (session, _) = self.statements().await?;
+                        let (res, next) = session
+                            .execute_single_page(&st.all_serial, (task_list,), paging)
+                            .await
+                            .map_err(|e| execution_error(&self.op(&what(), false), &e))?;
+                        Ok((ids_of(res, &what())?, next))
+                    }
+                })
+                .await?;
+            self.delete_seen(task_list, &ids, deadline).await?;
+            match next.into_paging_control_flow() {
+                std::ops::ControlFlow::Continue(p) => paging = p,
+                std::ops::ControlFlow::Break(()) => return Ok(()),
+            }
+        }
     }
 }

@@ -130,6 +130,9 @@ impl CassandraConfig {
         validate_identifier("table", &self.table)?;
         self.keyspace = self.keyspace.to_ascii_lowercase();
         self.table = self.table.to_ascii_lowercase();
+        if let Some(ttl) = self.default_ttl {
+            crate::expiry::check_ttl("default_ttl", ttl)?;
+        }
         if self.page_size < 1 {
             return Err(Error::InvalidArgument(format!(
                 "page_size must be at least 1, got {}",
