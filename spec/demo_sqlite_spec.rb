@@ -1,6 +1,5 @@
 # frozen_string_literal: true
 
-# To become spec/demo_sqlite_spec.rb once Task::DataInterface::SqliteAdapter is built:
 # bin/demo with no argument runs on a SQLite file under tmp/demo, with worker processes
 # SIGKILLed inside execute and a recovery process, all sharing that file.
 RSpec.describe "bin/demo on SQLite (its default)" do
