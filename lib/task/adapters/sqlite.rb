@@ -37,7 +37,7 @@ module Task
       #
       # Opens the SQLite file at +path+ now, making it (with its tables) when it is absent or
       # empty. A file that is not a task database, or one of a newer schema version, raises
-      # Task::Error::BadData and is left as it was. +retry_deadline+: the longest a call waits
+      # ArgumentError naming it and is left as it was. +retry_deadline+: the longest a call waits
       # for another connection's write lock before Task::Error::Timeout. +synchronous+:
       # :full (every commit synced) or :normal (synced at checkpoints). An unknown option
       # raises ArgumentError naming it.
