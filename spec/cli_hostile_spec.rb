@@ -11,24 +11,9 @@ require "task/display"
 # exe/task given what an operator's store or files can hold: rows the server refuses, ids
 # that are not there, broken settings files, stored names holding terminal controls.
 RSpec.describe "the task command, given hostile input" do
-  root = File.expand_path("..", __dir__)
-  exe = File.join(root, "exe", "task")
-  classes = File.join(__dir__, "support", "task_classes.rb")
-
-  let(:options) { cassandra_options }
-  let(:env) do
-    { "TASK_CASSANDRA_HOSTS" => options[:hosts].map { |h| "#{h}:#{options[:port]}" }.join(","),
-      "TASK_CASSANDRA_KEYSPACE" => options[:keyspace], "RUBYLIB" => File.join(root, "lib") }
-  end
-  let(:adapter) { cassandra_adapter }
+  include_context "the task command"
+  let(:binmode) { true }
   let(:list) { unique_list("cli-hostile") }
-
-  # The command, given the application's task classes (-r) unless +raw+.
-  define_method(:task_cmd) do |*args, input: "", raw: false|
-    out, err, status = Open3.capture3(env, RbConfig.ruby, exe, *(raw ? [] : ["-r", classes]), *args,
-                                      stdin_data: input, binmode: true)
-    [out, err, status.exitstatus]
-  end
 
   # A settings file for --config: the node's, and +extra+.
   def config_file(dir, **extra)
@@ -201,7 +186,7 @@ RSpec.describe "the task command, given hostile input" do
 
       # Export to a terminal: the same JSON values, with what a terminal acts on escaped.
       exported = +""
-      PTY.spawn(env, RbConfig.ruby, exe, "-r", classes, "export", hostile) do |reader, _writer, pid|
+      PTY.spawn(env, RbConfig.ruby, TaskCommand::EXE, "-r", TaskCommand::CLASSES, "export", hostile) do |reader, _writer, pid|
         begin
           reader.each_line { |l| exported << l }
         rescue Errno::EIO
@@ -215,7 +200,7 @@ RSpec.describe "the task command, given hostile input" do
 
       # The confirmation asked on a terminal.
       transcript = +""
-      PTY.spawn(env, RbConfig.ruby, exe, "complete", hostile, id) do |reader, writer, pid|
+      PTY.spawn(env, RbConfig.ruby, TaskCommand::EXE, "complete", hostile, id) do |reader, writer, pid|
         Timeout.timeout(60) { transcript << reader.readpartial(200) until transcript.include?("[y/N]") }
         writer.puts("n")
         begin

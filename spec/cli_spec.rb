@@ -12,24 +12,8 @@ require "yaml"
 # exe/task against the real node, run as an operator runs it: a separate process, settings
 # from the environment or flags, output on stdout, messages on stderr, exit codes.
 RSpec.describe "the task command" do
-  root = File.expand_path("..", __dir__)
-  exe = File.join(root, "exe", "task")
-
-  let(:options) { cassandra_options }
-  let(:env) do
-    { "TASK_CASSANDRA_HOSTS" => options[:hosts].map { |h| "#{h}:#{options[:port]}" }.join(","),
-      "TASK_CASSANDRA_KEYSPACE" => options[:keyspace], "RUBYLIB" => File.join(root, "lib") }
-  end
-  let(:adapter) { cassandra_adapter }
+  include_context "the task command"
   let(:list) { unique_list("cli") }
-
-  # The command, given the application's task classes (-r) unless +raw+.
-  def task_cmd(*args, input: "", raw: false)
-    classes = raw ? [] : ["-r", File.join(__dir__, "support", "task_classes.rb")]
-    out, err, status = Open3.capture3(env, RbConfig.ruby, File.join(File.expand_path("..", __dir__), "exe", "task"),
-                                      *classes, *args, stdin_data: input)
-    [out, err, status.exitstatus]
-  end
 
   before { use_adapter(adapter) }
 
@@ -49,7 +33,7 @@ RSpec.describe "the task command" do
     expect([err, code]).to match([/--older-than/, 2])
     _, err, code = task_cmd("count", list, "--hosts", " , ")
     expect([err, code]).to match([/no hosts/, 2])
-    expect(File.executable?(exe)).to be(true)
+    expect(File.executable?(TaskCommand::EXE)).to be(true)
   end
 
   it "lists, counts, pages through and shows tasks" do
@@ -119,7 +103,7 @@ RSpec.describe "the task command" do
     # On a terminal it asks; anything but y leaves the task.
     asked = lambda do |answer|
       transcript = +""
-      command = [RbConfig.ruby, exe, "complete", list, "a"]
+      command = [RbConfig.ruby, TaskCommand::EXE, "complete", list, "a"]
       PTY.spawn(env, *command) do |reader, writer, pid|
         Timeout.timeout(60) { transcript << reader.readpartial(200) until transcript.include?("[y/N]") }
         writer.puts(answer)
@@ -185,7 +169,7 @@ RSpec.describe "the task command" do
     # On a terminal, a progress line: count, of how many, rate.
     Dir.mktmpdir do |dir|
       target = File.join(dir, "out.jsonl")
-      command = [RbConfig.ruby, exe, "-r", File.join(__dir__, "support", "task_classes.rb"), "export", list]
+      command = [RbConfig.ruby, TaskCommand::EXE, "-r", TaskCommand::CLASSES, "export", list]
       shown = +""
       PTY.spawn(env, "sh", "-c", "#{command.shelljoin} > #{target.shellescape}") do |reader, _writer, pid|
         begin
