@@ -241,6 +241,17 @@ RSpec.describe Task::Web do
       expect(adapter.find(list, "keep")).to be_nil
     end
 
+    it "answers 404, not found, to completing or retrying a task that is not stored" do
+      cookie, token = session_for(task_path)
+      missing = path("lists", list, "tasks", "missing")
+      %w[complete retry].each do |action|
+        res = post("#{missing}/#{action}", { "csrf" => token }, cookie: cookie)
+        expect(res.status).to eq(404)
+        expect(res.body).to include("Not found: no task missing in #{list}.")
+      end
+      expect(adapter.find(list, "keep")).not_to be_nil
+    end
+
     it "takes the key from secret: so that every process of a server accepts the others' tokens" do
       one = described_class.new(adapter: adapter, secret: "s" * 32)
       two = described_class.new(adapter: adapter, secret: "s" * 32)

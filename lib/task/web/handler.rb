@@ -85,6 +85,12 @@ module Task
       end
 
       def act(list, id, action)
+        # As the command: completing or retrying a task that is not stored is "not found",
+        # not a success.
+        if action != "release" && !@reader.find(list, id)
+          raise Refused.new(404, "Not found: no task #{Display.visible(id)} in #{Display.visible(list)}.")
+        end
+
         case action
         when "retry"
           @adapter.retry_task(list, id)
