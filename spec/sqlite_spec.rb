@@ -271,6 +271,35 @@ RSpec.describe Task::DataInterface::SqliteAdapter do
     end
   end
 
+  # A process holding several connections to the file (threads saving at once) keeps its
+  # locks on it while it opens more: another process closing its last connection must not
+  # take itself for the last user and remove the write-ahead log under this one.
+  it "keeps its write-ahead log while another process opens and closes the file" do
+    adapter = sqlite_adapter(path: path)
+    8.times.map { |t| Thread.new { 20.times { |i| adapter.store(FetchFile.build(task_list: list, id: "p#{t}-#{i}")) } } }
+     .each(&:join)
+    3.times do |round|
+      pid = Process.spawn(RbConfig.ruby, "-I", File.expand_path("../lib", __dir__), "-e", <<~RUBY)
+        require "task"
+        require_relative #{File.join(__dir__, "support", "task_classes.rb").inspect}
+        adapter = Task::DataInterface::SqliteAdapter.new(path: #{path.inspect})
+        adapter.store(FetchFile.build(task_list: #{list.inspect}, id: "child-#{round}"))
+      RUBY
+      expect(exit_ok(pid)).to be_success
+      8.times.map { |t| Thread.new { adapter.store(FetchFile.build(task_list: list, id: "r#{round}-#{t}")) } }.each(&:join)
+    end
+    deleted = Dir.children("/proc/self/fd").filter_map do |fd|
+      target = File.readlink("/proc/self/fd/#{fd}")
+      target if target.start_with?(path) && target.end_with?("(deleted)")
+    rescue SystemCallError
+      nil
+    end
+    expect(deleted).to eq([])
+    expect(adapter.count(list)).to eq(160 + 3 + 24)
+    expect(sqlite_adapter(path: path).count(list)).to eq(160 + 3 + 24)
+    expect(adapter.integrity_check).to eq([])
+  end
+
   it "lets a forked child use the adapter, and the parent's keeps working" do
     adapter = sqlite_adapter(path: path)
     adapter.store(FetchFile.build(task_list: list, id: "parent"))

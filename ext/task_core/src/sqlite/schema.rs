@@ -1,7 +1,6 @@
 //! What makes a file a task database: its tables, its mark (`application_id`) and its schema
 //! version (`user_version`), checked before anything in the file is changed.
 
-use std::io::Read;
 use std::path::Path;
 
 use rusqlite::{Connection, Transaction, TransactionBehavior};
@@ -14,8 +13,6 @@ pub const APPLICATION_ID: i32 = 0x5441_534B;
 
 /// The schema version this code makes and reads (`PRAGMA user_version`).
 pub const SCHEMA_VERSION: i32 = 1;
-
-const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
 
 const CREATE: &str = "
 CREATE TABLE IF NOT EXISTS tasks (
@@ -34,8 +31,9 @@ CREATE TABLE IF NOT EXISTS claims (
 pub(super) enum FileState {
     /// Absent or empty: made on open.
     New,
-    /// An SQLite file, to be checked by SQLite.
-    Sqlite,
+    /// Something, to be checked by SQLite (which refuses a file that is not a database
+    /// without writing to it).
+    Existing,
 }
 
 fn refused(path: &Path, why: impl std::fmt::Display) -> Failure {
@@ -45,8 +43,11 @@ fn refused(path: &Path, why: impl std::fmt::Display) -> Failure {
     )))
 }
 
-/// Looks at the file's first bytes, without SQLite (which could change a file it takes for
-/// its own): a file that is not an SQLite database is refused here.
+/// Whether the file is there, by its metadata alone. The file itself is read only through
+/// SQLite: a process that opens and closes a file of its own on a database loses every POSIX
+/// lock it holds on it (SQLite's included), so another process could take itself for the last
+/// user and remove the write-ahead log under this one's feet. SQLite's own opens keep such
+/// descriptors until the process's last connection to the file is closed.
 pub(super) fn check_file(path: &Path) -> Done<FileState> {
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
@@ -56,20 +57,11 @@ pub(super) fn check_file(path: &Path) -> Done<FileState> {
     if meta.is_dir() {
         return Err(refused(path, "is a directory, not a task database file"));
     }
-    if meta.len() == 0 {
-        return Ok(FileState::New);
-    }
-    let mut head = [0u8; 16];
-    let read = std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut head));
-    match read {
-        Ok(()) if &head == SQLITE_MAGIC => Ok(FileState::Sqlite),
-        Ok(()) => Err(refused(path, "is not a task database (not an SQLite file)")),
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(refused(
-            path,
-            "is not a task database (too short for an SQLite file)",
-        )),
-        Err(e) => Err(refused(path, format_args!("cannot be read ({e})"))),
-    }
+    Ok(if meta.len() == 0 {
+        FileState::New
+    } else {
+        FileState::Existing
+    })
 }
 
 /// The file's mark, its schema version and how many objects its schema has.
@@ -87,7 +79,14 @@ fn identity(conn: &Connection) -> rusqlite::Result<(i32, i32, i64)> {
 /// (in one transaction, so that processes opening a new file at once make it once).
 /// Anything else is refused before anything is written.
 pub(super) fn check_or_create(conn: &mut Connection, path: &Path) -> Done<()> {
-    if accept(identity(conn)?, path)? {
+    let found = identity(conn).map_err(|e| match e.sqlite_error_code() {
+        // SQLite reads the header first and writes nothing to a file it does not recognise.
+        Some(rusqlite::ErrorCode::NotADatabase) => {
+            refused(path, "is not a task database (not an SQLite file)")
+        }
+        _ => Failure::Sql(e),
+    })?;
+    if accept(found, path)? {
         return Ok(());
     }
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
