@@ -9,7 +9,7 @@
 //! workloads: sequential (save, find, complete one task at a time), threads (n saves from 8
 //! threads, a connection each), bulk (n saves, 1,000 to a transaction), load (the same into
 //! `list`, kept, for scan and count), scan (page through `list`, 1,000 rows a page), count
-//! (count `list`), claim and claim8 (n stored tasks claimed and completed, by one thread or
+//! (count `list`), delete (delete `list`), claim and claim8 (n stored tasks claimed and completed, by one thread or
 //! 8). Prints one JSON line: {"ops":..,"seconds":..,"peak_rss_mb":..}.
 //!
 //! RAW_SYNCHRONOUS=NORMAL sets `synchronous = NORMAL` (the store's other setting).
@@ -405,7 +405,7 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 4 {
         eprintln!(
-            "usage: raw-sqlite <path> <sequential|threads|bulk|load|scan|count|claim|claim8> <n> [list]"
+            "usage: raw-sqlite <path> <sequential|threads|bulk|load|scan|count|delete|claim|claim8> <n> [list]"
         );
         std::process::exit(2);
     }
@@ -455,13 +455,17 @@ fn main() {
         }
         "scan" => scan(&conn, &list),
         "count" => count(&conn, &list),
+        "delete" => {
+            delete_list(&mut conn, &list);
+            0
+        }
         other => {
             eprintln!("unknown workload {other}");
             std::process::exit(2);
         }
     };
     let seconds = started.elapsed().as_secs_f64();
-    if !matches!(workload, "load" | "scan" | "count") {
+    if !matches!(workload, "load" | "scan" | "count" | "delete") {
         delete_list(&mut conn, &list);
     }
     println!(
