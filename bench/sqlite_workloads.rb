@@ -23,6 +23,10 @@ SQLITE_WORKLOADS = %w[sqlite-sequential sqlite-threads sqlite-bulk sqlite-scan s
 SQLITE_RAW = File.join(ENV.fetch("CARGO_TARGET_DIR", File.join(ROOT, "target")), "release", "raw-sqlite")
 SQLITE_RUBY = File.join(__dir__, "sqlite_ruby.rb")
 SQLITE_SKIPPED = "skipped: no SqliteAdapter in this build"
+# TASK_BENCH_SQLITE_SYNCHRONOUS=normal runs all three sides with synchronous = NORMAL (no sync
+# at each commit) instead of the store's default FULL: what the code costs, the disk aside.
+SQLITE_SYNC = ENV.fetch("TASK_BENCH_SQLITE_SYNCHRONOUS", "full").downcase
+raise "TASK_BENCH_SQLITE_SYNCHRONOUS must be full or normal" unless %w[full normal].include?(SQLITE_SYNC)
 
 def sqlite_adapter_class
   Task::DataInterface.const_get(:SqliteAdapter, false)
@@ -37,7 +41,7 @@ def sqlite_ref(kind, path, workload, count, list = nil)
         else
           [RbConfig.ruby, SQLITE_RUBY, path, workload, count.to_s, *list]
         end
-  out = IO.popen(cmd, &:read)
+  out = IO.popen({ "RAW_SYNCHRONOUS" => SQLITE_SYNC.upcase }, cmd, &:read)
   raise "#{File.basename(cmd[kind == :raw ? 0 : 1])} #{workload} failed" unless $?.success?
 
   JSON.parse(out)
@@ -101,7 +105,7 @@ def sqlite_workloads(results)
 
   sa = nil
   if klass
-    sa = klass.new(path: path)
+    sa = klass.new(path: path, **(SQLITE_SYNC == "full" ? {} : { synchronous: SQLITE_SYNC.to_sym }))
     Task::Task.interface = Task::DataInterface::Interface.new(adapter: sa)
   else
     # The file made by the reference, as the store would make it.
@@ -110,7 +114,7 @@ def sqlite_workloads(results)
   puts
   puts format("%-18s %10s %10s %10s %8s %-22s %8s %s", "SQLite workload", "gem /s", "raw /s", "sqlite3 /s",
               "gem/raw", "(target)", "gem/rb", "(target)")
-  puts format("%-18s %s", "", "#{path}; synchronous = FULL; raw: rusqlite, rb: Ruby's sqlite3 gem")
+  puts format("%-18s %s", "", "#{path}; synchronous = #{SQLITE_SYNC.upcase}; raw: rusqlite, rb: Ruby's sqlite3 gem")
   puts format("%-18s %s", "", SQLITE_SKIPPED) unless klass
 
   # Warm all three up (the file's pages in the cache, statements prepared).
@@ -263,12 +267,13 @@ def sqlite_workloads(results)
   end
 
   mine = results.select { |r| r[:workload].to_s.start_with?("sqlite") }
-  File.write(File.join(__dir__, "results-sqlite.json"), JSON.pretty_generate(
+  file = SQLITE_SYNC == "full" ? "results-sqlite.json" : "results-sqlite-#{SQLITE_SYNC}.json"
+  File.write(File.join(__dir__, file), JSON.pretty_generate(
     { date: Time.now.utc.strftime("%Y-%m-%d %H:%M UTC"), ruby: RUBY_VERSION,
       cpus: File.read("/proc/cpuinfo").scan(/^processor/).size, scale: SCALE, rounds: ROUNDS,
-      sqlite_adapter: !klass.nil?, ruby_sqlite3: sqlite3_versions, results: mine }
+      synchronous: SQLITE_SYNC.upcase, sqlite_adapter: !klass.nil?, ruby_sqlite3: sqlite3_versions, results: mine }
   ) + "\n")
-  puts "wrote bench/results-sqlite.json"
+  puts "wrote bench/#{file}"
 ensure
   FileUtils.rm_rf(dir) if dir
 end
