@@ -31,16 +31,22 @@ RSpec.describe "documentation" do
     out = IO.popen([RbConfig.ruby, Gem.bin_path("rbs", "rbs"), "-I", File.join(root, "sig"), "validate"],
                    err: %i[child out], &:read)
     expect($?.success?).to be(true), out
-    sig = File.read(File.join(root, "sig", "task.rbs"))
+    sig = Dir[File.join(root, "sig", "**", "*.rbs")].map { |f| File.read(f) }.join("\n")
     data_interface = Task::DataInterface
-    missing = {
+    owners = {
       Task::Task => Task::Task.public_instance_methods(false),
       Task::Task.singleton_class => Task::Task.singleton_methods(false) - %i[included],
       data_interface::NativeAdapter => data_interface::NativeAdapter.public_instance_methods(false) -
-                                       %i[claim renew release retry_task claims], # reached through Task::Task
-      data_interface::CassandraAdapter => data_interface::CassandraAdapter.public_instance_methods(false) - %i[inspect],
-      data_interface::MemoryAdapter => data_interface::MemoryAdapter.public_instance_methods(false)
-    }.flat_map do |owner, names|
+                                       %i[claim renew release retry_task claims] # reached through Task::Task
+    }
+    # Every store's adapter class, its own methods and those of the modules it includes.
+    Task::Signatures.adapter_classes.each do |adapter_class|
+      modules = adapter_class.included_modules - data_interface::NativeAdapter.included_modules
+      owners[adapter_class] = adapter_class.public_instance_methods(false) - %i[inspect] +
+                              modules.flat_map { |m| m.public_instance_methods(false) }
+      expect(sig).to include("class #{adapter_class.name.split("::").last} < NativeAdapter")
+    end
+    missing = owners.flat_map do |owner, names|
       prefix = owner.singleton_class? ? "self." : ""
       names.reject { |m| sig.include?("def #{prefix}#{m}:") }.map { |m| "#{owner}##{m}" }
     end
@@ -50,7 +56,7 @@ RSpec.describe "documentation" do
   it "shows every public method's parameters by name (irb, Method#inspect)" do
     data_interface = Task::DataInterface
     owners = [Task::Task, Task::Task.singleton_class, Task::Task::ClassMethods, data_interface::Interface,
-              data_interface::NativeAdapter, data_interface::CassandraAdapter, data_interface::MemoryAdapter]
+              data_interface::NativeAdapter, *Task::Signatures.adapter_classes]
     unnamed = owners.flat_map do |owner|
       owner.public_instance_methods(false).filter_map do |name|
         params = owner.instance_method(name).parameters

@@ -13,10 +13,23 @@ require "task/cli/doctor"
 module Task
   # The `task` command (exe/task): an operator's view of the stored tasks, on the public API
   # only. Exit codes: 0 done, 1 failed (the store refused, a task is missing, a check did not
-  # pass), 2 usage (an unknown command or option, a missing argument, a refused --memory, a
+  # pass), 2 usage (an unknown command or option, a missing argument, a store flag refused (--memory), a
   # settings or -r file that cannot be used). Stored text (list names, ids, errors) is shown
   # with control characters escaped (Task::Display).
   class CLI
+    # The stores other than Cassandra that a flag picks: [adapter class, its cli_store] for
+    # each adapter class that defines cli_store, a Hash of
+    # * flag: the OptionParser switch ("--memory", "--sqlite PATH"),
+    # * help: how the usage text shows it,
+    # * env: an environment variable naming the store (optional; a flag wins over it),
+    # * across_processes: false for a store only this process sees (doctor alone takes it),
+    # * open: ->(value) { adapter } (value: the flag's argument or the variable's, true
+    #   for a flag without one),
+    # * describe: ->(adapter) { text } (optional): what `task doctor` says it connected to.
+    def self.store_flags
+      Signatures.adapter_classes.filter_map { |k| [k, k.cli_store] if k.respond_to?(:cli_store) }
+    end
+
     USAGE = <<~TEXT
       Usage: task [connection options] COMMAND [arguments] [options]
 
@@ -38,7 +51,8 @@ module Task
       Connection options (or TASK_CASSANDRA_HOSTS=host:port,..., TASK_CASSANDRA_KEYSPACE, or
       a YAML file of CassandraAdapter options given with --config):
         --hosts HOST[:PORT],...  --port PORT  --keyspace NAME  --table NAME
-        --username NAME  --password SECRET  --config FILE  --memory (doctor only)
+        --username NAME  --password SECRET  --config FILE
+      Other stores: #{CLI.store_flags.map { |(_, store)| store[:help] }.join("  ")}
       -r, --require FILE: load the application's task classes first (else tasks of classes not
       loaded are shown, exported and imported as the rows they are stored as).
 
@@ -148,7 +162,9 @@ module Task
         p.on("--username NAME") { |v| o[:username] = v }
         p.on("--password SECRET") { |v| o[:password] = v }
         p.on("--config FILE") { |v| o[:config] = v }
-        p.on("--memory") { o[:memory] = true }
+        CLI.store_flags.each do |(adapter_class, store)|
+          p.on(store[:flag]) { |v| o[:store] = [adapter_class, v] }
+        end
         p.on("-r", "--require FILE") { |v| (o[:require] ||= []) << v }
         p.on("--after ID") { |v| o[:after] = v }
         p.on("--limit N", Integer) { |v| o[:limit] = v }
@@ -162,11 +178,29 @@ module Task
       o
     end
 
+    # The store a flag (or its environment variable) picks, or nil; +in_process+: a store only
+    # this process sees will do.
+    def picked_store(in_process: false)
+      adapter_class, value = @options[:store] || CLI.store_flags.filter_map do |(k, store)|
+        [k, ENV.fetch(store[:env])] if store[:env] && !ENV.fetch(store[:env], "").empty?
+      end.first
+      return nil unless adapter_class
+
+      store = adapter_class.cli_store
+      if store[:across_processes] == false && !in_process
+        raise Usage, "#{store[:flag]} has no meaning across processes (only `task doctor` takes it)"
+      end
+
+      begin
+        store[:open].call(value)
+      rescue ArgumentError, TypeError => e
+        raise SettingsError, e.message
+      end
+    end
+
     # The adapter from flags, then the YAML file, then the environment.
     def adapter(**defaults)
-      @adapter ||= begin
-        raise Usage, "--memory has no meaning across processes (only `task doctor` takes it)" if @options[:memory]
-
+      @adapter ||= picked_store || begin
         settings = {}
         settings.merge!(Settings.read_config(@options[:config])) if @options[:config]
         env_hosts = ENV.fetch("TASK_CASSANDRA_HOSTS", nil)
@@ -466,12 +500,8 @@ module Task
 
     def cmd_doctor(args)
       arguments(args)
-      store = if @options[:memory]
-                DataInterface::MemoryAdapter.new
-              else
-                # A check that fails should say so in seconds, not after 30 s of retries.
-                adapter(connect_timeout: 3, retry_deadline: 5)
-              end
+      # A check that fails should say so in seconds, not after 30 s of retries.
+      store = picked_store(in_process: true) || adapter(connect_timeout: 3, retry_deadline: 5)
       checks = Doctor.new(store).run
       checks.each do |(name, ok, detail, fix)|
         @out.puts(visible("#{ok ? "pass" : "FAIL"}  #{name}: #{detail}"))

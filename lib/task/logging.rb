@@ -2,7 +2,7 @@
 
 module Task
   class << self
-    # The logger of every Cassandra adapter that has none of its own (`logger:`); nil, the
+    # The logger of every adapter that logs and has none of its own (`logger:`); nil, the
     # default, logs nothing. Any object with debug, info, warn and error (a Logger).
     attr_reader :logger
 
@@ -20,6 +20,27 @@ module Task
   # (info). Nothing for a call that simply succeeded. Lines are delivered by the calling
   # thread, while it waits and when the call returns; never from the I/O thread.
   module Logging
+    # `logger:`: the adapter's lines go to that logger instead of Task.logger.
+    module WithLogger
+      def new(*args, logger: nil, **options)
+        Logging.check(logger) unless logger.nil?
+        adapter = super(*args, **options)
+        unless logger.nil?
+          adapter.instance_variable_set(:@logger, logger)
+          Logging.register(adapter.log_source, logger)
+        end
+        adapter
+      end
+    end
+
+    # The adapter's logger.
+    module AdapterLogger
+      # The logger given to new, or nil (Task.logger then gets this adapter's lines).
+      def logger
+        @logger if instance_variable_defined?(:@logger)
+      end
+    end
+
     @by_source = {}.freeze
     @lock = Mutex.new
 
@@ -34,6 +55,13 @@ module Task
       def register(source, logger)
         @lock.synchronize { @by_source = @by_source.merge(source => logger).freeze }
         refresh
+      end
+
+      # Gives an adapter class the `logger:` option of `new` and `#logger` (for a store that
+      # logs: its lib/task/adapters/STORE.rb calls this).
+      def adapter_logs(adapter_class)
+        adapter_class.singleton_class.prepend(WithLogger)
+        adapter_class.include(AdapterLogger)
       end
 
       def refresh
@@ -62,29 +90,6 @@ module Task
         return @by_source.values.uniq if source == "driver"
 
         []
-      end
-    end
-  end
-
-  module DataInterface
-    class CassandraAdapter
-      # `logger:`: this adapter's lines go to that logger instead of Task.logger.
-      module WithLogger
-        def new(*args, logger: nil, **options)
-          Logging.check(logger) unless logger.nil?
-          adapter = super(*args, **options)
-          unless logger.nil?
-            adapter.instance_variable_set(:@logger, logger)
-            Logging.register(adapter.log_source, logger)
-          end
-          adapter
-        end
-      end
-      singleton_class.prepend(WithLogger)
-
-      # The logger given to new, or nil (Task.logger then gets this adapter's lines).
-      def logger
-        @logger if instance_variable_defined?(:@logger)
       end
     end
   end

@@ -2,7 +2,9 @@
 
 # Documentation only, never required: the methods the native extension (ext/task_native)
 # defines, for RDoc and ri (`ri Task::Task#save`). The Ruby-defined methods are documented
-# where they are defined. Signatures for type checkers are in sig/task.rbs.
+# where they are defined; each store's adapter class is documented in its own file,
+# lib/task/adapters/STORE.rb. Signatures for type checkers are in sig/ (each store's class in
+# sig/adapters/STORE.rbs).
 
 module Task
   module Task
@@ -174,7 +176,7 @@ module Task
       # :call-seq: delete(task_list, id) -> nil
     end
 
-    # What both stores share (MemoryAdapter and CassandraAdapter).
+    # What every store's adapter class shares (lib/task/adapters/ has each one's own).
     class NativeAdapter
       ##
       # :method: store
@@ -262,66 +264,6 @@ module Task
       # :call-seq: log_source -> String or nil
       #
       # What this adapter's log lines name as their source (table@hosts); nil for memory.
-    end
-
-    class MemoryAdapter
-      ##
-      # :singleton-method: new
-      # :call-seq: new(page_size: 5000, max_attempts: 25, default_ttl: nil) -> adapter
-      #
-      # An in-process store, for tests and demos: it keeps what the Cassandra table keeps, in
-      # the same order.
-
-      ##
-      # :method: clear
-      # :call-seq: clear -> nil
-      #
-      # Forgets every task and claim.
-    end
-
-    class CassandraAdapter
-      ##
-      # :singleton-method: new
-      # :call-seq: new(hosts: ["127.0.0.1"], port: 9042, keyspace: "tasks", **options) -> adapter
-      #
-      # An adapter for a Cassandra (or Scylla) table; nothing connects until the first call.
-      # Every option is in README.md, "Configuring the Cassandra adapter"; an unknown one
-      # raises ArgumentError naming it.
-
-      ##
-      # :method: create_schema
-      # :call-seq:
-      #   create_schema(replication_factor: 1, claims: true, gc_grace_seconds: 10800) -> nil
-      #   create_schema(replication: { "dc1" => 3 }, ...) -> nil
-      #
-      # Creates the keyspace, the task table and the claims table when missing.
-
-      ##
-      # :method: tune_table
-      # :call-seq: tune_table(run: false, gc_grace_seconds: 10800) -> Array of String
-      #
-      # The ALTER TABLE statements that give existing tables the options for churn; with
-      # +run+, runs them.
-
-      ##
-      # :method: describe
-      # :call-seq: describe -> Hash
-      #
-      # What the node says about the deployment (what <tt>task doctor</tt> reports):
-      # <tt>release_version</tt>, <tt>cql_version</tt>, <tt>server_time</tt> (a Time, the
-      # node's clock), <tt>replication</tt> (the keyspace's options, nil when it does not
-      # exist) and <tt>tables</tt> (the task and claims tables by name, each with
-      # <tt>gc_grace_seconds</tt> and <tt>compaction</tt>, or nil when missing).
-
-      ##
-      # :method: create_claims_table
-      # :call-seq: create_claims_table -> nil
-
-      ##
-      # :singleton-method: open_sessions
-      # :call-seq: open_sessions -> Integer
-      #
-      # Driver sessions this process holds (one per distinct connection).
     end
   end
 end

@@ -11,6 +11,20 @@
 module Task
   # The helper that does the renaming; nothing to call from applications.
   module Signatures
+    # Methods of a store's own adapter class that take an options Hash or keywords
+    # (CassandraAdapter's create_schema and tune_table, and any store's that has them): each
+    # adapter class gets a wrapper for those it defines.
+    ADAPTER_OPTIONS_METHODS = %i[create_schema tune_table].freeze
+
+    # Every store's adapter class (the subclasses of NativeAdapter the extension defines).
+    def self.adapter_classes
+      data_interface = ::Task::DataInterface
+      data_interface.constants.sort.filter_map do |name|
+        klass = data_interface.const_get(name)
+        klass if klass.is_a?(Class) && klass < data_interface::NativeAdapter
+      end
+    end
+
     # Makes +name+ of +owner+ private under the name native_NAME.
     def self.rename(owner, *names)
       names.each do |name|
@@ -142,15 +156,15 @@ module Task
       end
     end
 
-    class CassandraAdapter
-      Signatures.rename(self, :create_schema, :tune_table)
+    Signatures.adapter_classes.each do |adapter_class|
+      names = Signatures::ADAPTER_OPTIONS_METHODS & adapter_class.public_instance_methods(false)
+      next if names.empty?
 
-      def create_schema(options = nil, **keywords)
-        native_create_schema(*Signatures.options(options, keywords))
-      end
-
-      def tune_table(options = nil, **keywords)
-        native_tune_table(*Signatures.options(options, keywords))
+      Signatures.rename(adapter_class, *names)
+      names.each do |name|
+        adapter_class.define_method(name) do |options = nil, **keywords|
+          send(:"native_#{name}", *Signatures.options(options, keywords))
+        end
       end
     end
   end

@@ -1,5 +1,8 @@
-//! The task store, free of Ruby: the task record, the JSON reader, the stores (`MemoryStore`,
-//! `CassandraStore`) and the one API over them (`Store`). The Ruby extension wraps these.
+//! The task store, free of Ruby: the task record, the JSON reader, the one store API
+//! (`store`: the `Backend` trait every store implements, and `Store` over it) and the stores,
+//! one module each (`memory`, `cassandra`, `sqlite`). The Ruby extension wraps these.
+
+#![forbid(unsafe_code)]
 
 pub mod cassandra;
 pub mod claims;
@@ -8,8 +11,10 @@ pub mod expiry;
 pub mod json;
 pub mod log;
 pub mod memory;
+pub mod page;
 pub mod record;
 pub mod schema;
+pub mod sqlite;
 pub mod store;
 
 pub use cassandra::{
@@ -19,13 +24,10 @@ pub use cassandra::{
 pub use claims::{ClaimInfo, ClaimOutcome, ClaimTerms};
 pub use error::{Error, Result};
 pub use memory::MemoryStore;
+pub use page::Page;
 pub use record::{validate_identifier, TaskKey, TaskRecord};
 pub use schema::{Replication, Schema, DEFAULT_GC_GRACE_SECONDS};
-pub use store::{Cursor, Store, StoreSpec};
-
-/// One page of a scan over a task list, and where the next page starts (`None`: no more).
-#[derive(Debug)]
-pub struct Page<C> {
-    pub records: Vec<TaskRecord>,
-    pub next: Option<C>,
-}
+pub use sqlite::{
+    CallInterrupt, SqliteConfig, SqliteCursor, SqliteReport, SqliteStore, Synchronous,
+};
+pub use store::{Backend, BoxFuture, Cursor, Mode, Store, StoreSpec};

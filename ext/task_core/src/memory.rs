@@ -1,15 +1,18 @@
 //! The in-process store: what the Cassandra table holds, in ordered maps, for tests and demos.
 
+use std::any::Any;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::claims::{ClaimInfo, ClaimOutcome, ClaimTerms, DEFAULT_MAX_ATTEMPTS};
 
 use crate::error::Result;
 use crate::expiry::lease_end;
+use crate::page::Page;
 use crate::record::{check_list, TaskKey, TaskRecord};
-use crate::Page;
+use crate::store::{done, Backend, BoxFuture, Cursor, From, Mode, Store, StoreSpec};
+use crate::Connector;
 
 /// Task list -> (id, type) -> data (`None`: null, see `TaskRecord::data`).
 type Lists = BTreeMap<String, Rows>;
@@ -245,7 +248,7 @@ impl MemoryStore {
 
     pub fn store(&self, record: &TaskRecord) -> Result<()> {
         record.validate()?;
-        self.put(record);
+        self.put_row(record);
         Ok(())
     }
 
@@ -253,17 +256,17 @@ impl MemoryStore {
     /// need rows the gem itself would not write).
     pub fn store_raw(&self, record: &TaskRecord) -> Result<()> {
         record.validate_columns()?;
-        self.put(record);
+        self.put_row(record);
         Ok(())
     }
 
     /// Writes a row already checked (see `Store`), with the default time to live.
-    pub(crate) fn put(&self, record: &TaskRecord) {
+    pub(crate) fn put_row(&self, record: &TaskRecord) {
         self.put_ttl(record, None);
     }
 
     /// Writes a row already checked that expires after `ttl` (or the default).
-    pub(crate) fn put_ttl(&self, record: &TaskRecord, ttl: Option<Duration>) {
+    pub fn put_ttl(&self, record: &TaskRecord, ttl: Option<Duration>) {
         let expires = self.expiry(ttl);
         Self::put_in(&mut self.write(), record, expires);
     }
@@ -284,7 +287,7 @@ impl MemoryStore {
     }
 
     /// Writes rows already checked, under one lock.
-    pub(crate) fn put_many(&self, records: &[TaskRecord]) -> Vec<Result<()>> {
+    pub fn put_many(&self, records: &[TaskRecord]) -> Vec<Result<()>> {
         let expires = self.expiry(None);
         let mut lists = self.write();
         records
@@ -441,6 +444,159 @@ impl MemoryStore {
     pub fn clear(&self) {
         self.write().clear();
         self.claims().clear();
+    }
+}
+
+/// A memory store's spec is the store itself: every adapter made from it, in every thread,
+/// shares it (a forked child gets a copy, as it does of all its memory).
+pub struct MemorySpec(pub Arc<MemoryStore>);
+
+impl StoreSpec for MemorySpec {
+    fn open(&self, _connector: &Connector) -> Result<Store> {
+        Ok(Store::new(self.0.clone()))
+    }
+
+    fn max_attempts(&self) -> Option<u32> {
+        self.0.max_attempts()
+    }
+
+    fn clear(&self) -> bool {
+        self.0.clear();
+        true
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// Where the next page of list names starts: after this name.
+struct ListsAfter(String);
+
+/// Every call is done when it is made: the futures are ready at once.
+impl Backend for MemoryStore {
+    fn mode(&self) -> Mode {
+        Mode::Ready
+    }
+
+    fn put<'a>(
+        &'a self,
+        record: &'a TaskRecord,
+        ttl: Option<Duration>,
+    ) -> BoxFuture<'a, Result<()>> {
+        self.put_ttl(record, ttl);
+        done(Ok(()))
+    }
+
+    fn put_many(
+        &self,
+        records: Arc<[TaskRecord]>,
+        _concurrency: usize,
+        _batched: bool,
+    ) -> BoxFuture<'_, Result<Vec<Result<()>>>> {
+        done(Ok(MemoryStore::put_many(self, &records)))
+    }
+
+    fn find<'a>(&'a self, key: &'a TaskKey) -> BoxFuture<'a, Result<Option<TaskRecord>>> {
+        done(Ok(MemoryStore::find(self, key)))
+    }
+
+    fn delete<'a>(&'a self, key: &'a TaskKey) -> BoxFuture<'a, Result<()>> {
+        MemoryStore::delete(self, key);
+        done(Ok(()))
+    }
+
+    fn delete_many(
+        &self,
+        keys: Arc<[TaskKey]>,
+        _concurrency: usize,
+        _batched: bool,
+    ) -> BoxFuture<'_, Result<Vec<Result<()>>>> {
+        done(Ok(MemoryStore::delete_many(self, &keys)))
+    }
+
+    fn delete_list<'a>(&'a self, task_list: &'a str) -> BoxFuture<'a, Result<()>> {
+        MemoryStore::delete_list(self, task_list);
+        done(Ok(()))
+    }
+
+    fn page<'a>(
+        &'a self,
+        task_list: &'a str,
+        cursor: Option<&'a Cursor>,
+    ) -> BoxFuture<'a, Result<Page<Cursor>>> {
+        let after_id;
+        let after = match Cursor::read::<MemoryCursor>(cursor, "scan") {
+            Err(e) => return done(Err(e)),
+            Ok(From::Start) => None,
+            Ok(From::At(a)) => Some(a),
+            Ok(From::AfterId(id)) => {
+                // Past every type stored under the id (type names are class names).
+                after_id = (id.to_string(), char::MAX.to_string());
+                Some(&after_id)
+            }
+        };
+        done(
+            MemoryStore::page(self, task_list, after, self.page_size()).map(|page| Page {
+                records: page.records,
+                next: page.next.map(Cursor::at),
+            }),
+        )
+    }
+
+    fn lists_page<'a>(
+        &'a self,
+        cursor: Option<&'a Cursor>,
+    ) -> BoxFuture<'a, Result<(Vec<String>, Option<Cursor>)>> {
+        let after = match Cursor::read::<ListsAfter>(cursor, "list") {
+            Err(e) => return done(Err(e)),
+            Ok(From::At(ListsAfter(a))) => Some(a.as_str()),
+            Ok(_) => None,
+        };
+        let (names, more) = MemoryStore::lists_page(self, after, self.page_size());
+        let next = match (more, names.last()) {
+            (true, Some(last)) => Some(Cursor::at(ListsAfter(last.clone()))),
+            _ => None,
+        };
+        done(Ok((names, next)))
+    }
+
+    fn count<'a>(&'a self, task_list: &'a str) -> BoxFuture<'a, Result<u64>> {
+        done(Ok(MemoryStore::count(self, task_list)))
+    }
+
+    fn claim<'a>(
+        &'a self,
+        key: &'a TaskKey,
+        terms: &'a ClaimTerms,
+    ) -> BoxFuture<'a, Result<ClaimOutcome>> {
+        done(Ok(MemoryStore::claim(self, key, terms)))
+    }
+
+    fn renew<'a>(&'a self, key: &'a TaskKey, terms: &'a ClaimTerms) -> BoxFuture<'a, Result<bool>> {
+        done(Ok(MemoryStore::renew(self, key, terms)))
+    }
+
+    fn release<'a>(
+        &'a self,
+        key: &'a TaskKey,
+        owner: &'a str,
+        error: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<bool>> {
+        done(Ok(MemoryStore::release(self, key, owner, error)))
+    }
+
+    fn retry<'a>(&'a self, key: &'a TaskKey) -> BoxFuture<'a, Result<()>> {
+        MemoryStore::retry(self, key);
+        done(Ok(()))
+    }
+
+    fn claim_info<'a>(&'a self, key: &'a TaskKey) -> BoxFuture<'a, Result<Option<ClaimInfo>>> {
+        done(Ok(MemoryStore::claim_info(self, key)))
+    }
+
+    fn claim_infos<'a>(&'a self, task_list: &'a str) -> BoxFuture<'a, Result<Vec<ClaimInfo>>> {
+        done(Ok(MemoryStore::claim_infos(self, task_list)))
     }
 }
 

@@ -1,53 +1,234 @@
-//! The one store API: every store behind one type, so that callers never ask which one they
-//! hold. Adding a store: a variant in `Store` and `StoreSpec` and in `Cursor`'s positions,
-//! an arm in each method below, and one constructor in the binding.
+//! The one store API. Every store implements `Backend` (in its own module); callers hold a
+//! `Store`, which checks what every store would check the same way (records, list names,
+//! leases, time to live) and hands the rest to the backend. What a store is made from (its
+//! settings) implements `StoreSpec`, which opens it in a process.
 //!
-//! Every method is async with the same signature for every store. The memory store's futures
-//! are ready at their first poll (`Store::waits` is false): a caller may poll them once
-//! instead of handing them to a runtime.
+//! Adding a store: its module (a `StoreSpec` and a `Backend`), and its adapter class in the
+//! binding. Nothing here names a store.
+//!
+//! # How a store is driven (`Mode`)
+//!
+//! Every method returns a boxed future, so that one dyn-compatible trait serves stores that
+//! wait on I/O and stores that do not, without a procedural macro:
+//!
+//! * `Mode::Ready`: every future is ready at its first poll and never blocks (memory). The
+//!   binding polls it once, holding the GVL: no thread hand-off, no runtime.
+//! * `Mode::Async`: futures wait on I/O on the process's tokio runtime (Cassandra). The binding
+//!   drives them with the GVL released, interruptibly, and may resume a future after a wake-up.
+//! * `Mode::Blocking`: futures are ready at their first poll, but that poll may block (on a
+//!   file lock, on disk). The binding polls it once with the GVL released; to end a long
+//!   call it calls `Backend::interrupt`, after which the call must return soon, having left
+//!   nothing half-done (an interrupted transaction rolls back). When no exception is behind
+//!   the interrupt (a trapped signal whose handler returned), the binding makes the same call
+//!   again.
 
+use std::any::Any;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::cassandra::{CassandraConfig, CassandraStore, Connector, ScanCursor};
 use crate::claims::{ClaimInfo, ClaimOutcome, ClaimTerms};
 use crate::error::{Error, Result};
-use crate::expiry::{check_lease, check_ttl, lease_covers};
-use crate::memory::{MemoryCursor, MemoryStore};
+use crate::expiry::{check_lease, check_ttl};
+use crate::page::Page;
 use crate::record::{check_list, TaskKey, TaskRecord};
 use crate::schema::Schema;
-use crate::Page;
+use crate::{Connector, ServerReport};
 
-/// A store, ready for requests. Cheap to clone (an `Arc`).
-#[derive(Clone)]
-pub enum Store {
-    Memory(Arc<MemoryStore>),
-    Cassandra(Arc<CassandraStore>),
+/// A future a store returns: boxed, so that `Backend` is dyn-compatible.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A future that is ready at once with `value`: what a store that does not wait returns.
+pub fn done<'a, T: Send + 'a>(value: T) -> BoxFuture<'a, T> {
+    Box::pin(std::future::ready(value))
 }
 
-/// What a store is made from. A memory store is its own spec; a Cassandra store is opened
-/// from its config through the process's `Connector` (which shares sessions), so a process
-/// made by fork opens its own.
-#[derive(Clone)]
-pub enum StoreSpec {
-    Memory(Arc<MemoryStore>),
-    Cassandra(Box<CassandraConfig>),
+/// How the binding drives a store's futures (see the module's documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Ready at the first poll, without blocking: polled once, the GVL held.
+    Ready,
+    /// Waits on I/O on the tokio runtime: driven there, the GVL released.
+    Async,
+    /// Ready at the first poll, which may block: polled once, the GVL released, and ended
+    /// early through `Backend::interrupt`.
+    Blocking,
 }
 
-/// Where the next page of a scan starts. Only the store that made it can read it.
-#[derive(Debug, Clone)]
+/// What every store does. Arguments reach it checked (see `Store`). A method with a default
+/// is one a store may have nothing to do for.
+pub trait Backend: Send + Sync + 'static {
+    /// How its futures are driven.
+    fn mode(&self) -> Mode;
+
+    /// Asks the calls running now to end early (`Mode::Blocking`; e.g. `sqlite3_interrupt`).
+    /// Called from another thread or from a signal handler (when the waiting Ruby thread is
+    /// the only one): it may only do what a signal handler may (set atomics), and must not
+    /// lock or allocate.
+    fn interrupt(&self) {}
+
+    /// Upserts one row (all four columns); `ttl`: it is gone after that (None: the store's
+    /// default).
+    fn put<'a>(
+        &'a self,
+        record: &'a TaskRecord,
+        ttl: Option<Duration>,
+    ) -> BoxFuture<'a, Result<()>>;
+
+    /// Upserts every row: one result per row, in order, with at most `concurrency` writes in
+    /// flight, grouped by list when `batched` (where the store batches at all).
+    fn put_many(
+        &self,
+        records: Arc<[TaskRecord]>,
+        concurrency: usize,
+        batched: bool,
+    ) -> BoxFuture<'_, Result<Vec<Result<()>>>>;
+
+    /// The first row under (list, id), or `None`.
+    fn find<'a>(&'a self, key: &'a TaskKey) -> BoxFuture<'a, Result<Option<TaskRecord>>>;
+
+    /// Deletes every type under (list, id); deleting what is not there is fine.
+    fn delete<'a>(&'a self, key: &'a TaskKey) -> BoxFuture<'a, Result<()>>;
+
+    /// Deletes each key; one result per key, in order.
+    fn delete_many(
+        &self,
+        keys: Arc<[TaskKey]>,
+        concurrency: usize,
+        batched: bool,
+    ) -> BoxFuture<'_, Result<Vec<Result<()>>>>;
+
+    /// Deletes a whole task list.
+    fn delete_list<'a>(&'a self, task_list: &'a str) -> BoxFuture<'a, Result<()>>;
+
+    /// One page of the list from `cursor` (`None`: the start), in id order. A cursor made by
+    /// `Cursor::after_id` starts after that id; one this store made (`Cursor::at`) is read
+    /// back with `Cursor::read`, which refuses any other.
+    fn page<'a>(
+        &'a self,
+        task_list: &'a str,
+        cursor: Option<&'a Cursor>,
+    ) -> BoxFuture<'a, Result<Page<Cursor>>>;
+
+    /// One page of the names of the lists that hold tasks, and where the next page starts.
+    fn lists_page<'a>(
+        &'a self,
+        cursor: Option<&'a Cursor>,
+    ) -> BoxFuture<'a, Result<(Vec<String>, Option<Cursor>)>>;
+
+    /// How many rows the list holds.
+    fn count<'a>(&'a self, task_list: &'a str) -> BoxFuture<'a, Result<u64>>;
+
+    /// See `Store::claim`: the whole sequence, as this store needs it.
+    fn claim<'a>(
+        &'a self,
+        key: &'a TaskKey,
+        terms: &'a ClaimTerms,
+    ) -> BoxFuture<'a, Result<ClaimOutcome>>;
+
+    /// See `Store::renew`.
+    fn renew<'a>(&'a self, key: &'a TaskKey, terms: &'a ClaimTerms) -> BoxFuture<'a, Result<bool>>;
+
+    /// See `Store::release`.
+    fn release<'a>(
+        &'a self,
+        key: &'a TaskKey,
+        owner: &'a str,
+        error: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<bool>>;
+
+    /// Makes a task claimable again: its attempts and last error cleared.
+    fn retry<'a>(&'a self, key: &'a TaskKey) -> BoxFuture<'a, Result<()>>;
+
+    /// One task's claim state (`None`: it has none), read by itself.
+    fn claim_info<'a>(&'a self, key: &'a TaskKey) -> BoxFuture<'a, Result<Option<ClaimInfo>>>;
+
+    /// The claim states of a list's tasks, in id order.
+    fn claim_infos<'a>(&'a self, task_list: &'a str) -> BoxFuture<'a, Result<Vec<ClaimInfo>>>;
+
+    /// Creates what the store needs to hold tasks.
+    fn create_schema<'a>(&'a self, _schema: &'a Schema) -> BoxFuture<'a, Result<()>> {
+        done(Ok(()))
+    }
+
+    /// Creates the claims table of a deployment made before claims existed.
+    fn create_claims_table(&self) -> BoxFuture<'_, Result<()>> {
+        done(Ok(()))
+    }
+
+    /// The statements that give existing tables the options for churn; with `run`, runs
+    /// them and returns those run.
+    fn tune_tables(
+        &self,
+        _run: bool,
+        _gc_grace_seconds: u32,
+    ) -> BoxFuture<'_, Result<Vec<String>>> {
+        done(Ok(Vec::new()))
+    }
+
+    /// What the server says about the deployment (`None`: a store with no server).
+    fn describe(&self) -> BoxFuture<'_, Result<Option<ServerReport>>> {
+        done(Ok(None))
+    }
+}
+
+/// What a store is made from: its settings, checked. Opened once per adapter and process
+/// (again in a process made by fork, which must not use its parent's connections or files).
+pub trait StoreSpec: Send + Sync + 'static {
+    /// The store, ready for requests. `connector` shares what stores of this process may
+    /// share (Cassandra's sessions); a store that shares nothing ignores it.
+    fn open(&self, connector: &Connector) -> Result<Store>;
+
+    /// Attempts after which a task is dead (None: never).
+    fn max_attempts(&self) -> Option<u32>;
+
+    /// Empties the store when that is what `clear` means for it (memory); false otherwise.
+    fn clear(&self) -> bool {
+        false
+    }
+
+    /// What its log lines name as their source (None: it logs nothing).
+    fn log_source(&self) -> Option<String> {
+        None
+    }
+
+    /// The spec itself, for the binding's adapter class of this store (its `options`).
+    fn as_any(&self) -> &dyn Any;
+}
+
+/// Where the next page of a scan starts. Opaque to callers; only the store that made it can
+/// read it (`Cursor::read`).
+#[derive(Clone)]
 pub struct Cursor(At);
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 enum At {
     /// The start of a scan that skips every task up to this id.
     AfterId(String),
-    Memory(MemoryCursor),
-    /// Where the next page starts, of the scan from the start or after an id.
-    Cassandra(Option<String>, ScanCursor),
-    /// The next page of list names: after this name (memory), at this state (Cassandra).
-    MemoryLists(String),
-    CassandraLists(ScanCursor),
+    /// A position private to the store that made it.
+    Position(Arc<dyn Any + Send + Sync>),
+}
+
+impl fmt::Debug for Cursor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            At::AfterId(id) => f.debug_tuple("Cursor::after_id").field(id).finish(),
+            At::Position(_) => f.write_str("Cursor(..)"),
+        }
+    }
+}
+
+/// Where a page starts, as a store reads a cursor (`Cursor::read`).
+#[derive(Debug)]
+pub enum From<'c, T> {
+    /// The start.
+    Start,
+    /// After every task of this id (`Cursor::after_id`).
+    AfterId(&'c str),
+    /// A position this store made.
+    At(&'c T),
 }
 
 impl Cursor {
@@ -56,66 +237,58 @@ impl Cursor {
     pub fn after_id(id: &str) -> Cursor {
         Cursor(At::AfterId(id.to_string()))
     }
-}
 
-impl StoreSpec {
-    pub fn open(&self, connector: &Connector) -> Store {
-        match self {
-            StoreSpec::Memory(m) => Store::Memory(m.clone()),
-            StoreSpec::Cassandra(c) => Store::Cassandra(connector.store(c)),
-        }
+    /// A store's own position. Use a type of the store's own for each kind of scan (tasks,
+    /// list names), so that a cursor of one is refused by the other.
+    pub fn at<T: Any + Send + Sync>(position: T) -> Cursor {
+        Cursor(At::Position(Arc::new(position)))
     }
 
-    /// The Cassandra settings, for the adapter's `options`.
-    pub fn cassandra_config(&self) -> Option<&CassandraConfig> {
-        match self {
-            StoreSpec::Cassandra(c) => Some(c),
-            StoreSpec::Memory(_) => None,
-        }
-    }
-
-    /// Attempts after which a task is dead (None: never).
-    pub fn max_attempts(&self) -> Option<u32> {
-        match self {
-            StoreSpec::Memory(m) => m.max_attempts(),
-            StoreSpec::Cassandra(c) => c.max_attempts,
-        }
-    }
-
-    /// Empties a memory store; a Cassandra store is left alone (false).
-    pub fn clear(&self) -> bool {
-        match self {
-            StoreSpec::Memory(m) => {
-                m.clear();
-                true
+    /// Reads a cursor given to a store's `page` (`what`: "scan") or `lists_page` ("list",
+    /// which takes no `after_id`): a position of type `T`, or InvalidArgument for a cursor
+    /// made by another kind of store or scan.
+    pub fn read<'c, T: Any>(cursor: Option<&'c Cursor>, what: &str) -> Result<From<'c, T>> {
+        let foreign =
+            || Error::InvalidArgument(format!("{what} cursor does not belong to this store"));
+        match cursor {
+            None => Ok(From::Start),
+            Some(Cursor(At::AfterId(id))) if what == "scan" => Ok(From::AfterId(id)),
+            Some(Cursor(At::AfterId(_))) => Err(foreign()),
+            Some(Cursor(At::Position(p))) => {
+                p.downcast_ref::<T>().map(From::At).ok_or_else(foreign)
             }
-            StoreSpec::Cassandra(_) => false,
         }
     }
 }
+
+/// A store, ready for requests. Cheap to clone (an `Arc`).
+#[derive(Clone)]
+pub struct Store(Arc<dyn Backend>);
 
 impl Store {
-    /// True when requests wait on I/O and must be driven by the I/O runtime; false when
-    /// every future is ready at its first poll.
-    pub fn waits(&self) -> bool {
-        matches!(self, Store::Cassandra(_))
+    pub fn new(backend: Arc<dyn Backend>) -> Store {
+        Store(backend)
+    }
+
+    /// How the binding drives this store's futures.
+    pub fn mode(&self) -> Mode {
+        self.0.mode()
+    }
+
+    /// See `Backend::interrupt`.
+    pub fn interrupt(&self) {
+        self.0.interrupt()
     }
 
     /// True when reading the next page ahead of need is worth a request in the background.
     pub fn reads_ahead(&self) -> bool {
-        self.waits()
+        self.mode() == Mode::Async
     }
 
     /// Upserts one task (all four columns), after checking it.
     pub async fn store(&self, record: &TaskRecord) -> Result<()> {
         record.validate()?;
-        match self {
-            Store::Memory(m) => {
-                m.put(record);
-                Ok(())
-            }
-            Store::Cassandra(c) => c.put(record).await,
-        }
+        self.0.put(record, None).await
     }
 
     /// `store` with a time to live: the task is gone after `ttl` (None: the store's default).
@@ -124,25 +297,13 @@ impl Store {
         if let Some(t) = ttl {
             check_ttl("ttl", t)?;
         }
-        match self {
-            Store::Memory(m) => {
-                m.put_ttl(record, ttl);
-                Ok(())
-            }
-            Store::Cassandra(c) => c.put_ttl(record, ttl).await,
-        }
+        self.0.put(record, ttl).await
     }
 
     /// Writes the row as given, checking only its key columns (migrations, repair, tests).
     pub async fn store_raw(&self, record: &TaskRecord) -> Result<()> {
         record.validate_columns()?;
-        match self {
-            Store::Memory(m) => {
-                m.put(record);
-                Ok(())
-            }
-            Store::Cassandra(c) => c.put(record).await,
-        }
+        self.0.put(record, None).await
     }
 
     /// Stores every record: `Err` (nothing written) when any of them is bad, else one
@@ -157,29 +318,17 @@ impl Store {
         for r in records.iter() {
             r.validate()?;
         }
-        Ok(match self {
-            Store::Memory(m) => m.put_many(&records),
-            Store::Cassandra(c) => c.store_many(records, concurrency, batched).await,
-        })
+        self.0.put_many(records, concurrency, batched).await
     }
 
     /// The first row under (list, id), or `None`.
     pub async fn find(&self, key: &TaskKey) -> Result<Option<TaskRecord>> {
-        match self {
-            Store::Memory(m) => Ok(m.find(key)),
-            Store::Cassandra(c) => c.find(key).await,
-        }
+        self.0.find(key).await
     }
 
     /// Deletes every type under (list, id); deleting what is not there is fine.
     pub async fn delete(&self, key: &TaskKey) -> Result<()> {
-        match self {
-            Store::Memory(m) => {
-                m.delete(key);
-                Ok(())
-            }
-            Store::Cassandra(c) => c.delete(key).await,
-        }
+        self.0.delete(key).await
     }
 
     /// Deletes each key; one result per key, in order.
@@ -189,69 +338,25 @@ impl Store {
         concurrency: usize,
         batched: bool,
     ) -> Result<Vec<Result<()>>> {
-        Ok(match self {
-            Store::Memory(m) => m.delete_many(&keys),
-            Store::Cassandra(c) => c.delete_many(keys, concurrency, batched).await,
-        })
+        self.0.delete_many(keys, concurrency, batched).await
     }
 
     /// Deletes a whole task list.
     pub async fn delete_list(&self, task_list: &str) -> Result<()> {
         check_list(task_list)?;
-        match self {
-            Store::Memory(m) => {
-                m.delete_list(task_list);
-                Ok(())
-            }
-            Store::Cassandra(c) => c.delete_list(task_list).await,
-        }
+        self.0.delete_list(task_list).await
     }
 
     /// One page of the list from `cursor` (`None`: from the start).
     pub async fn page(&self, task_list: &str, cursor: Option<&Cursor>) -> Result<Page<Cursor>> {
-        let foreign = || Error::InvalidArgument("scan cursor does not belong to this store".into());
-        match self {
-            Store::Memory(m) => {
-                let after_id;
-                let after = match cursor {
-                    None => None,
-                    Some(Cursor(At::Memory(a))) => Some(a),
-                    Some(Cursor(At::AfterId(id))) => {
-                        // Past every type stored under the id (type names are class names).
-                        after_id = (id.clone(), char::MAX.to_string());
-                        Some(&after_id)
-                    }
-                    Some(_) => return Err(foreign()),
-                };
-                let page = m.page(task_list, after, m.page_size())?;
-                Ok(Page {
-                    records: page.records,
-                    next: page.next.map(|a| Cursor(At::Memory(a))),
-                })
-            }
-            Store::Cassandra(c) => {
-                let (after, from) = match cursor {
-                    None => (None, None),
-                    Some(Cursor(At::AfterId(id))) => (Some(id.clone()), None),
-                    Some(Cursor(At::Cassandra(after, s))) => (after.clone(), Some(s.clone())),
-                    Some(_) => return Err(foreign()),
-                };
-                let page = c.page(task_list, after.as_deref(), from).await?;
-                Ok(Page {
-                    records: page.records,
-                    next: page.next.map(|s| Cursor(At::Cassandra(after, s))),
-                })
-            }
-        }
+        check_list(task_list)?;
+        self.0.page(task_list, cursor).await
     }
 
     /// Creates what the store needs to hold tasks (Cassandra: keyspace and table); nothing
     /// for a store that needs nothing.
     pub async fn create_schema(&self, schema: &Schema) -> Result<()> {
-        match self {
-            Store::Memory(_) => Ok(()),
-            Store::Cassandra(c) => c.create_schema(schema).await,
-        }
+        self.0.create_schema(schema).await
     }
 
     /// Claims a task for `terms.owner` for `terms.lease`: won (counting an attempt), held
@@ -262,115 +367,60 @@ impl Store {
     /// returns, and lapses by itself within `⌈lease⌉ + 2` seconds of it (see `expiry`).
     pub async fn claim(&self, key: &TaskKey, terms: &ClaimTerms) -> Result<ClaimOutcome> {
         check_lease(terms.lease)?;
-        match self {
-            Store::Memory(m) => Ok(m.claim(key, terms)),
-            Store::Cassandra(c) => {
-                // A task already completed costs a plain read, not a transaction.
-                if c.find(key).await?.is_none() {
-                    return Ok(ClaimOutcome::Gone);
-                }
-                let began = Instant::now();
-                let out = c.claim(key, terms).await?;
-                let ClaimOutcome::Won { attempts } = out else {
-                    return Ok(out);
-                };
-                // Completed meanwhile (its task is deleted before its claim): not run again.
-                if c.find(key).await?.is_none() {
-                    c.forget_claim(key).await?;
-                    return Ok(ClaimOutcome::Gone);
-                }
-                // A claim whose answer took long may keep others out for less than the lease
-                // from now: renewed (a renewal that finds the claim taken over means it lapsed).
-                if !lease_covers(terms.lease, began.elapsed()) && !c.renew(key, terms).await? {
-                    return Ok(ClaimOutcome::Held);
-                }
-                Ok(ClaimOutcome::Won { attempts })
-            }
-        }
+        self.0.claim(key, terms).await
     }
 
     /// Extends the live claim `terms.owner` holds; false when it holds none. A renewal keeps
     /// others out for at least `terms.lease` from the moment this returns, as a claim does.
     pub async fn renew(&self, key: &TaskKey, terms: &ClaimTerms) -> Result<bool> {
         check_lease(terms.lease)?;
-        match self {
-            Store::Memory(m) => Ok(m.renew(key, terms)),
-            Store::Cassandra(c) => c.renew(key, terms).await,
-        }
+        self.0.renew(key, terms).await
     }
 
     /// Ends the live claim `owner` holds, recording `error` ("Class: message") when given;
     /// false when it holds none.
     pub async fn release(&self, key: &TaskKey, owner: &str, error: Option<&str>) -> Result<bool> {
-        match self {
-            Store::Memory(m) => Ok(m.release(key, owner, error)),
-            Store::Cassandra(c) => c.release(key, owner, error).await,
-        }
+        self.0.release(key, owner, error).await
     }
 
     /// Makes a task claimable again: its attempts and last error cleared.
     pub async fn retry(&self, key: &TaskKey) -> Result<()> {
-        match self {
-            Store::Memory(m) => {
-                m.retry(key);
-                Ok(())
-            }
-            Store::Cassandra(c) => c.retry(key).await,
-        }
+        self.0.retry(key).await
     }
 
     /// The claim state of one task (`None`: it has none), read by itself: the rest of its
     /// list's claims are not read.
     pub async fn claim_info(&self, key: &TaskKey) -> Result<Option<ClaimInfo>> {
-        match self {
-            Store::Memory(m) => Ok(m.claim_info(key)),
-            Store::Cassandra(c) => c.claim_info(key).await,
-        }
+        self.0.claim_info(key).await
     }
 
     /// The claim states of a list's tasks, in id order.
     pub async fn claim_infos(&self, task_list: &str) -> Result<Vec<ClaimInfo>> {
         check_list(task_list)?;
-        match self {
-            Store::Memory(m) => Ok(m.claim_infos(task_list)),
-            Store::Cassandra(c) => c.claim_infos(task_list).await,
-        }
+        self.0.claim_infos(task_list).await
     }
 
     /// What the server says about the deployment (`None` for a store with no server).
-    pub async fn describe(&self) -> Result<Option<crate::ServerReport>> {
-        match self {
-            Store::Memory(_) => Ok(None),
-            Store::Cassandra(c) => c.describe().await.map(Some),
-        }
+    pub async fn describe(&self) -> Result<Option<ServerReport>> {
+        self.0.describe().await
     }
 
     /// Creates the claims table of a deployment made before claims existed (nothing for a
     /// store that needs nothing).
     pub async fn create_claims_table(&self) -> Result<()> {
-        match self {
-            Store::Memory(_) => Ok(()),
-            Store::Cassandra(c) => c.create_claims_table().await,
-        }
+        self.0.create_claims_table().await
     }
 
     /// The statements that give existing tables the options for churn, with this grace
     /// period (none for a store with no tables); with `run`, runs them and returns those run.
     pub async fn tune_tables(&self, run: bool, gc_grace_seconds: u32) -> Result<Vec<String>> {
-        match self {
-            Store::Memory(_) => Ok(Vec::new()),
-            Store::Cassandra(c) if run => c.tune_tables(gc_grace_seconds).await,
-            Store::Cassandra(c) => Ok(c.tuning_cql(gc_grace_seconds)),
-        }
+        self.0.tune_tables(run, gc_grace_seconds).await
     }
 
     /// How many rows (tasks) the list holds, counted a page at a time.
     pub async fn count(&self, task_list: &str) -> Result<u64> {
         check_list(task_list)?;
-        match self {
-            Store::Memory(m) => Ok(m.count(task_list)),
-            Store::Cassandra(c) => c.count(task_list).await,
-        }
+        self.0.count(task_list).await
     }
 
     /// One page of the names of the lists that hold tasks, and where the next page starts.
@@ -378,30 +428,91 @@ impl Store {
         &self,
         cursor: Option<&Cursor>,
     ) -> Result<(Vec<String>, Option<Cursor>)> {
-        let foreign = || Error::InvalidArgument("list cursor does not belong to this store".into());
-        match self {
-            Store::Memory(m) => {
-                let after = match cursor {
-                    None => None,
-                    Some(Cursor(At::MemoryLists(a))) => Some(a.as_str()),
-                    Some(_) => return Err(foreign()),
-                };
-                let (names, more) = m.lists_page(after, m.page_size());
-                let next = match (more, names.last()) {
-                    (true, Some(last)) => Some(Cursor(At::MemoryLists(last.clone()))),
-                    _ => None,
-                };
-                Ok((names, next))
-            }
-            Store::Cassandra(c) => {
-                let from = match cursor {
-                    None => None,
-                    Some(Cursor(At::CassandraLists(s))) => Some(s.clone()),
-                    Some(_) => return Err(foreign()),
-                };
-                let (names, next) = c.lists_page(from).await?;
-                Ok((names, next.map(|s| Cursor(At::CassandraLists(s)))))
-            }
+        self.0.lists_page(cursor).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::MemoryStore;
+    use std::task::{Context, Poll, Waker};
+
+    /// Polls a future of a store that does not wait, once.
+    fn now<T>(fut: impl Future<Output = T>) -> T {
+        let mut fut = std::pin::pin!(fut);
+        match fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(v) => v,
+            Poll::Pending => panic!("a ready store had to wait"),
         }
+    }
+
+    fn record(id: &str) -> TaskRecord {
+        TaskRecord {
+            task_list: "l".into(),
+            id: id.into(),
+            type_name: "T".into(),
+            data: Some("{}".into()),
+            saved_at: None,
+        }
+    }
+
+    #[test]
+    fn a_cursor_is_read_back_only_by_the_kind_of_store_and_scan_that_made_it() {
+        struct Mine(u32);
+        struct Other;
+        let c = Cursor::at(Mine(7));
+        assert!(matches!(
+            Cursor::read::<Mine>(Some(&c), "scan"),
+            Ok(From::At(Mine(7)))
+        ));
+        let e = Cursor::read::<Other>(Some(&c), "scan")
+            .map(|_| ())
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            Error::InvalidArgument("scan cursor does not belong to this store".into()).to_string()
+        );
+        let after = Cursor::after_id("b");
+        assert!(matches!(
+            Cursor::read::<Mine>(Some(&after), "scan"),
+            Ok(From::AfterId("b"))
+        ));
+        let e = Cursor::read::<Mine>(Some(&after), "list")
+            .map(|_| ())
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("list cursor does not belong to this store"),
+            "{e}"
+        );
+        assert!(matches!(
+            Cursor::read::<Mine>(None, "list"),
+            Ok(From::Start)
+        ));
+    }
+
+    #[test]
+    fn the_store_checks_before_the_backend_and_refuses_another_stores_cursor() {
+        let store = Store::new(Arc::new(MemoryStore::with_page_size(2)));
+        assert_eq!(store.mode(), Mode::Ready);
+        assert!(!store.reads_ahead());
+        let mut bad = record("x");
+        bad.task_list = String::new();
+        assert!(now(store.store(&bad)).is_err());
+        for id in ["a", "b", "c"] {
+            now(store.store(&record(id))).unwrap();
+        }
+        let first = now(store.page("l", None)).unwrap();
+        assert_eq!(first.records.len(), 2);
+        let next = first.next.expect("a second page");
+        let second = now(store.page("l", Some(&next))).unwrap();
+        assert_eq!(second.records[0].id, "c");
+        // A page cursor is not a list-name cursor, and a foreign one is refused.
+        assert!(now(store.lists_page(Some(&next))).is_err());
+        let foreign = Cursor::at(0u8);
+        assert!(now(store.page("l", Some(&foreign))).is_err());
+        let after = now(store.page("l", Some(&Cursor::after_id("a")))).unwrap();
+        assert_eq!(after.records[0].id, "b");
     }
 }

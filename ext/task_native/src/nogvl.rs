@@ -14,12 +14,14 @@ use crate::raw;
 /// How Ruby tells code running without the GVL to stop: it calls `unblock`, which sets a
 /// flag and, when the call may be woken from a thread, notifies. From a signal handler only
 /// the flag may be touched (a Notify takes a lock).
-pub struct Unblock {
+pub struct Unblock<'h> {
     flag: AtomicBool,
     wake: Option<Notify>,
+    /// Called after the flag is set: ends a blocking store's call (`Backend::interrupt`).
+    hook: Option<&'h (dyn Fn() + Sync)>,
 }
 
-impl Unblock {
+impl Unblock<'_> {
     /// True once Ruby asked the call to stop.
     pub fn requested(&self) -> bool {
         self.flag.load(Ordering::Acquire)
@@ -46,15 +48,41 @@ pub fn call<R, F>(ruby: &Ruby, from_signal_handler: bool, f: F) -> Result<R, Err
 where
     F: FnOnce(&Unblock) -> R,
 {
-    struct Call<F, R> {
+    run_without_gvl(ruby, from_signal_handler, None, f)
+}
+
+/// `call`, with `hook` run when Ruby unblocks the call (after the flag is set): from a thread,
+/// or from a signal handler when `from_signal_handler`, so it must be async-signal-safe.
+pub fn call_interruptible<R, F>(
+    ruby: &Ruby,
+    from_signal_handler: bool,
+    hook: &(dyn Fn() + Sync),
+    f: F,
+) -> Result<R, Error>
+where
+    F: FnOnce(&Unblock) -> R,
+{
+    run_without_gvl(ruby, from_signal_handler, Some(hook), f)
+}
+
+fn run_without_gvl<R, F>(
+    ruby: &Ruby,
+    from_signal_handler: bool,
+    hook: Option<&(dyn Fn() + Sync)>,
+    f: F,
+) -> Result<R, Error>
+where
+    F: FnOnce(&Unblock) -> R,
+{
+    struct Call<'h, F, R> {
         f: Option<F>,
-        unblock: Unblock,
+        unblock: Unblock<'h>,
         out: Option<R>,
         panicked: bool,
     }
 
     unsafe extern "C" fn run<R, F: FnOnce(&Unblock) -> R>(data: *mut c_void) -> *mut c_void {
-        let call = data as *mut Call<F, R>;
+        let call = data as *mut Call<'_, F, R>;
         // SAFETY: `data` is the Call below, alive for the whole of rb_nogvl. Its fields are
         // reached one at a time through the pointer; `unblock` (maybe on another thread, or
         // in a signal handler) only ever reads `unblock`, which is never written here.
@@ -77,6 +105,9 @@ where
         // SAFETY: `data` is the Call's Unblock, alive while Ruby may call this.
         let u = unsafe { &*(data as *const Unblock) };
         u.flag.store(true, Ordering::Release);
+        if let Some(hook) = u.hook {
+            hook();
+        }
         if let Some(wake) = &u.wake {
             // Only present when Ruby calls this from a thread, never a signal handler.
             wake.notify_one();
@@ -88,6 +119,7 @@ where
         unblock: Unblock {
             flag: AtomicBool::new(false),
             wake: (!from_signal_handler).then(Notify::new),
+            hook,
         },
         out: None,
         panicked: false,
@@ -95,7 +127,7 @@ where
     // Both pointers Ruby is given come from this one raw pointer, and `call` is not used
     // again until rb_nogvl has returned: a reference to `call.unblock` taken first would be
     // invalidated by the `&mut call` the data pointer was made from.
-    let call_ptr: *mut Call<F, R> = &mut call;
+    let call_ptr: *mut Call<'_, F, R> = &mut call;
     let data = call_ptr as *mut c_void;
     // SAFETY: `call_ptr` points to `call`, alive here; this only computes a field address.
     let ubf_data = unsafe { ptr::addr_of_mut!((*call_ptr).unblock) } as *mut c_void;

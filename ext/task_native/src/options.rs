@@ -1,7 +1,9 @@
-//! `CassandraAdapter` options: one table row each, which reads the option from keyword
-//! arguments and shows it in `#options`. Adding an option: its field and default in
-//! `task_core`'s `CassandraConfig` (with a check in `validated` if it can be wrong) and a
-//! row here.
+//! Adapter options as tables: one row per option, which reads it from keyword arguments into
+//! the store's config and shows it in `#options` (`Opt`, `read`, `shown`: any store's config
+//! type), the checks several stores share (`seconds`, `default_ttl`, `max_attempts`), and
+//! `CassandraAdapter`'s table. Adding a Cassandra option: its field and default in
+//! `task_core`'s `CassandraConfig` (with a check in `validated` if it can be wrong) and a row
+//! here. A new store's table lives in its adapter file (`adapter/STORE.rs`).
 
 use std::time::Duration;
 
@@ -13,18 +15,60 @@ use task_core::{consistency_name, parse_consistency, CassandraConfig};
 
 use crate::{args, errors};
 
-type Read = fn(&Ruby, &mut CassandraConfig, Value) -> Result<(), Error>;
-type Show = fn(&Ruby, &CassandraConfig) -> Value;
-
-struct Opt {
-    name: &'static str,
-    read: Read,
-    /// `None`: never shown (the password).
-    show: Option<Show>,
+/// One option of a store whose config is `C`.
+pub struct Opt<C: 'static> {
+    pub name: &'static str,
+    pub read: fn(&Ruby, &mut C, Value) -> Result<(), Error>,
+    /// `None`: never shown (a password).
+    pub show: Option<fn(&Ruby, &C) -> Value>,
 }
 
-/// In the order error messages list them and `#options` shows them.
-const OPTIONS: &[Opt] = &[
+/// Reads keyword options into `config` by `table`; unknown names are an error that lists the
+/// known ones. `what` names the call in that error and `also_accepted` are further names the
+/// caller reads itself.
+pub fn read<C>(
+    ruby: &Ruby,
+    opts: RHash,
+    what: &str,
+    also_accepted: &[&str],
+    table: &[Opt<C>],
+    config: &mut C,
+) -> Result<(), Error> {
+    let accepted: Vec<&str> = also_accepted
+        .iter()
+        .copied()
+        .chain(table.iter().map(|o| o.name))
+        .collect();
+    // Every name checked first, so that all the unknown ones are named together.
+    args::options_by_name(ruby, opts, what, &accepted)?;
+    opts.foreach(|k: Value, v: Value| {
+        let key = match Symbol::from_value(k) {
+            Some(s) => s.name()?.into_owned(),
+            None => text(ruby, "option name", k)?,
+        };
+        // A name not in the table is one the caller reads itself (checked above).
+        if let Some(opt) = table.iter().find(|o| o.name == key) {
+            (opt.read)(ruby, config, v)?;
+        }
+        Ok(ForEach::Continue)
+    })
+}
+
+/// The options of a config by `table`, as its adapter's `new` takes them (those with no
+/// `show` left out).
+pub fn shown<C>(ruby: &Ruby, config: &C, table: &[Opt<C>]) -> Result<RHash, Error> {
+    let h = ruby.hash_new();
+    for opt in table {
+        if let Some(show) = opt.show {
+            h.aset(ruby.to_symbol(opt.name), show(ruby, config))?;
+        }
+    }
+    Ok(h)
+}
+
+/// `CassandraAdapter`'s options, in the order error messages list them and `#options` shows
+/// them.
+pub const CASSANDRA: &[Opt<CassandraConfig>] = &[
     Opt {
         name: "hosts",
         read: |r, c, v| {
@@ -253,7 +297,7 @@ pub fn max_attempts(ruby: &Ruby, v: Value) -> Result<Option<u32>, Error> {
     Ok(Some(u32::try_from(n).unwrap_or(u32::MAX))) // in range: checked above
 }
 
-fn text(ruby: &Ruby, name: &str, v: Value) -> Result<String, Error> {
+pub fn text(ruby: &Ruby, name: &str, v: Value) -> Result<String, Error> {
     if let Some(s) = Symbol::from_value(v) {
         return Ok(s.name()?.into_owned());
     }
@@ -266,7 +310,7 @@ fn text(ruby: &Ruby, name: &str, v: Value) -> Result<String, Error> {
     }
 }
 
-fn optional_text(ruby: &Ruby, name: &str, v: Value) -> Result<Option<String>, Error> {
+pub fn optional_text(ruby: &Ruby, name: &str, v: Value) -> Result<Option<String>, Error> {
     if v.is_nil() {
         Ok(None)
     } else {
@@ -325,35 +369,13 @@ pub fn cassandra_config(
                 ),
             ));
         }
-        let accepted: Vec<&str> = also_accepted
-            .iter()
-            .copied()
-            .chain(OPTIONS.iter().map(|o| o.name))
-            .collect();
-        // Every name checked first, so that all the unknown ones are named together.
-        args::options_by_name(ruby, opts, what, &accepted)?;
-        opts.foreach(|k: Value, v: Value| {
-            let key = match Symbol::from_value(k) {
-                Some(s) => s.name()?.into_owned(),
-                None => text(ruby, "option name", k)?,
-            };
-            // A name not in the table is one the caller reads itself (checked above).
-            if let Some(opt) = OPTIONS.iter().find(|o| o.name == key) {
-                (opt.read)(ruby, &mut c, v)?;
-            }
-            Ok(ForEach::Continue)
-        })?;
+        read(ruby, opts, what, also_accepted, CASSANDRA, &mut c)?;
     }
     c.validated().map_err(|e| errors::from_core(ruby, e))
 }
 
-/// The options of a config, as `CassandraAdapter.new` takes them (the password left out).
-pub fn shown(ruby: &Ruby, c: &CassandraConfig) -> Result<RHash, Error> {
-    let h = ruby.hash_new();
-    for opt in OPTIONS {
-        if let Some(show) = opt.show {
-            h.aset(ruby.to_symbol(opt.name), show(ruby, c))?;
-        }
-    }
-    Ok(h)
+/// The options of a Cassandra config, as `CassandraAdapter.new` takes them (the password left
+/// out).
+pub fn cassandra_shown(ruby: &Ruby, c: &CassandraConfig) -> Result<RHash, Error> {
+    shown(ruby, c, CASSANDRA)
 }

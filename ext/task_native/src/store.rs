@@ -13,13 +13,13 @@ use std::sync::Mutex;
 use std::task::{Context, Poll, Waker};
 
 use magnus::{Error, Ruby};
-use task_core::{Cursor, Page, Store, StoreSpec};
+use task_core::{Cursor, Mode, Page, Store, StoreSpec};
 use tokio::task::JoinHandle;
 
-use crate::{errors, runtime};
+use crate::{errors, logging, nogvl, runtime};
 
 pub struct StoreHandle {
-    spec: StoreSpec,
+    spec: Box<dyn StoreSpec>,
     /// The store, and the pid of the process it was opened in.
     open: Mutex<Option<(u32, Store)>>,
     /// Pages scans (`all`, `rows`) have handed over, to show a scan reads lazily.
@@ -35,20 +35,25 @@ impl Drop for StoreHandle {
     }
 }
 
-/// Runs a future that is ready at its first poll (a store whose `waits()` is false).
-fn ready<T>(ruby: &Ruby, fut: impl Future<Output = task_core::Result<T>>) -> Result<T, Error> {
+/// Polls a future that is ready at its first poll (`Mode::Ready` and `Mode::Blocking`);
+/// `None` when it was not.
+fn poll_once<T>(fut: impl Future<Output = T>) -> Option<T> {
     let fut = pin!(fut);
     match fut.poll(&mut Context::from_waker(Waker::noop())) {
-        Poll::Ready(r) => r.map_err(|e| errors::from_core(ruby, e)),
-        Poll::Pending => Err(Error::new(
-            ruby.exception_runtime_error(),
-            "internal error: a store that does not wait had to wait",
-        )),
+        Poll::Ready(r) => Some(r),
+        Poll::Pending => None,
     }
 }
 
+fn had_to_wait(ruby: &Ruby) -> Error {
+    Error::new(
+        ruby.exception_runtime_error(),
+        "internal error: a store that does not wait had to wait",
+    )
+}
+
 impl StoreHandle {
-    pub fn new(spec: StoreSpec) -> Self {
+    pub fn new(spec: Box<dyn StoreSpec>) -> Self {
         StoreHandle {
             spec,
             open: Mutex::new(None),
@@ -56,8 +61,8 @@ impl StoreHandle {
         }
     }
 
-    pub fn spec(&self) -> &StoreSpec {
-        &self.spec
+    pub fn spec(&self) -> &dyn StoreSpec {
+        &*self.spec
     }
 
     pub fn pages_read(&self) -> u64 {
@@ -74,25 +79,33 @@ impl StoreHandle {
                 return Ok((rt, store.clone()));
             }
         }
-        let store = self.spec.open(&rt.connector);
+        let store = self
+            .spec
+            .open(&rt.connector)
+            .map_err(|e| errors::from_core(ruby, e))?;
         if let Some(inherited) = open.replace((pid, store.clone())) {
             std::mem::forget(inherited);
         }
         Ok((rt, store))
     }
 
-    /// Runs what `call` makes of the store to its end: polled once when the store does not
-    /// wait, else on the runtime with the GVL released (see `Runtime::block_on`).
+    /// Runs what `call` makes of the store to its end, as the store's mode says: polled once
+    /// holding the GVL (`Ready`); on the runtime with the GVL released (`Async`, see
+    /// `Runtime::block_on`); polled once with the GVL released, interruptibly (`Blocking`, see
+    /// `blocking`). `call` may be made again (`Blocking`, after an interrupt).
     pub fn run<T, F, Fut>(&self, ruby: &Ruby, call: F) -> Result<T, Error>
     where
-        F: FnOnce(Store) -> Fut,
+        F: Fn(Store) -> Fut,
         Fut: Future<Output = task_core::Result<T>>,
     {
         let (rt, store) = self.open(ruby)?;
-        if store.waits() {
-            rt.block_on(ruby, call(store))
-        } else {
-            ready(ruby, call(store))
+        match store.mode() {
+            Mode::Ready => match poll_once(call(store)) {
+                Some(r) => r.map_err(|e| errors::from_core(ruby, e)),
+                None => Err(had_to_wait(ruby)),
+            },
+            Mode::Async => rt.block_on(ruby, call(store)),
+            Mode::Blocking => blocking(ruby, &store, call),
         }
     }
 
@@ -150,6 +163,47 @@ impl StoreHandle {
                 ))),
             }
         })
+    }
+}
+
+/// Runs a blocking store's call with the GVL released. Ruby's unblock (Ctrl-C, `Thread#raise`,
+/// `Timeout`, `Thread#kill`, a trapped signal) calls the store's `interrupt`, which ends the
+/// call early with nothing half-done; the pending exception is then raised, and when there is
+/// none (a trap handler that returned) the call is made again (by the process that began it:
+/// a child forked by the handler gets Task::Error::Forked).
+fn blocking<T, F, Fut>(ruby: &Ruby, store: &Store, call: F) -> Result<T, Error>
+where
+    F: Fn(Store) -> Fut,
+    Fut: Future<Output = task_core::Result<T>>,
+{
+    let interrupt = || store.interrupt();
+    let pid = runtime::pid();
+    loop {
+        let (main, alone) = nogvl::calling_thread();
+        let (out, interrupted) = nogvl::call_interruptible(ruby, main && alone, &interrupt, |u| {
+            (poll_once(call(store.clone())), u.requested())
+        })?;
+        let Some(out) = out else {
+            return Err(had_to_wait(ruby));
+        };
+        // What the call logged, before its outcome reaches Ruby.
+        logging::flush(ruby)?;
+        match out {
+            Ok(v) => return Ok(v),
+            Err(e) if !interrupted => return Err(errors::from_core(ruby, e)),
+            // Raises the exception behind the interrupt, if any; else the call runs again.
+            Err(_) => {
+                nogvl::check_interrupts()?;
+                // A trap handler may have forked: the child must not use the parent's store.
+                if runtime::pid() != pid {
+                    return Err(errors::forked(
+                        ruby,
+                        "the process forked in a signal handler while this call was waiting; \
+                         the child cannot finish it (the parent does)",
+                    ));
+                }
+            }
+        }
     }
 }
 

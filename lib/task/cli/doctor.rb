@@ -84,7 +84,9 @@ module Task
       end
 
       def describe
-        return "the memory store (this process only)" unless @adapter.is_a?(DataInterface::CassandraAdapter)
+        # A store picked by its flag says what it is (see CLI.store_flags); else Cassandra's hosts.
+        store = @adapter.class.cli_store if @adapter.class.respond_to?(:cli_store)
+        return store[:describe].call(@adapter) if store&.key?(:describe)
 
         o = @adapter.options
         hosts = Array(o[:hosts]).map { |h| with_port(h.to_s, o[:port]) }

@@ -1,0 +1,27 @@
+# frozen_string_literal: true
+
+module Task
+  module DataInterface
+    # The memory store's adapter class (ext/task_native/src/adapter/memory.rs defines it).
+    class MemoryAdapter
+      # How the task command opens it (see Task::CLI.store_flags): `task doctor --memory`.
+      def self.cli_store
+        { flag: "--memory", help: "--memory (doctor only)", across_processes: false, open: ->(_) { new },
+          describe: ->(_) { "the memory store (this process only)" } }
+      end
+
+      ##
+      # :singleton-method: new
+      # :call-seq: new(page_size: 5000, max_attempts: 25, default_ttl: nil) -> adapter
+      #
+      # An in-process store, for tests and demos: it keeps what the Cassandra table keeps, in
+      # the same order.
+
+      ##
+      # :method: clear
+      # :call-seq: clear -> nil
+      #
+      # Forgets every task and claim.
+    end
+  end
+end
