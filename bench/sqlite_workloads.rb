@@ -12,7 +12,15 @@
 #
 # Each prints the gem's rate, both references' rates and the gem's ratio to each. A build
 # without SqliteAdapter still measures the two references, and says the gem's side was
-# skipped. The file is tmp/bench-sqlite-<pid>/tasks.db, deleted at the end.
+# skipped.
+#
+# The gem has a file of its own (tmp/bench-sqlite-<pid>/gem.db) and the references share
+# another (ref.db, with one connection kept open on it all along, as the gem's process keeps
+# one on its file), in the same directory, deleted at the end; the lists to scan and count are
+# loaded (by raw-sqlite) into both before the gem opens its file. Nothing but the gem's process
+# opens gem.db while the gem has it open: another process closing its last connection to a
+# file the gem's process has opened since could delete the WAL under the gem (see
+# bench/README.md, "SQLite").
 
 require "fileutils"
 require "json"
@@ -100,21 +108,46 @@ def sqlite_workloads(results)
   klass = sqlite_adapter_class
   dir = File.join(ROOT, "tmp", "bench-sqlite-#{Process.pid}")
   FileUtils.mkdir_p(dir)
-  path = File.join(dir, "tasks.db")
+  gem_path = File.join(dir, "gem.db")
+  path = File.join(dir, "ref.db")
   raise "#{SQLITE_RAW} is missing: run bin/bench (it builds bench/raw)" unless File.executable?(SQLITE_RAW)
+
+  # The lists to scan and count, the same rows in both files (made as the store makes them).
+  loaded = {}
+  { "sqlite-scan" => n(100_000), "sqlite-count" => n(1_000_000) }.each do |name, count|
+    next unless run?(name)
+
+    list = "#{name.delete_prefix('sqlite-')}-#{count}-#{SecureRandom.hex(4)}"
+    started = now
+    sqlite_ref(:raw, path, "load", count, list)
+    seconds = now - started
+    sqlite_ref(:raw, gem_path, "load", count, list) if klass
+    loaded[name] = [list, count, seconds]
+  end
+  sqlite_ref(:raw, path, "count", 0, "none") # the file made, when nothing was loaded
+  # A connection kept open on ref.db for the whole run, as the gem's process keeps its own:
+  # without it each reference process, closing the file's last connection, would delete the
+  # WAL, and the next would pay for growing a new one at every commit.
+  keeper = IO.popen([RbConfig.ruby, "-rsqlite3", "-e", <<~RUBY, path], "r+")
+    db = SQLite3::Database.new(ARGV[0])
+    db.get_first_value("PRAGMA journal_mode")
+    $stdout.puts "open"
+    $stdout.flush
+    $stdin.read
+    db.close
+  RUBY
+  keeper.gets
 
   sa = nil
   if klass
-    sa = klass.new(path: path, **(SQLITE_SYNC == "full" ? {} : { synchronous: SQLITE_SYNC.to_sym }))
+    sa = klass.new(path: gem_path, **(SQLITE_SYNC == "full" ? {} : { synchronous: SQLITE_SYNC.to_sym }))
     Task::Task.interface = Task::DataInterface::Interface.new(adapter: sa)
-  else
-    # The file made by the reference, as the store would make it.
-    sqlite_ref(:raw, path, "count", 0, "none")
   end
   puts
   puts format("%-18s %10s %10s %10s %8s %-22s %8s %s", "SQLite workload", "gem /s", "raw /s", "sqlite3 /s",
               "gem/raw", "(target)", "gem/rb", "(target)")
-  puts format("%-18s %s", "", "#{path}; synchronous = #{SQLITE_SYNC.upcase}; raw: rusqlite, rb: Ruby's sqlite3 gem")
+  puts format("%-18s %s", "", "#{dir}/{gem,ref}.db; synchronous = #{SQLITE_SYNC.upcase}; raw: rusqlite, " \
+                              "rb: Ruby's sqlite3 gem")
   puts format("%-18s %s", "", SQLITE_SKIPPED) unless klass
 
   # Warm all three up (the file's pages in the cache, statements prepared).
@@ -129,9 +162,7 @@ def sqlite_workloads(results)
   # growth of the gem's process; the references' whole-process peaks beside it). First, while
   # the Ruby heap is small.
   if run?("sqlite-scan")
-    count = n(100_000)
-    list = "scan-#{count}-#{SecureRandom.hex(4)}"
-    sqlite_ref(:raw, path, "load", count, list)
+    list, count, = loaded["sqlite-scan"]
     growth = 0.0
     peaks = { raw: 0.0, ruby: 0.0 }
     peak_of = lambda do |kind|
@@ -153,15 +184,12 @@ def sqlite_workloads(results)
                                                       extra: { note: note, tasks: count, peak_rss_growth_mb: sa && growth.round(1),
                                                                raw_peak_rss_mb: peaks[:raw], ruby_sqlite3_peak_rss_mb: peaks[:ruby] })
     sqlite_ref(:raw, path, "delete", 0, list)
+    sa&.delete_list(list)
   end
 
   # count: Task::Task.count over a list of 1,000,000 tasks, loaded by raw-sqlite.
   if run?("sqlite-count")
-    count = n(1_000_000)
-    list = "count-#{count}-#{SecureRandom.hex(4)}"
-    loading = now
-    sqlite_ref(:raw, path, "load", count, list)
-    loaded = now - loading
+    list, count, load_seconds = loaded["sqlite-count"]
     seconds = []
     gem = sa && lambda {
       started = now
@@ -174,10 +202,11 @@ def sqlite_workloads(results)
     m = sqlite_rounds(gem, -> { sqlite_rate(:raw, path, "count", count, list) },
                       -> { sqlite_rate(:ruby, path, "count", count, list) }, rounds: 3)
     secs = sa && median(seconds.drop(1))
-    note = format("count of %d (loaded by raw-sqlite in %.1f s)%s", count, loaded,
+    note = format("count of %d (loaded by raw-sqlite in %.1f s)%s", count, load_seconds,
                   secs ? format(": %.3f s (median)", secs) : "")
     sqlite_record(results, "sqlite-count", m, "tasks counted", extra: { note: note, tasks: count, seconds: secs&.round(3) })
     sqlite_ref(:raw, path, "delete", 0, list)
+    sa&.delete_list(list)
   end
 
   # sequential: save, find, complete one task at a time (3 transactions' worth: 2 commits).
@@ -275,6 +304,10 @@ def sqlite_workloads(results)
   ) + "\n")
   puts "wrote bench/#{file}"
 ensure
+  if keeper
+    keeper.close_write
+    keeper.close
+  end
   FileUtils.rm_rf(dir) if dir
 end
 
