@@ -147,3 +147,12 @@ RSpec.describe Task::DataInterface::CassandraAdapter do
     expect(described_class.open_sessions).to eq(before)
   end
 end
+
+RSpec.describe Task::DataInterface::SqliteAdapter do
+  it_behaves_like "a task store" do
+    let(:sqlite_path) { SqliteFiles.fresh_path }
+    let(:adapter) { sqlite_adapter(path: sqlite_path) }
+    let(:page_size) { 5 }
+    let(:paged_adapter) { sqlite_adapter(path: sqlite_path, page_size: page_size) }
+  end
+end

@@ -13,7 +13,8 @@ RSpec.describe "claim promises" do
 
   stores = {
     memory: -> { Task::DataInterface::MemoryAdapter.new(max_attempts: 5) },
-    cassandra: -> { cassandra_adapter(max_attempts: 5) }
+    cassandra: -> { cassandra_adapter(max_attempts: 5) },
+    sqlite: -> { sqlite_adapter(max_attempts: 5) }
   }
 
   # Seconds from each claim's return to the return of the first competing claim that won:
@@ -103,6 +104,8 @@ RSpec.describe "claim promises" do
         make_with = lambda do |ttl|
           if store == :memory
             Task::DataInterface::MemoryAdapter.new(default_ttl: ttl)
+          elsif store == :sqlite
+            sqlite_adapter(default_ttl: ttl)
           else
             cassandra_adapter(default_ttl: ttl)
           end

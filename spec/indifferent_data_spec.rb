@@ -67,6 +67,12 @@ RSpec.describe "nested data read back" do
     it_behaves_like "a store whose tasks read back indifferently"
   end
 
+  describe "on SQLite" do
+    let(:adapter) { sqlite_adapter }
+
+    it_behaves_like "a store whose tasks read back indifferently"
+  end
+
   describe "on Cassandra" do
     let(:adapter) { cassandra_adapter }
 

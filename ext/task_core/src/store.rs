@@ -69,6 +69,16 @@ pub trait Backend: Send + Sync + 'static {
     /// lock or allocate.
     fn interrupt(&self) {}
 
+    /// How many times `interrupt` was called so far (`Mode::Blocking`). A store whose
+    /// interrupt ends every call running (not just the one Ruby meant) counts them, so that
+    /// the binding makes again a call ended by another call's interrupt. The binding reads it
+    /// on the calling thread just before each call (and again after a failed one): a store
+    /// may count the call's interrupts from that read, so that one that comes before the
+    /// call starts is not missed.
+    fn interrupts(&self) -> u64 {
+        0
+    }
+
     /// Upserts one row (all four columns); `ttl`: it is gone after that (None: the store's
     /// default).
     fn put<'a>(
@@ -278,6 +288,11 @@ impl Store {
     /// See `Backend::interrupt`.
     pub fn interrupt(&self) {
         self.0.interrupt()
+    }
+
+    /// See `Backend::interrupts`.
+    pub fn interrupts(&self) -> u64 {
+        self.0.interrupts()
     }
 
     /// True when reading the next page ahead of need is worth a request in the background.

@@ -180,6 +180,7 @@ where
     let pid = runtime::pid();
     loop {
         let (main, alone) = nogvl::calling_thread();
+        let before = store.interrupts();
         let (out, interrupted) = nogvl::call_interruptible(ruby, main && alone, &interrupt, |u| {
             (poll_once(call(store.clone())), u.requested())
         })?;
@@ -190,6 +191,8 @@ where
         logging::flush(ruby)?;
         match out {
             Ok(v) => return Ok(v),
+            // Ended by an interrupt meant for another call of the store: made again.
+            Err(_) if !interrupted && store.interrupts() != before => {}
             Err(e) if !interrupted => return Err(errors::from_core(ruby, e)),
             // Raises the exception behind the interrupt, if any; else the call runs again.
             Err(_) => {

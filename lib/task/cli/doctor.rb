@@ -17,6 +17,7 @@ module Task
         begin
           before = Time.now
           report = @adapter.describe if @adapter.respond_to?(:describe)
+          report = nil unless report.is_a?(Hash) && report.key?(:server_time) # a server's report
           @adapter.count(list) unless report
           after = Time.now
           checks << ["hosts answer", true, "connected to #{describe}", nil]

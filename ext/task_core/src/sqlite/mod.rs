@@ -48,6 +48,7 @@
 //! Every method is synchronous and may block (on the disk, or on another process's lock, up
 //! to the deadline): the binding runs them on a thread with Ruby's GVL released.
 
+mod backend;
 mod claims;
 mod conn;
 mod read;
@@ -59,6 +60,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU32;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+pub use backend::SqliteSpec;
 pub use schema::{APPLICATION_ID, SCHEMA_VERSION};
 pub use wait::CallInterrupt;
 

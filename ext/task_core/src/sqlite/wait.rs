@@ -2,7 +2,7 @@
 //! running call from another thread.
 
 use std::cell::{Cell, RefCell};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -67,6 +67,9 @@ thread_local! {
     /// When this thread's wait for a lock must end (read by `busy`, which SQLite calls on the
     /// thread running the statement).
     static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
+    /// The store's interrupt count this thread's call watches, and its value when the call
+    /// began (see `SqliteStore::watching`): the call is interrupted once it changed.
+    static WATCH: RefCell<Option<(Arc<AtomicU64>, u64)>> = const { RefCell::new(None) };
 }
 
 pub(super) fn interrupted_here() -> bool {
@@ -74,6 +77,10 @@ pub(super) fn interrupted_here() -> bool {
         c.borrow()
             .as_ref()
             .is_some_and(|s| s.fired.load(Ordering::Acquire))
+    }) || WATCH.with(|w| {
+        w.borrow()
+            .as_ref()
+            .is_some_and(|(count, start)| count.load(Ordering::Acquire) != *start)
     })
 }
 
@@ -153,6 +160,26 @@ impl SqliteStore {
             }
         }
         let before = CURRENT.with(|c| c.replace(Some(Arc::clone(&interrupt.0))));
+        let _restore = Restore(before);
+        f(self)
+    }
+}
+
+impl SqliteStore {
+    /// Runs `f` so that a change of `count` (made by anyone, at any time after `start` was
+    /// read from it) stops it as `CallInterrupt::interrupt` would: by the busy handler
+    /// and the progress handler, which look at it every few milliseconds or steps. Bumping
+    /// an atomic is all an interrupt does, so it may come from a signal handler
+    /// (`Backend::interrupt`).
+    pub fn watching<R>(&self, count: &Arc<AtomicU64>, start: u64, f: impl FnOnce(&Self) -> R) -> R {
+        struct Restore(Option<(Arc<AtomicU64>, u64)>);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                let before = self.0.take();
+                WATCH.with(|w| *w.borrow_mut() = before);
+            }
+        }
+        let before = WATCH.with(|w| w.replace(Some((Arc::clone(count), start))));
         let _restore = Restore(before);
         f(self)
     }

@@ -9,6 +9,7 @@ mod hashes;
 mod memory;
 mod parse;
 mod scan;
+mod sqlite;
 
 pub use cassandra::cassandra_adapter;
 
@@ -267,7 +268,7 @@ impl Adapter {
 
 /// Each store's adapter class, defined under Task::DataInterface as a subclass of
 /// NativeAdapter (its `new`, its options, its own methods). Adding a store: one line here.
-const STORES: &[StoreClass] = &[memory::define, cassandra::define];
+const STORES: &[StoreClass] = &[memory::define, cassandra::define, sqlite::define];
 
 /// Defines one store's adapter class: `(ruby, Task::DataInterface, NativeAdapter)`.
 type StoreClass = fn(&Ruby, RModule, RClass) -> Result<RClass, Error>;
