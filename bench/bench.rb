@@ -118,15 +118,19 @@ record = lambda do |name, m, target, unit, extra = {}|
   end
 end
 
-a = adapter
-a.create_schema
-Task::Task.interface = Task::DataInterface::Interface.new(adapter: a)
-puts format("%-12s %12s %12s %8s", "workload", "gem /s", "raw Rust /s", "ratio")
+# The Cassandra node is needed unless only SQLite workloads were asked for.
+CASSANDRA = %w[scan count sequential threads bulk bulk-batched claim objects].any? { |w| run?(w) }
+if CASSANDRA
+  a = adapter
+  a.create_schema
+  Task::Task.interface = Task::DataInterface::Interface.new(adapter: a)
+  puts format("%-12s %12s %12s %8s", "workload", "gem /s", "raw Rust /s", "ratio")
 
-# Warm both sides up (connections, prepared statements, JIT-free but cache-warm paths).
-warm = "warm-#{SecureRandom.hex(4)}"
-200.times { |i| BenchTask.new(task_list: warm, id: i.to_s, data: data(i)).tap(&:save).complete }
-raw("sequential", 200)
+  # Warm both sides up (connections, prepared statements, JIT-free but cache-warm paths).
+  warm = "warm-#{SecureRandom.hex(4)}"
+  200.times { |i| BenchTask.new(task_list: warm, id: i.to_s, data: data(i)).tap(&:save).complete }
+  raw("sequential", 200)
+end
 
 # Each workload runs the gem and the reference alternately, ROUNDS times each, and compares
 # medians: on a shared machine single runs measure the neighbours (and Cassandra's own
@@ -362,6 +366,11 @@ if run?("objects")
   m = rounds(-> { objects_json(count) }, -> { objects(PlainTask, count, PlainTask.method(:from_hash)) })
   record.call("objects-json", m, 1.5, "round trips", note: "to_json/from_json; reference: plain Ruby class")
 end
+
+# The SQLite workloads: the gem's SQLite store against raw Rust (rusqlite) and against the
+# sqlite3 gem, on one file under tmp/.
+require_relative "sqlite_workloads"
+sqlite_workloads(results) if SQLITE_WORKLOADS.any? { |w| run?(w) }
 
 if ONLY
   puts "TASK_BENCH_ONLY: a partial run; bench/results.json left as it was"
