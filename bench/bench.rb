@@ -172,6 +172,29 @@ def scan_once(list, count)
   [rate, growth]
 end
 
+# Claims and completes +count+ tasks stored in a new list of +adapter+, from +threads+ Ruby
+# threads (each its own owner); claims a second. The list is deleted after.
+def claim_rate(adapter, name, threads, count)
+  list = "#{name}-#{SecureRandom.hex(4)}"
+  tasks = Array.new(count) { |i| BenchTask.new(task_list: list, id: format("%07d", i), data: data(i)) }
+  adapter.store_many(tasks)
+  started = now
+  threads.times.map do |t|
+    Thread.new do
+      owner = "bench:#{Process.pid}:#{t}"
+      tasks.each_with_index do |task, i|
+        next unless i % threads == t
+
+        task.claim(for: 60, owner: owner) or raise "claim of #{task.id} refused"
+        task.complete
+      end
+    end
+  end.each(&:join)
+  rate = count / (now - started)
+  adapter.delete_list(list)
+  rate
+end
+
 if run?("scan")
   count = n(100_000)
   list = "scan-#{count}-#{SecureRandom.hex(4)}"
@@ -315,24 +338,7 @@ end
 # transaction per claim: what it costs here).
 if run?("claim")
   [["claim", 1, n(1500)], ["claim8", 8, n(3000)]].each do |name, threads, count|
-    m = rounds(lambda {
-      list = "#{name}-#{SecureRandom.hex(4)}"
-      tasks = Array.new(count) { |i| BenchTask.new(task_list: list, id: format("%07d", i), data: data(i)) }
-      a.store_many(tasks)
-      started = now
-      threads.times.map do |t|
-        Thread.new do
-          owner = "bench:#{Process.pid}:#{t}"
-          tasks.each_with_index do |task, i|
-            next unless i % threads == t
-
-            task.claim(for: 60, owner: owner) or raise "claim of #{task.id} refused"
-            task.complete
-          end
-        end
-      end.each(&:join)
-      count / (now - started)
-    }, -> { raw(name, count) })
+    m = rounds(-> { claim_rate(a, name, threads, count) }, -> { raw(name, count) })
     record.call(name, m, 0.7, "claims", note: "claim + complete; no target set, 0.7 shown for reference")
   end
 end

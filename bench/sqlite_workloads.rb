@@ -269,26 +269,7 @@ def sqlite_workloads(results)
   if run?("sqlite-claim")
     [["sqlite-claim", 1, n(1500)], ["sqlite-claim8", 8, n(3000)]].each do |name, threads, count|
       workload = threads == 1 ? "claim" : "claim8"
-      gem = sa && lambda {
-        list = "#{workload}-#{SecureRandom.hex(4)}"
-        tasks = Array.new(count) { |i| BenchTask.new(task_list: list, id: format("%07d", i), data: data(i)) }
-        sa.store_many(tasks)
-        started = now
-        threads.times.map do |t|
-          Thread.new do
-            owner = "bench:#{Process.pid}:#{t}"
-            tasks.each_with_index do |task, i|
-              next unless i % threads == t
-
-              task.claim(for: 60, owner: owner) or raise "claim of #{task.id} refused"
-              task.complete
-            end
-          end
-        end.each(&:join)
-        rate = count / (now - started)
-        sa.delete_list(list)
-        rate
-      }
+      gem = sa && -> { claim_rate(sa, workload, threads, count) }
       m = sqlite_rounds(gem, -> { sqlite_rate(:raw, path, workload, count) },
                         -> { sqlite_rate(:ruby, path, workload, count) })
       sqlite_record(results, name, m, "claims", extra: { note: "claim + complete; no target set" })
