@@ -276,8 +276,14 @@ def sqlite_workloads(results)
     end
   end
 
-  mine = results.select { |r| r[:workload].to_s.start_with?("sqlite") }
   file = SQLITE_SYNC == "full" ? "results-sqlite.json" : "results-sqlite-#{SQLITE_SYNC}.json"
+  # As for bench/results.json: only a run of every SQLite workload replaces the file.
+  unless SQLITE_WORKLOADS.all? { |w| run?(w) }
+    puts "TASK_BENCH_ONLY: a partial run; bench/#{file} left as it was"
+    return
+  end
+
+  mine = results.select { |r| r[:workload].to_s.start_with?("sqlite") }
   File.write(File.join(__dir__, file), JSON.pretty_generate(
     { date: Time.now.utc.strftime("%Y-%m-%d %H:%M UTC"), ruby: RUBY_VERSION,
       cpus: File.read("/proc/cpuinfo").scan(/^processor/).size, scale: SCALE, rounds: ROUNDS,
