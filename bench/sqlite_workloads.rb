@@ -231,18 +231,7 @@ def sqlite_workloads(results)
   # threads: 8 threads saving (a connection each for the references; the gem's pool).
   if run?("sqlite-threads")
     count = n(16_000)
-    gem = sa && lambda {
-      list = "thr-#{SecureRandom.hex(4)}"
-      started = now
-      8.times.map do |t|
-        Thread.new do
-          (count / 8).times { |i| BenchTask.new(task_list: list, id: "#{t}-#{i}", data: data(i)).save }
-        end
-      end.each(&:join)
-      rate = count / (now - started)
-      sa.delete_list(list)
-      rate
-    }
+    gem = sa && -> { threads_rate(sa, count) }
     m = sqlite_rounds(gem, -> { sqlite_rate(:raw, path, "threads", count) },
                       -> { sqlite_rate(:ruby, path, "threads", count) })
     sqlite_record(results, "sqlite-threads", m, "saves", extra: { note: "no target set" })
