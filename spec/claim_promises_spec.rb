@@ -53,6 +53,9 @@ RSpec.describe "claim promises" do
         report format("claim(for: 1) on the #{store} store, 40 samples: others kept out %.2f-%.2f s",
                       samples.min, samples.max)
         expect(samples.min).to be >= 1.0
+        # README: it lapses at most for: rounded up + 2 s after claim returns; the competitor's
+        # poll and its own call come on top, hence the last second of slack.
+        expect(samples.max).to be < 4 # 1 + 2, and the slack
       end
 
       it "keeps others out for at least a fractional for: (20 samples of for: 1.5)" do
@@ -60,6 +63,9 @@ RSpec.describe "claim promises" do
         report format("claim(for: 1.5) on the #{store} store, 20 samples: others kept out %.2f-%.2f s",
                       samples.min, samples.max)
         expect(samples.min).to be >= 1.5
+        # README: it lapses at most for: rounded up + 2 s after claim returns; the competitor's
+        # poll and its own call come on top, hence the last second of slack.
+        expect(samples.max).to be < 5 # 2 + 2, and the slack
       end
 
       {
