@@ -103,14 +103,17 @@ module Task
     # Raised when the task a command names is not stored (exit status 1).
     class NotFound < StandardError; end
 
-    def self.start(argv, out: $stdout, err: $stderr, input: $stdin)
-      new(out: out, err: err, input: input).run(argv)
+    # adapter: the store to use when no connection option or store flag names one (what the
+    # application's configuration gives, for rake tasks run inside it).
+    def self.start(argv, out: $stdout, err: $stderr, input: $stdin, adapter: nil)
+      new(out: out, err: err, input: input, adapter: adapter).run(argv)
     end
 
-    def initialize(out:, err:, input:)
+    def initialize(out:, err:, input:, adapter: nil)
       @out = out
       @err = err
       @in = input
+      @given_adapter = adapter
     end
 
     def run(argv)
@@ -200,7 +203,7 @@ module Task
 
     # The adapter from flags, then the YAML file, then the environment.
     def adapter(**defaults)
-      @adapter ||= picked_store || begin
+      @adapter ||= picked_store || given_adapter || begin
         settings = {}
         settings.merge!(Settings.read_config(@options[:config])) if @options[:config]
         env_hosts = ENV.fetch("TASK_CASSANDRA_HOSTS", nil)
@@ -216,6 +219,15 @@ module Task
           raise SettingsError, e.message
         end
       end
+    end
+
+    # The adapter given to start, unless a connection option names another store.
+    def given_adapter
+      return nil if @given_adapter.nil?
+      return nil if @options[:config] || @options[:hosts] ||
+                    %i[port keyspace tasks_table_name username password].any? { |k| @options.key?(k) }
+
+      @given_adapter
     end
 
     # Hosts as the adapter takes them ("host" or "host:port"), from a comma-separated list.
