@@ -211,4 +211,5 @@ module Task
   end
 end
 
-require_relative "recovery"
+# Task::Recovery comes with the job mixin (it loads this file too when required alone).
+require_relative "recovery" unless defined?(::Task::Recovery)

@@ -1,7 +1,6 @@
 # frozen_string_literal: true
 
-# task/job loads this file at its end; loaded alone, this loads it.
-require_relative "job" unless defined?(::Task::Job)
+require_relative "../task"
 
 module Task
   # Recovery: runs what workers left behind. Each list the application names is walked as
@@ -150,3 +149,6 @@ module Task
     end
   end
 end
+
+# Task::Job loads this file at its end, and this file loads it.
+require_relative "job" unless defined?(::Task::Job)
