@@ -94,7 +94,7 @@ module Task
 
     # Why a claim was not won, read from the store (only on that path): "gone", "dead" or
     # "held" with a log line saying so.
-    def self.log_not_claimed(task, logger)
+    def self.log_not_claimed(task, logger) # :nodoc:
       where = "task #{task.task_list}/#{task.id}"
       if ::Task::Task.find(task.task_list, task.id).nil?
         log(logger, :info, "#{where}: no longer stored (already completed); nothing to do")
@@ -116,21 +116,22 @@ module Task
     # Records the outcome of a failed perform; a store error while doing so is logged and
     # swallowed, so that the perform's own exception is the one raised (the claim then lapses
     # by itself).
-    def self.give_up(task, logger)
+    def self.give_up(task, logger) # :nodoc:
       yield
     rescue StandardError => e
       log(logger, :error, "task #{task.task_list}/#{task.id}: could not record the failure " \
                           "(#{e.class}: #{e.message}); its claim lapses by itself")
     end
 
-    def self.log(logger, level, message)
+    # Logs to `logger`, else Task.logger, else nowhere.
+    def self.log(logger, level, message) # :nodoc:
       logger ||= ::Task.logger
       logger&.public_send(level, message)
       nil
     end
 
     # The task, and the arguments for perform after it, from a job's arguments.
-    def self.task_and_rest(args)
+    def self.task_and_rest(args) # :nodoc:
       first = args.first
       case first
       when ::Task::Task, Hash then [task_from(first), args.drop(1)]
