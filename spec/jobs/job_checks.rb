@@ -76,7 +76,8 @@ end
 # second claim.
 class SidekiqChildJob < SidekiqPaintJob
   def perform(task)
-    "child #{super}"
+    owner = Task::Task.interface.claim_info(task.task_list, task.id)[:owner]
+    "child (claimed by #{owner.split("/")[1]}) #{super}"
   end
 end
 
@@ -243,7 +244,7 @@ RSpec.describe "Task::Job, Task::Recovery and the ActiveJob serializer, in one p
     end
 
     it "wraps a subclass's perform once" do
-      expect(SidekiqChildJob.new.perform(board("w1").as_json)).to eq("child painted w1")
+      expect(SidekiqChildJob.new.perform(board("w1").as_json)).to eq("child (claimed by SidekiqChildJob) painted w1")
       expect(Task::Task.find("walls", "w1")).to be_nil
       expect(store.claims("walls")).to eq([])
       expect(SidekiqChildJob.task_claim_for).to eq(30)
