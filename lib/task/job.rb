@@ -153,6 +153,7 @@ module Task
     end
     private_constant :GoneTask
 
+    # Gives the job class task_claim and wraps its perform (see Task::Job).
     def self.included(base)
       base.extend(ClassMethods)
       base.prepend(Perform)

@@ -28,6 +28,7 @@ module Task
       # { task_list:, id:, error: } for each task whose execution raised.
       attr_reader :failures
 
+      # The message names each failed list/id; `failures` as #failures.
       def initialize(message, failures)
         super(message)
         @failures = failures
@@ -96,6 +97,7 @@ module Task
     end
     private_class_method :failure_message
 
+    # Gives the job class `recovers` (see Task::Recovery).
     def self.included(base)
       base.extend(ClassMethods)
     end

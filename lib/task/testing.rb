@@ -108,20 +108,25 @@ module Task
 
     # A matcher built on one of Testing's *_mismatch checks (RSpec's matcher protocol).
     class Matcher
+      # `check` (and `negated_check`, for `not_to`) takes the actual value and returns nil
+      # when it passes, else the failure message.
       def initialize(description, check, negated_check = nil)
         @description = description
         @check = check
         @negated_check = negated_check
       end
 
+      # What the matcher expects, for RSpec's descriptions.
       attr_reader :description
 
+      # True when `check` passes on `actual`.
       def matches?(actual)
         @actual = actual
         @message = @check.call(actual)
         @message.nil?
       end
 
+      # True when `negated_check` passes on `actual` (ArgumentError when there is none).
       def does_not_match?(actual)
         raise ArgumentError, "#{@description} cannot be negated" unless @negated_check
 
@@ -130,10 +135,12 @@ module Task
         @message.nil?
       end
 
+      # What `check` said was wrong.
       def failure_message
         @message
       end
 
+      # What `negated_check` said was wrong.
       def failure_message_when_negated
         @message
       end
@@ -142,6 +149,7 @@ module Task
     # RSpec: the store hooks and matchers (included in every example group when RSpec is
     # loaded before task/testing; else `config.include Task::Testing::RSpec`).
     module RSpec
+      # Adds the store hooks to an example group (once, however often it is included).
       def self.included(group)
         return unless group.respond_to?(:before) && !group.instance_variable_defined?(:@task_testing)
 
