@@ -9,9 +9,9 @@ require "time"
 require "timeout"
 require "yaml"
 
-# exe/task against the real node, run as an operator runs it: a separate process, settings
+# exe/taskrb against the real node, run as an operator runs it: a separate process, settings
 # from the environment or flags, output on stdout, messages on stderr, exit codes.
-RSpec.describe "the task command" do
+RSpec.describe "the taskrb command" do
   include_context "the task command"
   let(:list) { unique_list("cli") }
 
@@ -206,7 +206,7 @@ RSpec.describe "the task command" do
     expect(err).to match(/line 4:/).and match(/line 5: .*Object/)
     expect(out).to eq("imported 4, 2 bad lines skipped\n")
     expect(adapter.count(list)).to eq(4)
-    report format("task export of %d tasks: %.1f s (%.0f/s, a process started included); import: %.1f s (%.0f/s)",
+    report format("taskrb export of %d tasks: %.1f s (%.0f/s, a process started included); import: %.1f s (%.0f/s)",
                   count, export_seconds, count / export_seconds, import_seconds, count / import_seconds)
   end
 

@@ -11,7 +11,7 @@ require "task/cli/progress"
 require "task/cli/doctor"
 
 module Task
-  # The `task` command (exe/task): an operator's view of the stored tasks, on the public API
+  # The `taskrb` command (exe/taskrb): an operator's view of the stored tasks, on the public API
   # only. Exit codes: 0 done, 1 failed (the store refused, a task is missing, a check did not
   # pass), 2 usage (an unknown command or option, a missing argument, a store flag refused (--memory), a
   # settings or -r file that cannot be used). Stored text (list names, ids, errors) is shown
@@ -25,13 +25,13 @@ module Task
     # * across_processes: false for a store only this process sees (doctor alone takes it),
     # * open: ->(value) { adapter } (value: the flag's argument or the variable's, true
     #   for a flag without one),
-    # * describe: ->(adapter) { text } (optional): what `task doctor` says it connected to.
+    # * describe: ->(adapter) { text } (optional): what `taskrb doctor` says it connected to.
     def self.store_flags
       Signatures.adapter_classes.filter_map { |k| [k, k.cli_store] if k.respond_to?(:cli_store) }
     end
 
     USAGE = <<~TEXT
-      Usage: task [connection options] COMMAND [arguments] [options]
+      Usage: taskrb [connection options] COMMAND [arguments] [options]
 
       Commands:
         lists                           the lists that hold tasks
@@ -57,41 +57,41 @@ module Task
       loaded are shown, exported and imported as the rows they are stored as).
 
       Destructive commands (retry, complete, release) ask first on a terminal; elsewhere they
-      need --yes. `task COMMAND --help` describes one command.
+      need --yes. `taskrb COMMAND --help` describes one command.
       Stored names, ids and errors are shown with control characters escaped (\\e, \\a, \\u202E).
       Exit status: 0 done, 1 failed, 2 usage error. A task not found is a failure; a settings or
       -r file that cannot be used is a usage error, named on one line.
     TEXT
 
     HELP = {
-      "lists" => "task lists\n  The names of the lists that hold tasks, one a line.",
-      "count" => "task count LIST\n  How many tasks LIST holds (read a page at a time).",
-      "ls" => "task ls LIST [--after ID] [--limit N] [--json]\n  The tasks of LIST in id order: id, type, " \
+      "lists" => "taskrb lists\n  The names of the lists that hold tasks, one a line.",
+      "count" => "taskrb count LIST\n  How many tasks LIST holds (read a page at a time).",
+      "ls" => "taskrb ls LIST [--after ID] [--limit N] [--json]\n  The tasks of LIST in id order: id, type, " \
               "saved_at and data; --json prints each task's as_json form, one a line. With --limit, when " \
               "there is a next page, the last line on stderr is the command that shows it (--after, never " \
               "an offset), quoted for a shell.",
-      "show" => "task show LIST ID\n  One task, its data pretty-printed, with saved_at, attempts, last error " \
+      "show" => "taskrb show LIST ID\n  One task, its data pretty-printed, with saved_at, attempts, last error " \
                 "and claim owner. Exit 1 when it is not stored.",
-      "stale" => "task stale LIST --older-than AGE\n  The tasks saved more than AGE ago (seconds, or 30s, 15m, " \
+      "stale" => "taskrb stale LIST --older-than AGE\n  The tasks saved more than AGE ago (seconds, or 30s, 15m, " \
                  "1h, 2d): what a recovery job would take.",
-      "dead" => "task dead LIST\n  The tasks whose attempts are used up, with attempts and last error.",
-      "retry" => "task retry LIST ID | task retry LIST --all-dead [--yes]\n  Clears the attempts and last " \
+      "dead" => "taskrb dead LIST\n  The tasks whose attempts are used up, with attempts and last error.",
+      "retry" => "taskrb retry LIST ID | taskrb retry LIST --all-dead [--yes]\n  Clears the attempts and last " \
                  "error of a task (or of every dead one), so that it can be claimed again. Exit 1 when the task is " \
                  "not stored.",
-      "complete" => "task complete LIST ID [--yes]\n  Deletes the task (and its claim): it is done. Exit 1 " \
+      "complete" => "taskrb complete LIST ID [--yes]\n  Deletes the task (and its claim): it is done. Exit 1 " \
                     "when it is not stored.",
-      "release" => "task release LIST ID [--yes]\n  Gives up the claim on the task, whoever holds it; the " \
+      "release" => "taskrb release LIST ID [--yes]\n  Gives up the claim on the task, whoever holds it; the " \
                    "task stays for another worker.",
-      "export" => "task export LIST > tasks.jsonl\n  Every task of LIST, one JSON line each (task.to_json). " \
+      "export" => "taskrb export LIST > tasks.jsonl\n  Every task of LIST, one JSON line each (task.to_json). " \
                   "A progress line on stderr when it is a terminal.",
-      "import" => "task import [FILE] [--on-bad-line stop|skip]\n  Stores the tasks of JSON lines (from " \
+      "import" => "taskrb import [FILE] [--on-bad-line stop|skip]\n  Stores the tasks of JSON lines (from " \
                   "export), from FILE or stdin, 1,000 at a time. Saving is an upsert, so importing twice is " \
                   "harmless. A line that is not a task, or whose row the server refuses (one too large for " \
                   "a request, 16 MiB by default), is reported with its number; the run stops there (stop, the " \
                   "default: the other lines of its chunk of 1,000 are stored, the summary says how many) or " \
                   "goes on (skip); either way the exit status is then 1. When the store itself fails (no " \
                   "table, no node answers) the run stops, whatever --on-bad-line says.",
-      "doctor" => "task doctor\n  Connects with the given settings and checks, each pass or fail with the " \
+      "doctor" => "taskrb doctor\n  Connects with the given settings and checks, each pass or fail with the " \
                   "fix: the hosts answer; the server's version; its clock against this one; the keyspace and " \
                   "its replication; the task table and its options for lists that churn (gc_grace_seconds, " \
                   "compaction); the claims table; and a task saved, read back and deleted."
@@ -135,17 +135,17 @@ module Task
       Array(options[:require]).each { |f| Settings.require_file(f) }
       send(:"cmd_#{command}", args)
     rescue Usage, OptionParser::ParseError => e
-      @err.puts(visible("task: #{e.message}"))
-      @err.puts("Run `task --help` for the commands and options.")
+      @err.puts(visible("taskrb: #{e.message}"))
+      @err.puts("Run `taskrb --help` for the commands and options.")
       2
     rescue SettingsError => e
-      @err.puts(visible("task: #{e.message}"))
+      @err.puts(visible("taskrb: #{e.message}"))
       2
     rescue NotFound => e
-      @err.puts(visible("task: not found: #{e.message}"))
+      @err.puts(visible("taskrb: not found: #{e.message}"))
       1
     rescue ::Task::Error, ArgumentError => e
-      @err.puts(visible("task: #{e.class}: #{e.message}"))
+      @err.puts(visible("taskrb: #{e.class}: #{e.message}"))
       1
     end
 
@@ -191,7 +191,7 @@ module Task
 
       store = adapter_class.cli_store
       if store[:across_processes] == false && !in_process
-        raise Usage, "#{store[:flag]} has no meaning across processes (only `task doctor` takes it)"
+        raise Usage, "#{store[:flag]} has no meaning across processes (only `taskrb doctor` takes it)"
       end
 
       begin
@@ -301,7 +301,7 @@ module Task
 
     # The command that shows the page after +last+, quoted for a shell.
     def next_page(list, last, limit)
-      words = ["task", "ls", list, "--after", last, "--limit", limit.to_s]
+      words = ["taskrb", "ls", list, "--after", last, "--limit", limit.to_s]
       words << "--json" if @options[:json]
       words.map { |w| Text.shell_word(w) }.join(" ")
     end
@@ -375,7 +375,7 @@ module Task
       age = @options[:older_than] or raise Usage, "stale needs --older-than AGE"
       use_adapter
       unknown = lambda do |row, _error|
-        @err.puts("task: #{visible(row[:id])}: its age is unknown here (its class is not loaded: --require)")
+        @err.puts("taskrb: #{visible(row[:id])}: its age is unknown here (its class is not loaded: --require)")
       end
       ::Task::Task.older_than(list, seconds(age), on_bad_row: unknown).each { |task| @out.puts(line_of(task)) }
       0
@@ -457,7 +457,7 @@ module Task
       use_adapter
       claim = claim_of(list, id)
       unless claim&.fetch(:owner)
-        @err.puts(visible("task: nobody holds a claim on #{id.inspect} of #{list.inspect}"))
+        @err.puts(visible("taskrb: nobody holds a claim on #{id.inspect} of #{list.inspect}"))
         return 1
       end
       return 0 unless confirm("release #{claim[:owner]}'s claim on task #{id} of #{list}")
@@ -480,7 +480,7 @@ module Task
           progress.step
         else
           bad += 1
-          @err.puts(visible("task: row #{item[:id].inspect} not exported: its data is not a JSON object"))
+          @err.puts(visible("taskrb: row #{item[:id].inspect} not exported: its data is not a JSON object"))
         end
       end
       progress.finish

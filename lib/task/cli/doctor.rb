@@ -4,7 +4,7 @@ require "securerandom"
 
 module Task
   class CLI
-    # The checks of `task doctor`, each [name, passed, what was seen, the fix].
+    # The checks of `taskrb doctor`, each [name, passed, what was seen, the fix].
     class Doctor
       def initialize(adapter)
         @adapter = adapter
