@@ -154,6 +154,18 @@ RSpec.describe "the taskrb command" do
     expect(out.lines.map { |l| l.split("\t").first }).to eq(["old"])
     _, err, code = task_cmd("stale", list, "--older-than", "soon")
     expect([err, code]).to match([/not an age/, 2])
+
+    # Without the application's classes a row's age is unknown (a row as stored carries no
+    # saved_at): the command cannot say whether those are stale, so it fails, saying why.
+    out, err, code = task_cmd("stale", list, "--older-than", "1s", raw: true)
+    expect([out, code]).to eq(["", 1])
+    expect(err).to eq("taskrb: 2 tasks of #{list} could not be judged: their class (FetchFile) is not loaded here " \
+                      "and a row as stored carries no saved_at (\"new\", \"old\"); give the application's task " \
+                      "classes with -r FILE\n")
+    adapter.store_row(task_list: list, id: "ghost", type: "NotLoaded::Anywhere", data: "{}")
+    out, err, code = task_cmd("stale", list, "--older-than", "1s")
+    expect(out.lines.map { |l| l.split("\t").first }).to eq(["old"])
+    expect([err, code]).to match([/\Ataskrb: 1 task of #{list} could not be judged: its class \(NotLoaded::Anywhere\)/, 1])
   end
 
   it "exports a list and imports it again, idempotently, reporting bad lines by number" do

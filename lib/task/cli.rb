@@ -73,7 +73,8 @@ module Task
       "show" => "taskrb show LIST ID\n  One task, its data pretty-printed, with saved_at, attempts, last error " \
                 "and claim owner. Exit 1 when it is not stored.",
       "stale" => "taskrb stale LIST --older-than AGE\n  The tasks saved more than AGE ago (seconds, or 30s, 15m, " \
-                 "1h, 2d): what a recovery job would take.",
+                 "1h, 2d): what a recovery job would take. Exit 1 when some could not be judged: a row whose " \
+                 "class is not loaded here carries no saved_at (give the application's classes with -r FILE).",
       "dead" => "taskrb dead LIST\n  The tasks whose attempts are used up, with attempts and last error.",
       "retry" => "taskrb retry LIST ID | taskrb retry LIST --all-dead [--yes]\n  Clears the attempts and last " \
                  "error of a task (or of every dead one), so that it can be claimed again. Exit 1 when the task is " \
@@ -374,11 +375,35 @@ module Task
       list, = arguments(args, "LIST")
       age = @options[:older_than] or raise Usage, "stale needs --older-than AGE"
       use_adapter
-      unknown = lambda do |row, _error|
-        @err.puts("taskrb: #{visible(row[:id])}: its age is unknown here (its class is not loaded: --require)")
+      unjudged = [] # [row, error]: rows this process cannot make a task of, whose age it cannot know
+      ::Task::Task.older_than(list, seconds(age), on_bad_row: ->(row, error) { unjudged << [row, error] })
+                  .each { |task| @out.puts(line_of(task)) }
+      return 0 if unjudged.empty?
+
+      unloaded, bad = unjudged.partition { |(row, _)| !class_loaded?(row[:type]) }
+      @err.puts(visible("taskrb: #{unloaded_text(list, unloaded.map(&:first))}")) unless unloaded.empty?
+      bad.each do |(row, error)|
+        @err.puts(visible("taskrb: #{row[:id].inspect} of #{list}: its age is unknown: #{error.message}"))
       end
-      ::Task::Task.older_than(list, seconds(age), on_bad_row: unknown).each { |task| @out.puts(line_of(task)) }
-      0
+      1
+    end
+
+    # Whether +name+ names a class loaded here.
+    def class_loaded?(name)
+      Object.const_defined?(name.to_s) && Object.const_get(name.to_s).is_a?(Module)
+    rescue NameError
+      false
+    end
+
+    # Why the ages of +rows+ (as stored, their classes not loaded here) are unknown, and what to do.
+    def unloaded_text(list, rows)
+      types = rows.map { |r| r[:type] }.uniq
+      ids = rows.first(5).map { |r| r[:id].inspect }
+      ids << "..." if rows.size > 5
+      classes = "class#{"es" unless types.size == 1} (#{types.first(5).join(", ")}#{", ..." if types.size > 5})"
+      "#{rows.size} task#{"s" unless rows.size == 1} of #{list} could not be judged: #{rows.size == 1 ? "its" : "their"} " \
+        "#{classes} #{types.size == 1 ? "is" : "are"} not loaded here and a row as stored carries no saved_at " \
+        "(#{ids.join(", ")}); give the application's task classes with -r FILE"
     end
 
     def seconds(text)
