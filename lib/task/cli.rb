@@ -25,7 +25,9 @@ module Task
     # * across_processes: false for a store only this process sees (doctor alone takes it),
     # * open: ->(value) { adapter } (value: the flag's argument or the variable's, true
     #   for a flag without one),
-    # * describe: ->(adapter) { text } (optional): what `taskrb doctor` says it connected to.
+    # * describe: ->(adapter) { text } (optional): what `taskrb doctor` says it connected to,
+    # * schema: ->(adapter) { text } (optional): what `taskrb schema create|tune` says of its
+    #   tables (a store without create_schema makes them itself).
     def self.store_flags
       Signatures.adapter_classes.filter_map { |k| [k, k.cli_store] if k.respond_to?(:cli_store) }
     end
@@ -46,6 +48,11 @@ module Task
         release LIST ID                 give up the claim on a task, whoever holds it
         export LIST                     every task of LIST to stdout, one JSON line each
         import [FILE]                   store the tasks of JSON lines (stdin without FILE)
+        schema create --replication-factor N | --replication DC:N,... [--gc-grace-seconds S] [--no-claims]
+                                        create the keyspace and tables where missing
+        schema tune [--gc-grace-seconds S] [--run]
+                                        the table options for lists that churn: shows the
+                                        ALTER statements, runs them with --run
         doctor                          check the connection, tables and a round trip
 
       Connection options (or TASK_CASSANDRA_HOSTS=host:port,..., TASK_CASSANDRA_KEYSPACE, or
@@ -92,6 +99,14 @@ module Task
                   "default: the other lines of its chunk of 1,000 are stored, the summary says how many) or " \
                   "goes on (skip); either way the exit status is then 1. When the store itself fails (no " \
                   "table, no node answers) the run stops, whatever --on-bad-line says.",
+      "schema" => "taskrb schema create --replication-factor N | --replication DC:N,... [--gc-grace-seconds S] " \
+                  "[--no-claims]\ntaskrb schema tune [--gc-grace-seconds S] [--run]\n  create: creates the keyspace " \
+                  "(SimpleStrategy with N replicas, or NetworkTopologyStrategy with N replicas in each datacenter " \
+                  "DC), the task table and its claims table (not with --no-claims), each only where missing: a " \
+                  "keyspace or table that exists is left as it is. The tables get the options for lists that " \
+                  "churn, with gc_grace_seconds S (default 10800).\n  tune: prints the ALTER TABLE statements " \
+                  "that give existing tables those options (a dry run: nothing changes); --run runs them. " \
+                  "The SQLite and memory stores make their tables themselves: both say so and exit 0.",
       "doctor" => "taskrb doctor\n  Connects with the given settings and checks, each pass or fail with the " \
                   "fix: the hosts answer; the server's version; its clock against this one; the keyspace and " \
                   "its replication; the task table and its options for lists that churn (gc_grace_seconds, " \
@@ -177,6 +192,11 @@ module Task
         p.on("--all-dead") { o[:all_dead] = true }
         p.on("--on-bad-line MODE", %w[stop skip]) { |v| o[:on_bad_line] = v }
         p.on("--yes") { o[:yes] = true }
+        p.on("--replication-factor N", Integer) { |v| o[:replication_factor] = v }
+        p.on("--replication LIST") { |v| o[:replication] = v }
+        p.on("--gc-grace-seconds SECONDS", Integer) { |v| o[:gc_grace_seconds] = v }
+        p.on("--no-claims") { o[:claims] = false }
+        p.on("--run") { o[:run] = true }
         p.on("-h", "--help") { o[:help] = true }
       end.parse!(args)
       o
@@ -533,6 +553,86 @@ module Task
       import.bad.zero? ? 0 : 1
     ensure
       source.close if file && source
+    end
+
+    def cmd_schema(args)
+      action, = arguments(args, "create|tune")
+      raise Usage, "unknown schema command #{action.inspect} (create or tune)" unless %w[create tune].include?(action)
+
+      store = picked_store(in_process: true)
+      if store
+        what = store.class.cli_store.fetch(:schema, "this store makes its tables itself").then do |text|
+          text.respond_to?(:call) ? text.call(store) : text
+        end
+        @out.puts(visible("#{what}; nothing to #{action}"))
+        return 0
+      end
+      action == "create" ? schema_create : schema_tune
+    end
+
+    # create_schema with the options given, then what the node has.
+    def schema_create
+      o = @options
+      if o.key?(:replication_factor) && o.key?(:replication)
+        raise Usage, "schema create takes --replication-factor or --replication, not both"
+      end
+      unless o.key?(:replication_factor) || o.key?(:replication)
+        raise Usage, "schema create needs --replication-factor N (N replicas, one datacenter) or --replication " \
+                     "DC:N,... (N replicas in each named datacenter)"
+      end
+
+      options = o.key?(:replication) ? { replication: replication(o[:replication]) } : { replication_factor: o[:replication_factor] }
+      options[:gc_grace_seconds] = o[:gc_grace_seconds] if o.key?(:gc_grace_seconds)
+      options[:claims] = false if o[:claims] == false
+      store = adapter
+      before = store.describe
+      store.create_schema(**options)
+      after = store.describe
+      keyspace = store.options[:keyspace]
+      table = store.options[:tasks_table_name].to_s
+      shown = after[:replication]&.map { |k, v| "#{k}=#{v.to_s.delete_prefix("org.apache.cassandra.locator.")}" }&.join(", ")
+      @out.puts(visible("keyspace #{keyspace}: #{before[:replication] ? "present, left as it was" : "created"} (#{shown})"))
+      [table, ("#{table}_claims" unless options[:claims] == false)].compact.each do |name|
+        @out.puts(visible("table #{keyspace}.#{name}: #{before[:tables][name] ? "present, left as it was" : "created"}"))
+      end
+      0
+    end
+
+    # "dc1:3,dc2:3" as create_schema's replication: Hash.
+    def replication(text)
+      pairs = text.split(",").map(&:strip).reject(&:empty?).map do |pair|
+        m = /\A([^:\s]+):(\d+)\z/.match(pair) or raise Usage, "--replication: #{pair.inspect} is not DC:N (e.g. dc1:3)"
+        [m[1], Integer(m[2], 10)]
+      end
+      raise Usage, "--replication: no datacenters in #{text.inspect} (e.g. dc1:3,dc2:3)" if pairs.empty?
+
+      pairs.to_h
+    end
+
+    # tune_table's statements, run with --run.
+    def schema_tune
+      store = adapter
+      keyspace = store.options[:keyspace]
+      table = store.options[:tasks_table_name].to_s
+      tables = store.describe[:tables]
+      missing = [table, "#{table}_claims"].reject { |name| tables[name] }
+      unless missing.empty?
+        @err.puts(visible("taskrb: #{missing.map { |name| "#{keyspace}.#{name}" }.join(" and ")} " \
+                          "#{missing.size == 1 ? "does" : "do"} not exist: `taskrb schema create` makes " \
+                          "#{missing.size == 1 ? "it" : "them"}, with these options; nothing changed"))
+        return 1
+      end
+
+      options = { run: @options[:run] == true }
+      options[:gc_grace_seconds] = @options[:gc_grace_seconds] if @options.key?(:gc_grace_seconds)
+      statements = store.tune_table(**options)
+      statements.each { |cql| @out.puts(visible("#{cql};")) }
+      @out.puts(if options[:run]
+                  "-- applied (#{statements.size} statements)"
+                else
+                  "-- a dry run: nothing changed. `taskrb schema tune --run` runs these (or paste them into cqlsh)."
+                end)
+      0
     end
 
     def cmd_doctor(args)

@@ -11,7 +11,10 @@ module Task
       def self.cli_store
         { flag: "--sqlite PATH", help: "--sqlite PATH (or TASK_SQLITE_PATH)", env: "TASK_SQLITE_PATH",
           across_processes: true, open: ->(path) { new(path: path) },
-          describe: ->(adapter) { "SQLite #{adapter.describe[:sqlite_version]}, file #{adapter.options[:path]}" } }
+          describe: ->(adapter) { "SQLite #{adapter.describe[:sqlite_version]}, file #{adapter.options[:path]}" },
+          schema: lambda do |adapter|
+            "the SQLite store makes its tables itself when it opens the file: #{adapter.options[:path]} has them"
+          end }
       end
 
       # The file and its lock-wait deadline.
