@@ -98,7 +98,8 @@ RSpec.describe "the gem" do
               "CARGO" => nil, "RUSTUP_HOME" => nil }
       %w[cargo rustc].each { |tool| expect(system(env, "sh", "-c", "command -v #{tool}", out: File::NULL)).to be(false) }
       started = now
-      installed = IO.popen(env, %w[gem install --local --no-document] + [file], chdir: dir, err: %i[child out], &:read)
+      # With its ri documentation, as `gem install` makes it by default.
+      installed = IO.popen(env, %w[gem install --local --document ri] + [file], chdir: dir, err: %i[child out], &:read)
       took = now - started
       expect($?.success?).to be(true), installed
       out = IO.popen(env, [RbConfig.ruby, "-e", <<~RUBY], chdir: dir, err: %i[child out], &:read)
@@ -120,6 +121,15 @@ RSpec.describe "the gem" do
       # The signatures are installed with it.
       installed_gem = Dir[File.join(home, "gems", "task-*")].first
       expect(sig_files.reject { |f| File.file?(File.join(installed_gem, f)) }).to eq([])
+      # ri finds the documentation, native methods included, as a user types the names.
+      ri = Dir[File.join(home, "doc", "task-*", "ri")].first
+      expect(ri).not_to be_nil, installed
+      { "Task::Task.build" => "TaskClass.build(task_list:, id: nil, **data) -> task",
+        "Task::Task#save" => "save(ttl: nil) -> nil",
+        "Task::Task" => "Include Task::Task in a class to make it a task class" }.each do |name, text|
+        shown = IO.popen(env, ["ri", "-T", "-f", "markdown", "-d", ri, name], err: %i[child out], &:read)
+        expect([$?.success?, shown.gsub(/\s+/, " ")]).to match([true, a_string_including(text)])
+      end
       footprint = Dir[File.join(home, "**", "*")].select { |f| File.file?(f) }.sum { |f| File.size(f) }
       report format("precompiled gem: %.1f MB; installed in %.1f s (no cargo on the PATH), %.1f MB on disk",
                     File.size(file) / 1048576.0, took, footprint / 1048576.0)
