@@ -10,7 +10,7 @@ require "task/display"
 
 # exe/taskrb given what an operator's store or files can hold: rows the server refuses, ids
 # that are not there, broken settings files, stored names holding terminal controls.
-RSpec.describe "the task command, given hostile input" do
+RSpec.describe "the taskrb command, given hostile input" do
   include_context "the task command"
   let(:binmode) { true }
   let(:list) { unique_list("cli-hostile") }

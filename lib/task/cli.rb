@@ -48,7 +48,8 @@ module Task
         release LIST ID                 give up the claim on a task, whoever holds it
         export LIST                     every task of LIST to stdout, one JSON line each
         import [FILE]                   store the tasks of JSON lines (stdin without FILE)
-        schema create --replication-factor N | --replication DC:N,... [--gc-grace-seconds S] [--no-claims]
+        schema create --replication-factor N | --replication DC:N,...
+                      [--gc-grace-seconds S] [--no-claims]
                                         create the keyspace and tables where missing
         schema tune [--gc-grace-seconds S] [--run]
                                         the table options for lists that churn: shows the
@@ -212,7 +213,7 @@ module Task
 
       store = adapter_class.cli_store
       if store[:across_processes] == false && !in_process
-        raise Usage, "#{store[:flag]} has no meaning across processes (only `taskrb doctor` takes it)"
+        raise Usage, "#{store[:flag]} has no meaning across processes (only `taskrb doctor` and `taskrb schema` take it)"
       end
 
       begin

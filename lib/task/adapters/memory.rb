@@ -6,7 +6,7 @@ module Task
     class MemoryAdapter
       # How the taskrb command opens it (see Task::CLI.store_flags): `taskrb doctor --memory`.
       def self.cli_store
-        { flag: "--memory", help: "--memory (doctor only)", across_processes: false, open: ->(_) { new },
+        { flag: "--memory", help: "--memory (doctor and schema only)", across_processes: false, open: ->(_) { new },
           describe: ->(_) { "the memory store (this process only)" },
           schema: ->(_) { "the memory store has no tables: it lives in this process only" } }
       end
