@@ -8,6 +8,8 @@ require "tempfile"
 require "time"
 require "timeout"
 require "yaml"
+require "stringio"
+require "task/cli"
 
 # exe/taskrb against the real node, run as an operator runs it: a separate process, settings
 # from the environment or flags, output on stdout, messages on stderr, exit codes.
@@ -284,6 +286,11 @@ RSpec.describe "the taskrb command" do
                                  "them; nothing to create\n", 0])
       out, _, code = task_cmd("schema", "tune", "--memory")
       expect([out, code]).to eq(["the memory store has no tables: it lives in this process only; nothing to tune\n", 0])
+      # The store an application configured (a rake task inside it passes it as adapter:).
+      out = StringIO.new
+      code = Task::CLI.start(%w[schema create], out: out, err: out, adapter: Task::DataInterface::SqliteAdapter.new(path: path))
+      expect([out.string, code]).to eq(["the SQLite store makes its tables itself when it opens the file: #{path} has " \
+                                        "them; nothing to create\n", 0])
     end
   ensure
     [keyspace, bare].each { |k| Cql.run("DROP KEYSPACE IF EXISTS #{k}") }

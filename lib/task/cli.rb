@@ -560,19 +560,24 @@ module Task
       action, = arguments(args, "create|tune")
       raise Usage, "unknown schema command #{action.inspect} (create or tune)" unless %w[create tune].include?(action)
 
-      store = picked_store(in_process: true)
-      if store
-        what = store.class.cli_store.fetch(:schema, "this store makes its tables itself").then do |text|
-          text.respond_to?(:call) ? text.call(store) : text
-        end
-        @out.puts(visible("#{what}; nothing to #{action}"))
+      store = picked_store(in_process: true) || adapter
+      unless store.respond_to?(:create_schema) && store.respond_to?(:tune_table)
+        @out.puts(visible("#{own_tables(store)}; nothing to #{action}"))
         return 0
       end
-      action == "create" ? schema_create : schema_tune
+      action == "create" ? schema_create(store) : schema_tune(store)
+    end
+
+    # What a store that makes its own tables says of them (its cli_store's schema:).
+    def own_tables(store)
+      text = store.class.cli_store[:schema] if store.class.respond_to?(:cli_store)
+      return "#{store.class.name} makes its tables itself" unless text
+
+      text.respond_to?(:call) ? text.call(store) : text
     end
 
     # create_schema with the options given, then what the node has.
-    def schema_create
+    def schema_create(store)
       o = @options
       if o.key?(:replication_factor) && o.key?(:replication)
         raise Usage, "schema create takes --replication-factor or --replication, not both"
@@ -585,7 +590,6 @@ module Task
       options = o.key?(:replication) ? { replication: replication(o[:replication]) } : { replication_factor: o[:replication_factor] }
       options[:gc_grace_seconds] = o[:gc_grace_seconds] if o.key?(:gc_grace_seconds)
       options[:claims] = false if o[:claims] == false
-      store = adapter
       before = store.describe
       store.create_schema(**options)
       after = store.describe
@@ -611,8 +615,7 @@ module Task
     end
 
     # tune_table's statements, run with --run.
-    def schema_tune
-      store = adapter
+    def schema_tune(store)
       keyspace = store.options[:keyspace]
       table = store.options[:tasks_table_name].to_s
       tables = store.describe[:tables]
