@@ -275,8 +275,8 @@ RSpec.describe "the taskrb command" do
     expect([out, code]).to eq(["keyspace #{bare}: created (class=SimpleStrategy, replication_factor=1)\n" \
                                "table #{bare}.tasks: created\n", 0])
     out, err, code = task_cmd("schema", "tune", "--keyspace", bare, "--run")
-    expect([out, err, code]).to eq(["", "taskrb: #{bare}.tasks_claims does not exist: `taskrb schema create` makes it, " \
-                                        "with these options; nothing changed\n", 1])
+    expect([out, err, code]).to eq(["", "taskrb: #{bare}.tasks_claims does not exist: `taskrb schema create` makes it " \
+                                        "(same connection options); nothing changed\n", 1])
 
     # The stores that make their own tables say so.
     Dir.mktmpdir do |dir|

@@ -623,7 +623,7 @@ module Task
       unless missing.empty?
         @err.puts(visible("taskrb: #{missing.map { |name| "#{keyspace}.#{name}" }.join(" and ")} " \
                           "#{missing.size == 1 ? "does" : "do"} not exist: `taskrb schema create` makes " \
-                          "#{missing.size == 1 ? "it" : "them"}, with these options; nothing changed"))
+                          "#{missing.size == 1 ? "it" : "them"} (same connection options); nothing changed"))
         return 1
       end
 
