@@ -17,7 +17,8 @@ Gem::Specification.new do |spec|
 
   spec.files = Dir[
     "lib/**/*.rb",
-    "exe/task",
+    "exe/taskrb",
+    "sig/**/*.rbs",
     "ext/task_native/extconf.rb",
     "ext/*/Cargo.toml",
     "ext/*/src/**/*.rs",
@@ -30,7 +31,7 @@ Gem::Specification.new do |spec|
   spec.metadata = { "rubygems_mfa_required" => "true" }
   spec.require_paths = ["lib"]
   spec.bindir = "exe"
-  spec.executables = ["task"]
+  spec.executables = ["taskrb"]
   # Compiled with cargo on the installing machine; `rake native` builds a precompiled gem that
   # needs none of this.
   spec.extensions = ["ext/task_native/extconf.rb"]

@@ -8,9 +8,9 @@ require "timeout"
 require "yaml"
 require "task/display"
 
-# exe/task given what an operator's store or files can hold: rows the server refuses, ids
+# exe/taskrb given what an operator's store or files can hold: rows the server refuses, ids
 # that are not there, broken settings files, stored names holding terminal controls.
-RSpec.describe "the task command, given hostile input" do
+RSpec.describe "the taskrb command, given hostile input" do
   include_context "the task command"
   let(:binmode) { true }
   let(:list) { unique_list("cli-hostile") }
@@ -43,7 +43,7 @@ RSpec.describe "the task command, given hostile input" do
 
     it "names its line and goes on with --on-bad-line skip" do
       out, err, code = task_cmd("import", "--on-bad-line", "skip", input: lines.join("\n") << "\n")
-      expect(err).to match(/^task: line 500: .*Request is too big/)
+      expect(err).to match(/^taskrb: line 500: .*Request is too big/)
       expect(err.lines.size).to eq(1)
       expect([out, code]).to eq(["imported 1500, 1 bad line skipped\n", 1])
       expect(adapter.count(list)).to eq(1500)
@@ -53,7 +53,7 @@ RSpec.describe "the task command, given hostile input" do
       # The same without the classes: each stored as the row it is, one at a time.
       adapter.delete_list(list)
       out, err, code = task_cmd("import", "--on-bad-line", "skip", input: lines.join("\n") << "\n", raw: true)
-      expect(err).to match(/\Atask: line 500: .*Request is too big.*\n\z/)
+      expect(err).to match(/\Ataskrb: line 500: .*Request is too big.*\n\z/)
       expect([out, code]).to eq(["imported 1500, 1 bad line skipped\n", 1])
       expect(adapter.count(list)).to eq(1500)
     end
@@ -63,24 +63,24 @@ RSpec.describe "the task command, given hostile input" do
         FetchFile.build(task_list: list, id: format("%05d", i), filename: "y" * ([5, 12].include?(i) ? 17_000_000 : 3)).to_json
       end
       out, err, code = task_cmd("import", "--on-bad-line", "skip", input: few.join("\n") << "\n")
-      expect(err.lines.map { |l| l[/\Atask: line (\d+): .*Request is too big/, 1] }).to eq(%w[5 12])
+      expect(err.lines.map { |l| l[/\Ataskrb: line (\d+): .*Request is too big/, 1] }).to eq(%w[5 12])
       expect([out, code]).to eq(["imported 18, 2 bad lines skipped\n", 1])
       expect(adapter.count(list)).to eq(18)
 
       # No such table: not a bad row, even with skip.
       out, err, code = task_cmd("import", "--on-bad-line", "skip", "--table", "no_such_table", input: few.first(3).join("\n"))
       expect([out, code]).to eq(["", 1])
-      expect(err).to match(/\Atask: line 1: .*no_such_table does not exist.*\n/)
-        .and match(/^task: the store failed on 3 of lines 1 to 3: not stored/)
-        .and match(/^task: stopped at line 1 \(0 stored\, lines 1 to 3 read\)\n\z/)
+      expect(err).to match(/\Ataskrb: line 1: .*no_such_table does not exist.*\n/)
+        .and match(/^taskrb: the store failed on 3 of lines 1 to 3: not stored/)
+        .and match(/^taskrb: stopped at line 1 \(0 stored\, lines 1 to 3 read\)\n\z/)
     end
 
     it "stops at it by default, with a summary naming the line" do
       out, err, code = task_cmd("import", input: lines.join("\n") << "\n")
       expect([out, code]).to eq(["", 1])
-      expect(err).to match(/^task: line 500: .*Request is too big/)
+      expect(err).to match(/^taskrb: line 500: .*Request is too big/)
       # The other lines of its chunk were stored with it; the lines after the chunk are not read.
-      expect(err).to match(/^task: stopped at line 500 \(999 stored, lines 1 to 1000 read\)/)
+      expect(err).to match(/^taskrb: stopped at line 500 \(999 stored, lines 1 to 1000 read\)/)
       expect(adapter.count(list)).to eq(999)
     end
   end
@@ -90,7 +90,7 @@ RSpec.describe "the task command, given hostile input" do
     %w[complete retry].each do |command|
       out, err, code = task_cmd(command, list, "nope", "--yes")
       expect([out, code]).to eq(["", 1]), "#{command}: #{out}"
-      expect(err).to eq("task: not found: no task \"nope\" in list \"#{list}\"\n")
+      expect(err).to eq("taskrb: not found: no task \"nope\" in list \"#{list}\"\n")
       # Also without --yes: nothing to ask about.
       _, err, code = task_cmd(command, list, "nope")
       expect([err, code]).to match([/not found/, 1])
@@ -122,26 +122,26 @@ RSpec.describe "the task command, given hostile input" do
         File.binwrite(path, text)
         _, err, code = task_cmd("count", list, "--config", path)
         expect([code, err.lines.size]).to eq([2, 1]), "#{name}: #{err}"
-        expect(err).to start_with("task: #{path}: ").and match(problem)
+        expect(err).to start_with("taskrb: #{path}: ").and match(problem)
       end
       missing = File.join(dir, "missing.yml")
       _, err, code = task_cmd("count", list, "--config", missing)
-      expect([err, code]).to eq(["task: #{missing}: cannot read it: No such file or directory\n", 2])
+      expect([err, code]).to eq(["taskrb: #{missing}: cannot read it: No such file or directory\n", 2])
       _, err, code = task_cmd("count", list, "--config", dir)
-      expect([err, code]).to eq(["task: #{dir}: cannot read it: Is a directory\n", 2])
+      expect([err, code]).to eq(["taskrb: #{dir}: cannot read it: Is a directory\n", 2])
       _, err, code = task_cmd("import", dir)
-      expect([err.lines.first, code]).to eq(["task: #{dir}: cannot read it: Is a directory\n", 2])
+      expect([err.lines.first, code]).to eq(["taskrb: #{dir}: cannot read it: Is a directory\n", 2])
 
       app = File.join(dir, "app.rb")
       _, err, code = task_cmd("count", list, "-r", app)
-      expect([err, code]).to eq(["task: -r #{app}: cannot load it: no such file\n", 2])
+      expect([err, code]).to eq(["taskrb: -r #{app}: cannot load it: no such file\n", 2])
       File.write(app, "class Broken\n  def x(\nend\n")
       _, err, code = task_cmd("count", list, "-r", app)
       expect([code, err.lines.size]).to eq([2, 1]), err
-      expect(err).to start_with("task: -r #{app}: SyntaxError: ")
+      expect(err).to start_with("taskrb: -r #{app}: SyntaxError: ")
       File.write(app, "\n\nUndefinedThing.call\n")
       _, err, code = task_cmd("count", list, "-r", app)
-      expect([err, code]).to match([%r{\Atask: -r #{Regexp.escape(app)}: NameError at #{Regexp.escape(app)}:3: uninitialized constant UndefinedThing\n\z}, 2])
+      expect([err, code]).to match([%r{\Ataskrb: -r #{Regexp.escape(app)}: NameError at #{Regexp.escape(app)}:3: uninitialized constant UndefinedThing\n\z}, 2])
     end
   end
 
@@ -236,10 +236,10 @@ RSpec.describe "the task command, given hostile input" do
     _, err, code = task_cmd("ls", odd, "--limit", "1")
     expect(code).to eq(0)
     hint = err[/\Anext page: (.*)\n\z/, 1]
-    expect(Shellwords.split(hint)).to eq(["task", "ls", odd, "--after", "a b", "--limit", "1"])
+    expect(Shellwords.split(hint)).to eq(["taskrb", "ls", odd, "--after", "a b", "--limit", "1"])
     _, err, = task_cmd("ls", odd, "--limit", "2", "--json")
     hint = err[/\Anext page: (.*)\n\z/, 1]
-    expect(Shellwords.split(hint)).to eq(["task", "ls", odd, "--after", "c'd", "--limit", "2", "--json"])
+    expect(Shellwords.split(hint)).to eq(["taskrb", "ls", odd, "--after", "c'd", "--limit", "2", "--json"])
 
     # An id holding a control character: quoted as $'...', which the shell reads back as it is.
     FetchFile.create(task_list: odd, id: "f")
@@ -247,7 +247,7 @@ RSpec.describe "the task command, given hostile input" do
     hint = err[/\Anext page: (.*)\n\z/, 1]
     expect(hint).not_to include("\e")
     words, = Open3.capture2("bash", "-c", "printf '%s\\0' #{hint}")
-    expect(words.split("\0")).to eq(["task", "ls", odd, "--after", "e\e$x", "--limit", "1"])
+    expect(words.split("\0")).to eq(["taskrb", "ls", odd, "--after", "e\e$x", "--limit", "1"])
   ensure
     adapter.delete_list(odd)
   end

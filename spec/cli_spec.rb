@@ -8,10 +8,12 @@ require "tempfile"
 require "time"
 require "timeout"
 require "yaml"
+require "stringio"
+require "task/cli"
 
-# exe/task against the real node, run as an operator runs it: a separate process, settings
+# exe/taskrb against the real node, run as an operator runs it: a separate process, settings
 # from the environment or flags, output on stdout, messages on stderr, exit codes.
-RSpec.describe "the task command" do
+RSpec.describe "the taskrb command" do
   include_context "the task command"
   let(:list) { unique_list("cli") }
 
@@ -20,7 +22,11 @@ RSpec.describe "the task command" do
   it "describes itself, and refuses what it cannot do with exit status 2" do
     out, _, code = task_cmd("--help")
     expect(code).to eq(0)
-    expect(out).to include("ls LIST [--after ID]", "doctor", "Exit status: 0 done, 1 failed, 2 usage error")
+    expect(out).to start_with("Usage: taskrb [connection options] COMMAND")
+    expect(out).to include("ls LIST [--after ID]", "schema create", "schema tune", "doctor",
+                           "Exit status: 0 done, 1 failed, 2 usage error")
+    _, err, code = task_cmd("nope")
+    expect([err, code]).to eq(["taskrb: unknown command \"nope\"\nRun `taskrb --help` for the commands and options.\n", 2])
     out, _, code = task_cmd("import", "--help")
     expect([out, code]).to match([/--on-bad-line stop\|skip/, 0])
     _, err, code = task_cmd("frobnicate")
@@ -154,6 +160,18 @@ RSpec.describe "the task command" do
     expect(out.lines.map { |l| l.split("\t").first }).to eq(["old"])
     _, err, code = task_cmd("stale", list, "--older-than", "soon")
     expect([err, code]).to match([/not an age/, 2])
+
+    # Without the application's classes a row's age is unknown (a row as stored carries no
+    # saved_at): the command cannot say whether those are stale, so it fails, saying why.
+    out, err, code = task_cmd("stale", list, "--older-than", "1s", raw: true)
+    expect([out, code]).to eq(["", 1])
+    expect(err).to eq("taskrb: 2 tasks of #{list} could not be judged: their class (FetchFile) is not loaded here " \
+                      "and a row as stored carries no saved_at (\"new\", \"old\"); give the application's task " \
+                      "classes with -r FILE\n")
+    adapter.store_row(task_list: list, id: "ghost", type: "NotLoaded::Anywhere", data: "{}")
+    out, err, code = task_cmd("stale", list, "--older-than", "1s")
+    expect(out.lines.map { |l| l.split("\t").first }).to eq(["old"])
+    expect([err, code]).to match([/\Ataskrb: 1 task of #{list} could not be judged: its class \(NotLoaded::Anywhere\)/, 1])
   end
 
   it "exports a list and imports it again, idempotently, reporting bad lines by number" do
@@ -206,8 +224,76 @@ RSpec.describe "the task command" do
     expect(err).to match(/line 4:/).and match(/line 5: .*Object/)
     expect(out).to eq("imported 4, 2 bad lines skipped\n")
     expect(adapter.count(list)).to eq(4)
-    report format("task export of %d tasks: %.1f s (%.0f/s, a process started included); import: %.1f s (%.0f/s)",
+    report format("taskrb export of %d tasks: %.1f s (%.0f/s, a process started included); import: %.1f s (%.0f/s)",
                   count, export_seconds, count / export_seconds, import_seconds, count / import_seconds)
+  end
+
+  it "creates and tunes the schema (schema create|tune), and doctor's fixes name them" do
+    keyspace = "task_cli_#{SecureRandom.hex(4)}"
+    bare = "#{keyspace}_bare"
+    out, _, code = task_cmd("doctor", "--keyspace", keyspace)
+    expect(code).to eq(1)
+    expect(out).to match(/^FAIL  keyspace: #{keyspace} does not exist\n      fix: create it and the tables: taskrb schema create --replication-factor N/)
+    _, err, code = task_cmd("schema", "create", "--keyspace", keyspace)
+    expect([err, code]).to match([/schema create needs --replication-factor N .* or --replication DC:N,/, 2])
+    _, err, code = task_cmd("schema", "create", "--keyspace", keyspace, "--replication", "datacenter1=1")
+    expect([err, code]).to match([/--replication: "datacenter1=1" is not DC:N/, 2])
+    _, err, code = task_cmd("schema", "drop")
+    expect([err, code]).to match([/unknown schema command "drop"/, 2])
+
+    # A grace period of 10 days: doctor says the table is not tuned for churn.
+    out, err, code = task_cmd("schema", "create", "--keyspace", keyspace, "--replication", "datacenter1:1",
+                              "--gc-grace-seconds", "864000")
+    expect([out, err, code]).to eq([<<~TEXT, "", 0])
+      keyspace #{keyspace}: created (class=NetworkTopologyStrategy, datacenter1=1)
+      table #{keyspace}.tasks: created
+      table #{keyspace}.tasks_claims: created
+    TEXT
+    out, = task_cmd("doctor", "--keyspace", keyspace)
+    expect(out).to match(/^FAIL  task table: #{keyspace}\.tasks: gc_grace_seconds 864000, .*\n      fix: .*taskrb schema tune --run/)
+
+    # tune: a dry run by default, the statements as cqlsh takes them.
+    out, _, code = task_cmd("schema", "tune", "--keyspace", keyspace)
+    expect(code).to eq(0)
+    expect(out.lines.first(2)).to all(match(/\AALTER TABLE #{keyspace}\.tasks(_claims)? WITH gc_grace_seconds = 10800 AND compaction = \{.*\};\n\z/))
+    expect(out.lines.last).to start_with("-- a dry run: nothing changed")
+    expect(cassandra_adapter(keyspace: keyspace).describe[:tables]["tasks"][:gc_grace_seconds]).to eq(864_000)
+    out, _, code = task_cmd("schema", "tune", "--keyspace", keyspace, "--run")
+    expect([out.lines.last, code]).to eq(["-- applied (2 statements)\n", 0])
+    tables = cassandra_adapter(keyspace: keyspace).describe[:tables]
+    expect(tables.values.map { |t| t[:gc_grace_seconds] }).to eq([10_800, 10_800])
+    out, _, code = task_cmd("doctor", "--keyspace", keyspace)
+    expect(code).to eq(0), out
+    expect(out).not_to include("FAIL")
+
+    # Again: what exists is left as it is.
+    out, _, code = task_cmd("schema", "create", "--keyspace", keyspace, "--replication-factor", "3")
+    expect([out, code]).to match([/\Akeyspace #{keyspace}: present, left as it was \(class=NetworkTopologyStrategy, datacenter1=1\)\n.*tasks: present, left as it was\n/m, 0])
+
+    # --no-claims: no claims table, which tune needs (it tunes both).
+    out, _, code = task_cmd("schema", "create", "--keyspace", bare, "--replication-factor", "1", "--no-claims")
+    expect([out, code]).to eq(["keyspace #{bare}: created (class=SimpleStrategy, replication_factor=1)\n" \
+                               "table #{bare}.tasks: created\n", 0])
+    out, err, code = task_cmd("schema", "tune", "--keyspace", bare, "--run")
+    expect([out, err, code]).to eq(["", "taskrb: #{bare}.tasks_claims does not exist: `taskrb schema create` makes it " \
+                                        "(same connection options); nothing changed\n", 1])
+
+    # The stores that make their own tables say so.
+    Dir.mktmpdir do |dir|
+      path = File.join(dir, "tasks.sqlite3")
+      out, _, code = task_cmd("schema", "create", "--sqlite", path)
+      expect([out, code]).to eq(["the SQLite store makes its tables itself when it opens the file: #{path} has " \
+                                 "them; nothing to create\n", 0])
+      out, _, code = task_cmd("schema", "tune", "--memory")
+      expect([out, code]).to eq(["the memory store has no tables: it lives in this process only; nothing to tune\n", 0])
+      # The store an application configured (a rake task inside it passes it as adapter:).
+      out = StringIO.new
+      code = Task::CLI.start(%w[schema create], out: out, err: out, adapter: Task::DataInterface::SqliteAdapter.new(path: path))
+      expect([out.string, code]).to eq(["the SQLite store makes its tables itself when it opens the file: #{path} has " \
+                                        "them; nothing to create\n", 0])
+    end
+  ensure
+    [keyspace, bare].each { |k| Cql.run("DROP KEYSPACE IF EXISTS #{k}") }
   end
 
   it "checks a deployment with doctor, and says what to fix" do

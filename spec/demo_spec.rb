@@ -16,8 +16,10 @@ RSpec.describe "bin/demo" do
   end
 
   it "SIGKILLs worker processes inside execute and recovers in a process of its own, on Cassandra" do
-    out = run_demo("--cassandra")
-    expect(out).to match(/^store:\s+Cassandra/)
+    # The node named as host:port, as the command and the library take it.
+    node = "#{cassandra_options[:hosts].first}:#{cassandra_options[:port]}"
+    out = run_demo("--cassandra", env: { "TASK_CASSANDRA_HOSTS" => "#{node},#{node}", "TASK_CASSANDRA_PORT" => nil })
+    expect(out).to match(/^store:\s+Cassandra, #{Regexp.escape(node)}, keyspace/)
     expect(out).to match(/^workers:\s+4 processes/)
     expect(out).to match(/^workers killed:\s+2 \(SIGKILL inside execute/)
     expect(out).to match(/^recovered:\s+\d+ \(claim_each in a process of its own/)

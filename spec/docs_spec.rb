@@ -18,11 +18,19 @@ RSpec.describe "documentation" do
         "Task::Task#as_json" => ["String keys"],
         "Task::DataInterface::NativeAdapter#store_many" => ["store_many(tasks, concurrency: 64, batched: true)", "BulkFailure"],
         "Task::DataInterface::CassandraAdapter#create_schema" => ["replication:", "claims table"],
-        "Task::DataInterface::CassandraAdapter::new" => ["Configuring the Cassandra adapter"]
+        "Task::DataInterface::CassandraAdapter::new" => ["Configuring the Cassandra adapter"],
+        # The overviews, as a user reads them; the class methods every task class gets, as
+        # Task::Task's (`ri Task::Task.build`, as one would type it).
+        "Task" => ["at-least-once completion", "Task::Task is the mixin", "taskrb"],
+        "Task::Task" => ["Include Task::Task in a class", "task.complete", "Claims and recovery", "claim_each"],
+        "Task::Task.build" => ["TaskClass.build(task_list:, id: nil, **data) -> task", "Called on a task class"],
+        "Task::Task.create" => ["build, then save"]
       }.each do |name, texts|
         shown = IO.popen(["ri", "-T", "-f", "markdown", "-d", dir, name], err: %i[child out], &:read)
         expect($?.success?).to be(true), "ri #{name}: #{shown}"
         expect(shown.gsub(/\s+/, " ")).to include(*texts) # ri wraps lines
+        # Notes for readers of the source stay out of it.
+        expect(shown).not_to match(/ext\/task_native|Documentation only|which Ruby does best|never required/)
       end
     end
   end

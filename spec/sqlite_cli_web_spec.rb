@@ -15,7 +15,7 @@ RSpec.describe "the task command and Task::Web on SQLite" do
 
   def task_cmd(*args, env: {}, input: "")
     out, err, status = Open3.capture3({ "RUBYLIB" => File.join(File.expand_path("..", __dir__), "lib") }.merge(env),
-                                      RbConfig.ruby, File.join(File.expand_path("..", __dir__), "exe", "task"),
+                                      RbConfig.ruby, File.join(File.expand_path("..", __dir__), "exe", "taskrb"),
                                       "-r", File.join(__dir__, "support", "task_classes.rb"), *args, stdin_data: input)
     [out, err, status.exitstatus]
   end

@@ -3,6 +3,7 @@
 require "socket"
 
 module Task
+  #--
   # Claims: a worker holds a task for a while, so that a recovery job does not run it again
   # meanwhile; each claim won counts an attempt, a failure is recorded, and a task whose
   # attempts are used up is dead until retried. Nothing here changes a task's row: claims

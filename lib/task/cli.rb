@@ -11,7 +11,7 @@ require "task/cli/progress"
 require "task/cli/doctor"
 
 module Task
-  # The `task` command (exe/task): an operator's view of the stored tasks, on the public API
+  # The `taskrb` command (exe/taskrb): an operator's view of the stored tasks, on the public API
   # only. Exit codes: 0 done, 1 failed (the store refused, a task is missing, a check did not
   # pass), 2 usage (an unknown command or option, a missing argument, a store flag refused (--memory), a
   # settings or -r file that cannot be used). Stored text (list names, ids, errors) is shown
@@ -25,13 +25,15 @@ module Task
     # * across_processes: false for a store only this process sees (doctor alone takes it),
     # * open: ->(value) { adapter } (value: the flag's argument or the variable's, true
     #   for a flag without one),
-    # * describe: ->(adapter) { text } (optional): what `task doctor` says it connected to.
+    # * describe: ->(adapter) { text } (optional): what `taskrb doctor` says it connected to,
+    # * schema: ->(adapter) { text } (optional): what `taskrb schema create|tune` says of its
+    #   tables (a store without create_schema makes them itself).
     def self.store_flags
       Signatures.adapter_classes.filter_map { |k| [k, k.cli_store] if k.respond_to?(:cli_store) }
     end
 
     USAGE = <<~TEXT
-      Usage: task [connection options] COMMAND [arguments] [options]
+      Usage: taskrb [connection options] COMMAND [arguments] [options]
 
       Commands:
         lists                           the lists that hold tasks
@@ -46,6 +48,12 @@ module Task
         release LIST ID                 give up the claim on a task, whoever holds it
         export LIST                     every task of LIST to stdout, one JSON line each
         import [FILE]                   store the tasks of JSON lines (stdin without FILE)
+        schema create --replication-factor N | --replication DC:N,...
+                      [--gc-grace-seconds S] [--no-claims]
+                                        create the keyspace and tables where missing
+        schema tune [--gc-grace-seconds S] [--run]
+                                        the table options for lists that churn: shows the
+                                        ALTER statements, runs them with --run
         doctor                          check the connection, tables and a round trip
 
       Connection options (or TASK_CASSANDRA_HOSTS=host:port,..., TASK_CASSANDRA_KEYSPACE, or
@@ -57,41 +65,50 @@ module Task
       loaded are shown, exported and imported as the rows they are stored as).
 
       Destructive commands (retry, complete, release) ask first on a terminal; elsewhere they
-      need --yes. `task COMMAND --help` describes one command.
+      need --yes. `taskrb COMMAND --help` describes one command.
       Stored names, ids and errors are shown with control characters escaped (\\e, \\a, \\u202E).
       Exit status: 0 done, 1 failed, 2 usage error. A task not found is a failure; a settings or
       -r file that cannot be used is a usage error, named on one line.
     TEXT
 
     HELP = {
-      "lists" => "task lists\n  The names of the lists that hold tasks, one a line.",
-      "count" => "task count LIST\n  How many tasks LIST holds (read a page at a time).",
-      "ls" => "task ls LIST [--after ID] [--limit N] [--json]\n  The tasks of LIST in id order: id, type, " \
+      "lists" => "taskrb lists\n  The names of the lists that hold tasks, one a line.",
+      "count" => "taskrb count LIST\n  How many tasks LIST holds (read a page at a time).",
+      "ls" => "taskrb ls LIST [--after ID] [--limit N] [--json]\n  The tasks of LIST in id order: id, type, " \
               "saved_at and data; --json prints each task's as_json form, one a line. With --limit, when " \
               "there is a next page, the last line on stderr is the command that shows it (--after, never " \
               "an offset), quoted for a shell.",
-      "show" => "task show LIST ID\n  One task, its data pretty-printed, with saved_at, attempts, last error " \
+      "show" => "taskrb show LIST ID\n  One task, its data pretty-printed, with saved_at, attempts, last error " \
                 "and claim owner. Exit 1 when it is not stored.",
-      "stale" => "task stale LIST --older-than AGE\n  The tasks saved more than AGE ago (seconds, or 30s, 15m, " \
-                 "1h, 2d): what a recovery job would take.",
-      "dead" => "task dead LIST\n  The tasks whose attempts are used up, with attempts and last error.",
-      "retry" => "task retry LIST ID | task retry LIST --all-dead [--yes]\n  Clears the attempts and last " \
+      "stale" => "taskrb stale LIST --older-than AGE\n  The tasks saved more than AGE ago (seconds, or 30s, 15m, " \
+                 "1h, 2d): what a recovery job would take. Exit 1 when some could not be judged: a row whose " \
+                 "class is not loaded here carries no saved_at (give the application's classes with -r FILE).",
+      "dead" => "taskrb dead LIST\n  The tasks whose attempts are used up, with attempts and last error.",
+      "retry" => "taskrb retry LIST ID | taskrb retry LIST --all-dead [--yes]\n  Clears the attempts and last " \
                  "error of a task (or of every dead one), so that it can be claimed again. Exit 1 when the task is " \
                  "not stored.",
-      "complete" => "task complete LIST ID [--yes]\n  Deletes the task (and its claim): it is done. Exit 1 " \
+      "complete" => "taskrb complete LIST ID [--yes]\n  Deletes the task (and its claim): it is done. Exit 1 " \
                     "when it is not stored.",
-      "release" => "task release LIST ID [--yes]\n  Gives up the claim on the task, whoever holds it; the " \
+      "release" => "taskrb release LIST ID [--yes]\n  Gives up the claim on the task, whoever holds it; the " \
                    "task stays for another worker.",
-      "export" => "task export LIST > tasks.jsonl\n  Every task of LIST, one JSON line each (task.to_json). " \
+      "export" => "taskrb export LIST > tasks.jsonl\n  Every task of LIST, one JSON line each (task.to_json). " \
                   "A progress line on stderr when it is a terminal.",
-      "import" => "task import [FILE] [--on-bad-line stop|skip]\n  Stores the tasks of JSON lines (from " \
+      "import" => "taskrb import [FILE] [--on-bad-line stop|skip]\n  Stores the tasks of JSON lines (from " \
                   "export), from FILE or stdin, 1,000 at a time. Saving is an upsert, so importing twice is " \
                   "harmless. A line that is not a task, or whose row the server refuses (one too large for " \
                   "a request, 16 MiB by default), is reported with its number; the run stops there (stop, the " \
                   "default: the other lines of its chunk of 1,000 are stored, the summary says how many) or " \
                   "goes on (skip); either way the exit status is then 1. When the store itself fails (no " \
                   "table, no node answers) the run stops, whatever --on-bad-line says.",
-      "doctor" => "task doctor\n  Connects with the given settings and checks, each pass or fail with the " \
+      "schema" => "taskrb schema create --replication-factor N | --replication DC:N,... [--gc-grace-seconds S] " \
+                  "[--no-claims]\ntaskrb schema tune [--gc-grace-seconds S] [--run]\n  create: creates the keyspace " \
+                  "(SimpleStrategy with N replicas, or NetworkTopologyStrategy with N replicas in each datacenter " \
+                  "DC), the task table and its claims table (not with --no-claims), each only where missing: a " \
+                  "keyspace or table that exists is left as it is. The tables get the options for lists that " \
+                  "churn, with gc_grace_seconds S (default 10800).\n  tune: prints the ALTER TABLE statements " \
+                  "that give existing tables those options (a dry run: nothing changes); --run runs them. " \
+                  "The SQLite and memory stores make their tables themselves: both say so and exit 0.",
+      "doctor" => "taskrb doctor\n  Connects with the given settings and checks, each pass or fail with the " \
                   "fix: the hosts answer; the server's version; its clock against this one; the keyspace and " \
                   "its replication; the task table and its options for lists that churn (gc_grace_seconds, " \
                   "compaction); the claims table; and a task saved, read back and deleted."
@@ -135,17 +152,17 @@ module Task
       Array(options[:require]).each { |f| Settings.require_file(f) }
       send(:"cmd_#{command}", args)
     rescue Usage, OptionParser::ParseError => e
-      @err.puts(visible("task: #{e.message}"))
-      @err.puts("Run `task --help` for the commands and options.")
+      @err.puts(visible("taskrb: #{e.message}"))
+      @err.puts("Run `taskrb --help` for the commands and options.")
       2
     rescue SettingsError => e
-      @err.puts(visible("task: #{e.message}"))
+      @err.puts(visible("taskrb: #{e.message}"))
       2
     rescue NotFound => e
-      @err.puts(visible("task: not found: #{e.message}"))
+      @err.puts(visible("taskrb: not found: #{e.message}"))
       1
     rescue ::Task::Error, ArgumentError => e
-      @err.puts(visible("task: #{e.class}: #{e.message}"))
+      @err.puts(visible("taskrb: #{e.class}: #{e.message}"))
       1
     end
 
@@ -176,6 +193,11 @@ module Task
         p.on("--all-dead") { o[:all_dead] = true }
         p.on("--on-bad-line MODE", %w[stop skip]) { |v| o[:on_bad_line] = v }
         p.on("--yes") { o[:yes] = true }
+        p.on("--replication-factor N", Integer) { |v| o[:replication_factor] = v }
+        p.on("--replication LIST") { |v| o[:replication] = v }
+        p.on("--gc-grace-seconds SECONDS", Integer) { |v| o[:gc_grace_seconds] = v }
+        p.on("--no-claims") { o[:claims] = false }
+        p.on("--run") { o[:run] = true }
         p.on("-h", "--help") { o[:help] = true }
       end.parse!(args)
       o
@@ -191,7 +213,7 @@ module Task
 
       store = adapter_class.cli_store
       if store[:across_processes] == false && !in_process
-        raise Usage, "#{store[:flag]} has no meaning across processes (only `task doctor` takes it)"
+        raise Usage, "#{store[:flag]} has no meaning across processes (only `taskrb doctor` and `taskrb schema` take it)"
       end
 
       begin
@@ -301,7 +323,7 @@ module Task
 
     # The command that shows the page after +last+, quoted for a shell.
     def next_page(list, last, limit)
-      words = ["task", "ls", list, "--after", last, "--limit", limit.to_s]
+      words = ["taskrb", "ls", list, "--after", last, "--limit", limit.to_s]
       words << "--json" if @options[:json]
       words.map { |w| Text.shell_word(w) }.join(" ")
     end
@@ -374,11 +396,35 @@ module Task
       list, = arguments(args, "LIST")
       age = @options[:older_than] or raise Usage, "stale needs --older-than AGE"
       use_adapter
-      unknown = lambda do |row, _error|
-        @err.puts("task: #{visible(row[:id])}: its age is unknown here (its class is not loaded: --require)")
+      unjudged = [] # [row, error]: rows this process cannot make a task of, whose age it cannot know
+      ::Task::Task.older_than(list, seconds(age), on_bad_row: ->(row, error) { unjudged << [row, error] })
+                  .each { |task| @out.puts(line_of(task)) }
+      return 0 if unjudged.empty?
+
+      unloaded, bad = unjudged.partition { |(row, _)| !class_loaded?(row[:type]) }
+      @err.puts(visible("taskrb: #{unloaded_text(list, unloaded.map(&:first))}")) unless unloaded.empty?
+      bad.each do |(row, error)|
+        @err.puts(visible("taskrb: #{row[:id].inspect} of #{list}: its age is unknown: #{error.message}"))
       end
-      ::Task::Task.older_than(list, seconds(age), on_bad_row: unknown).each { |task| @out.puts(line_of(task)) }
-      0
+      1
+    end
+
+    # Whether +name+ names a class loaded here.
+    def class_loaded?(name)
+      Object.const_defined?(name.to_s) && Object.const_get(name.to_s).is_a?(Module)
+    rescue NameError
+      false
+    end
+
+    # Why the ages of +rows+ (as stored, their classes not loaded here) are unknown, and what to do.
+    def unloaded_text(list, rows)
+      types = rows.map { |r| r[:type] }.uniq
+      ids = rows.first(5).map { |r| r[:id].inspect }
+      ids << "..." if rows.size > 5
+      classes = "class#{"es" unless types.size == 1} (#{types.first(5).join(", ")}#{", ..." if types.size > 5})"
+      "#{rows.size} task#{"s" unless rows.size == 1} of #{list} could not be judged: #{rows.size == 1 ? "its" : "their"} " \
+        "#{classes} #{types.size == 1 ? "is" : "are"} not loaded here and a row as stored carries no saved_at " \
+        "(#{ids.join(", ")}); give the application's task classes with -r FILE"
     end
 
     def seconds(text)
@@ -457,7 +503,7 @@ module Task
       use_adapter
       claim = claim_of(list, id)
       unless claim&.fetch(:owner)
-        @err.puts(visible("task: nobody holds a claim on #{id.inspect} of #{list.inspect}"))
+        @err.puts(visible("taskrb: nobody holds a claim on #{id.inspect} of #{list.inspect}"))
         return 1
       end
       return 0 unless confirm("release #{claim[:owner]}'s claim on task #{id} of #{list}")
@@ -480,7 +526,7 @@ module Task
           progress.step
         else
           bad += 1
-          @err.puts(visible("task: row #{item[:id].inspect} not exported: its data is not a JSON object"))
+          @err.puts(visible("taskrb: row #{item[:id].inspect} not exported: its data is not a JSON object"))
         end
       end
       progress.finish
@@ -508,6 +554,89 @@ module Task
       import.bad.zero? ? 0 : 1
     ensure
       source.close if file && source
+    end
+
+    def cmd_schema(args)
+      action, = arguments(args, "create|tune")
+      raise Usage, "unknown schema command #{action.inspect} (create or tune)" unless %w[create tune].include?(action)
+
+      store = picked_store(in_process: true) || adapter
+      unless store.respond_to?(:create_schema) && store.respond_to?(:tune_table)
+        @out.puts(visible("#{own_tables(store)}; nothing to #{action}"))
+        return 0
+      end
+      action == "create" ? schema_create(store) : schema_tune(store)
+    end
+
+    # What a store that makes its own tables says of them (its cli_store's schema:).
+    def own_tables(store)
+      text = store.class.cli_store[:schema] if store.class.respond_to?(:cli_store)
+      return "#{store.class.name} makes its tables itself" unless text
+
+      text.respond_to?(:call) ? text.call(store) : text
+    end
+
+    # create_schema with the options given, then what the node has.
+    def schema_create(store)
+      o = @options
+      if o.key?(:replication_factor) && o.key?(:replication)
+        raise Usage, "schema create takes --replication-factor or --replication, not both"
+      end
+      unless o.key?(:replication_factor) || o.key?(:replication)
+        raise Usage, "schema create needs --replication-factor N (N replicas, one datacenter) or --replication " \
+                     "DC:N,... (N replicas in each named datacenter)"
+      end
+
+      options = o.key?(:replication) ? { replication: replication(o[:replication]) } : { replication_factor: o[:replication_factor] }
+      options[:gc_grace_seconds] = o[:gc_grace_seconds] if o.key?(:gc_grace_seconds)
+      options[:claims] = false if o[:claims] == false
+      before = store.describe
+      store.create_schema(**options)
+      after = store.describe
+      keyspace = store.options[:keyspace]
+      table = store.options[:tasks_table_name].to_s
+      shown = after[:replication]&.map { |k, v| "#{k}=#{v.to_s.delete_prefix("org.apache.cassandra.locator.")}" }&.join(", ")
+      @out.puts(visible("keyspace #{keyspace}: #{before[:replication] ? "present, left as it was" : "created"} (#{shown})"))
+      [table, ("#{table}_claims" unless options[:claims] == false)].compact.each do |name|
+        @out.puts(visible("table #{keyspace}.#{name}: #{before[:tables][name] ? "present, left as it was" : "created"}"))
+      end
+      0
+    end
+
+    # "dc1:3,dc2:3" as create_schema's replication: Hash.
+    def replication(text)
+      pairs = text.split(",").map(&:strip).reject(&:empty?).map do |pair|
+        m = /\A([^:\s]+):(\d+)\z/.match(pair) or raise Usage, "--replication: #{pair.inspect} is not DC:N (e.g. dc1:3)"
+        [m[1], Integer(m[2], 10)]
+      end
+      raise Usage, "--replication: no datacenters in #{text.inspect} (e.g. dc1:3,dc2:3)" if pairs.empty?
+
+      pairs.to_h
+    end
+
+    # tune_table's statements, run with --run.
+    def schema_tune(store)
+      keyspace = store.options[:keyspace]
+      table = store.options[:tasks_table_name].to_s
+      tables = store.describe[:tables]
+      missing = [table, "#{table}_claims"].reject { |name| tables[name] }
+      unless missing.empty?
+        @err.puts(visible("taskrb: #{missing.map { |name| "#{keyspace}.#{name}" }.join(" and ")} " \
+                          "#{missing.size == 1 ? "does" : "do"} not exist: `taskrb schema create` makes " \
+                          "#{missing.size == 1 ? "it" : "them"} (same connection options); nothing changed"))
+        return 1
+      end
+
+      options = { run: @options[:run] == true }
+      options[:gc_grace_seconds] = @options[:gc_grace_seconds] if @options.key?(:gc_grace_seconds)
+      statements = store.tune_table(**options)
+      statements.each { |cql| @out.puts(visible("#{cql};")) }
+      @out.puts(if options[:run]
+                  "-- applied (#{statements.size} statements)"
+                else
+                  "-- a dry run: nothing changed. `taskrb schema tune --run` runs these (or paste them into cqlsh)."
+                end)
+      0
     end
 
     def cmd_doctor(args)

@@ -3,6 +3,7 @@
 require "json"
 
 module Task
+  #--
   # The JSON-native form of a task, for job arguments: Sidekiq 7 (and Sidekiq 6 under
   # `Sidekiq.strict_args!`) refuses as_hash's Symbol keys and values.
   module Task

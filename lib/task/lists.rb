@@ -1,6 +1,7 @@
 # frozen_string_literal: true
 
 module Task
+  #--
   # Looking at lists as an operator does: how many tasks one holds, which lists there are.
   module Task
     # How many tasks the list holds, counted a page at a time (bounded memory at any size).

@@ -1,13 +1,86 @@
 # frozen_string_literal: true
 
+#--
 # Documentation only, never required: the methods the native extension (ext/task_native)
-# defines, for RDoc and ri (`ri Task::Task#save`). The Ruby-defined methods are documented
-# where they are defined; each store's adapter class is documented in its own file,
-# lib/task/adapters/STORE.rb. Signatures for type checkers are in sig/ (each store's class in
-# sig/adapters/STORE.rbs).
+# defines, for RDoc and ri (`ri Task::Task#save`), and the overviews of Task and Task::Task
+# (the lines after #-- in other files' comments on them are for readers of the source, not
+# for ri). The Ruby-defined methods are documented where they are defined; each store's
+# adapter class is documented in its own file, lib/task/adapters/STORE.rb. Signatures for
+# type checkers are in sig/ (each store's class in sig/adapters/STORE.rbs).
+#++
 
+# Generates, tracks and serializes units of work so that background jobs get at-least-once
+# completion: a job saves tasks to a durable store (Cassandra, a SQLite file, or memory for
+# tests), hands their serialized form to workers, and a worker that finishes a task completes
+# it; tasks whose worker died stay stored until a recovery job finds and finishes them. A
+# drop-in replacement for task_rb 0.4.0.
+#
+# Task::Task is the mixin that makes a class a task class; Task::DataInterface holds the
+# stores' adapters (CassandraAdapter, SqliteAdapter, MemoryAdapter). The operators' command
+# is +taskrb+ (<tt>taskrb --help</tt>); Task::Web is a Rack page over the same stores.
 module Task
+  # A task: a unit of work with a list (+task_list+), an +id+ within it and +data+ (a Hash
+  # that JSON can hold). Include Task::Task in a class to make it a task class; its +execute+
+  # does the work.
+  #
+  #   class FetchFile
+  #     include Task::Task
+  #     data_attr_reader :filename              # task.filename reads data[:filename]
+  #
+  #     def execute(opts = {})
+  #       download(filename)
+  #     end
+  #   end
+  #
+  #   task = FetchFile.create(task_list: "files", filename: "a.txt")  # built and saved
+  #   FetchJob.perform_async(task.as_json)                             # handed to a worker
+  #
+  #   # In the worker:
+  #   task = Task::Task.from_hash(argument)
+  #   task.execute
+  #   task.complete                                                     # deleted: done
+  #
+  # == Building and storing
+  #
+  # Every task class has build and create (Task::Task.build, Task::Task.create) and
+  # data_attr_reader; #save stores a task (an upsert, with an optional +ttl+), #complete
+  # deletes it. Stores are reached through Task::Task.interface, whose adapter
+  # Task::DataInterface::Interface.adapter_builder makes.
+  #
+  # == Finding
+  #
+  # Task::Task.find (one task), Task::Task.all (a list, lazily, in id order), Task::Task.count,
+  # Task::Task.lists and Task::Task.older_than (what a recovery job should take); #saved_at
+  # tells when a task read back was written.
+  #
+  # == Handing tasks to jobs
+  #
+  # #as_json and #to_json give the JSON-native form (String keys, what Sidekiq's strict
+  # arguments accept); Task::Task.from_hash and Task::Task.from_json make the task again, in
+  # any process. #as_hash is task_rb's form, with Symbol keys.
+  #
+  # == Claims and recovery
+  #
+  # A worker can hold a task for a while (#claim, #renew, #release), so that a recovery job
+  # does not run it meanwhile; #fail_attempt records a failure. Task::Task.claim_each is the
+  # recovery loop: it claims each task of a list and runs the block on those it won,
+  # completing them. A task whose attempts are used up is dead (Task::Task.dead) until
+  # #retry!. Claims live beside the tasks: code that uses only task_rb's calls never sees them.
   module Task
+    ##
+    # :singleton-method: build
+    # :call-seq: TaskClass.build(task_list:, id: nil, **data) -> task
+    #
+    # Called on a task class (<tt>FetchFile.build(task_list: "files", filename: "a.txt")</tt>):
+    # a new task of that class, not saved. Every option but +task_list+ and +id+ goes into its
+    # data; without +id+ it gets a random hex one. The Hash given is left as it is.
+
+    ##
+    # :singleton-method: create
+    # :call-seq: TaskClass.create(task_list:, id: nil, **data) -> task
+    #
+    # Called on a task class: build, then save. Returns the saved task.
+
     ##
     # :method: task_list
     # :call-seq: task_list -> String or nil
@@ -81,18 +154,20 @@ module Task
     #
     # The work; task classes override it. The default raises NotImplementedError.
 
+    # What including Task::Task adds to a task class: build and create (documented as
+    # Task::Task.build and Task::Task.create) and data_attr_reader.
     module ClassMethods
       ##
       # :method: build
       # :call-seq: build(task_list:, id: nil, **data) -> task
       #
-      # A new task of this class; every option but task_list and id goes into data.
+      # A new task of this class: see Task::Task.build.
 
       ##
       # :method: create
       # :call-seq: create(task_list:, id: nil, **data) -> task
       #
-      # build, then save.
+      # build, then save: see Task::Task.create.
     end
 
     ##

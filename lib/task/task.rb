@@ -3,6 +3,7 @@
 require_relative "indifferent_hash"
 
 module Task
+  #--
   # The mixin itself is native (see ext/task_native/src/task.rs); this is the part that
   # defines methods at runtime, which Ruby does best.
   module Task

@@ -10,8 +10,8 @@ module DemoRun
     File.expand_path("../..", __dir__)
   end
 
-  def run_demo(*args)
-    IO.popen([File.join(demo_root, "bin", "demo"), *args, "--tasks", TASKS.to_s, "--workers", "4", "--kill", KILL.to_s],
+  def run_demo(*args, env: {})
+    IO.popen(env, [File.join(demo_root, "bin", "demo"), *args, "--tasks", TASKS.to_s, "--workers", "4", "--kill", KILL.to_s],
              err: %i[child out], &:read)
   end
 

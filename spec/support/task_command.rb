@@ -2,7 +2,7 @@
 
 require "open3"
 
-# exe/task run as an operator runs it: a separate process, with the test node's settings in
+# exe/taskrb run as an operator runs it: a separate process, with the test node's settings in
 # its environment (TASK_CASSANDRA_HOSTS, TASK_CASSANDRA_KEYSPACE) and the application's task
 # classes given with -r unless +raw+. Gives [stdout, stderr, exit status]; with
 # `let(:binmode) { true }`, the bytes as written (binary Strings).
@@ -25,6 +25,6 @@ end
 
 module TaskCommand
   ROOT = File.expand_path("../..", __dir__)
-  EXE = File.join(ROOT, "exe", "task")
+  EXE = File.join(ROOT, "exe", "taskrb")
   CLASSES = File.join(ROOT, "spec", "support", "task_classes.rb")
 end

@@ -4,10 +4,11 @@ module Task
   module DataInterface
     # The memory store's adapter class (ext/task_native/src/adapter/memory.rs defines it).
     class MemoryAdapter
-      # How the task command opens it (see Task::CLI.store_flags): `task doctor --memory`.
+      # How the taskrb command opens it (see Task::CLI.store_flags): `taskrb doctor --memory`.
       def self.cli_store
-        { flag: "--memory", help: "--memory (doctor only)", across_processes: false, open: ->(_) { new },
-          describe: ->(_) { "the memory store (this process only)" } }
+        { flag: "--memory", help: "--memory (doctor and schema only)", across_processes: false, open: ->(_) { new },
+          describe: ->(_) { "the memory store (this process only)" },
+          schema: ->(_) { "the memory store has no tables: it lives in this process only" } }
       end
 
       ##

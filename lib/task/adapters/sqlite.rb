@@ -4,14 +4,17 @@ module Task
   module DataInterface
     # The SQLite store's adapter class (ext/task_native/src/adapter/sqlite.rs defines it, with
     # its options): one file on this host, shared by every thread and process that opens it,
-    # with no server. The Ruby side adds inspect, the task command's flag and the fork hook.
+    # with no server. The Ruby side adds inspect, the taskrb command's flag and the fork hook.
     class SqliteAdapter
-      # How the task command opens it (see Task::CLI.store_flags): `task --sqlite PATH lists`
+      # How the taskrb command opens it (see Task::CLI.store_flags): `taskrb --sqlite PATH lists`
       # or TASK_SQLITE_PATH=PATH.
       def self.cli_store
         { flag: "--sqlite PATH", help: "--sqlite PATH (or TASK_SQLITE_PATH)", env: "TASK_SQLITE_PATH",
           across_processes: true, open: ->(path) { new(path: path) },
-          describe: ->(adapter) { "SQLite #{adapter.describe[:sqlite_version]}, file #{adapter.options[:path]}" } }
+          describe: ->(adapter) { "SQLite #{adapter.describe[:sqlite_version]}, file #{adapter.options[:path]}" },
+          schema: lambda do |adapter|
+            "the SQLite store makes its tables itself when it opens the file: #{adapter.options[:path]} has them"
+          end }
       end
 
       # The file and its lock-wait deadline.

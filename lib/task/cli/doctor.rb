@@ -4,7 +4,7 @@ require "securerandom"
 
 module Task
   class CLI
-    # The checks of `task doctor`, each [name, passed, what was seen, the fix].
+    # The checks of `taskrb doctor`, each [name, passed, what was seen, the fix].
     class Doctor
       def initialize(adapter)
         @adapter = adapter
@@ -30,7 +30,7 @@ module Task
         return checks unless table_ok
 
         unless report
-          check(checks, "claims table", "run adapter.create_claims_table (or create_schema)") do
+          check(checks, "claims table", "create it: adapter.create_claims_table") do
             @adapter.claims(list)
             "present"
           end
@@ -62,7 +62,8 @@ module Task
         replication = report[:replication]
         unless replication
           checks << ["keyspace", false, "#{o[:keyspace]} does not exist",
-                     "create it and the tables: CassandraAdapter#create_schema (or check --keyspace)"]
+                     "create it and the tables: taskrb schema create --replication-factor N (or --replication DC:N,...), " \
+                     "with these connection options (or check --keyspace)"]
           return false
         end
         checks << ["keyspace", true, "#{o[:keyspace]}, replication #{replication.map { |k, v| "#{k}=#{v}" }.join(", ")}", nil]
@@ -70,17 +71,19 @@ module Task
         tasks = report[:tables][table]
         unless tasks
           checks << ["task table", false, "#{o[:keyspace]}.#{table} does not exist",
-                     "create it: CassandraAdapter#create_schema (or check --table)"]
+                     "create it: taskrb schema create --replication-factor N, with these connection options " \
+                     "(it leaves the keyspace as it is; or check --table)"]
           return false
         end
         compaction = tasks[:compaction]["class"].to_s.split(".").last
         tuned = tasks[:gc_grace_seconds] <= 86_400
         checks << ["task table", tuned, "#{o[:keyspace]}.#{table}: gc_grace_seconds #{tasks[:gc_grace_seconds]}, " \
                                         "compaction #{compaction}",
-                   "give it the options for lists that churn: CassandraAdapter#tune_table(run: true) (README, Lists that churn)"]
+                   "give it the options for lists that churn: taskrb schema tune shows the statements, " \
+                   "taskrb schema tune --run runs them (README, Lists that churn)"]
         claims = report[:tables]["#{table}_claims"]
         checks << ["claims table", !claims.nil?, claims ? "present" : "#{o[:keyspace]}.#{table}_claims does not exist",
-                   "run adapter.create_claims_table (or create_schema)"]
+                   "create it: taskrb schema create --replication-factor N (it leaves what exists as it is)"]
         true
       end
 

@@ -4,7 +4,7 @@ require "json"
 
 module Task
   class CLI
-    # `task import`: JSON lines (as export writes them) stored IMPORT_CHUNK at a time. A line
+    # `taskrb import`: JSON lines (as export writes them) stored IMPORT_CHUNK at a time. A line
     # that is not a task, or whose row the server refuses (too large, ...), is reported with
     # its number; the run stops there or (skip) goes on past it.
     class Import
@@ -138,7 +138,7 @@ module Task
       def store_failed(chunk, failed)
         number, _, error = failed.first
         say(number, error)
-        @err.puts("task: the store failed on #{failed.size} of lines #{chunk.first[0]} to #{chunk.last[0]}: " \
+        @err.puts("taskrb: the store failed on #{failed.size} of lines #{chunk.first[0]} to #{chunk.last[0]}: " \
                   "not stored (importing again is safe: saves are upserts)")
         stop(number, nil)
       end
@@ -147,12 +147,12 @@ module Task
       def say(number, error)
         text = error.message.to_s
         text = "#{text[0, MESSAGE_MAX]}... (#{text.size} characters)" if text.size > MESSAGE_MAX
-        @err.puts(Text.visible("task: line #{number}: #{text}"))
+        @err.puts(Text.visible("taskrb: line #{number}: #{text}"))
       end
 
       def stop(number, advice)
         read = @read > number ? ", lines 1 to #{@read} read" : ""
-        @err.puts("task: stopped at line #{number} (#{@stored} stored#{read})#{"; #{advice}" if advice}")
+        @err.puts("taskrb: stopped at line #{number} (#{@stored} stored#{read})#{"; #{advice}" if advice}")
         throw :stop, true
       end
 
