@@ -1,6 +1,7 @@
 # frozen_string_literal: true
 
 require "erb"
+require "fileutils"
 require "yaml"
 
 module Task
@@ -207,6 +208,8 @@ module Task
       return DataInterface::Interface::DEFAULT_ADAPTER_BUILDER.call(given) if store == :cassandra
 
       settings = resolved_options.merge(given)
+      # A file store's directory (db/ of an application without Active Record) is made.
+      FileUtils.mkdir_p(File.dirname(settings[:path].to_s)) if settings[:path] && !settings[:path].to_s.empty?
       begin
         stores.fetch(store).new(**settings)
       rescue ArgumentError, TypeError => e
