@@ -32,7 +32,7 @@ module Task
 
     # PaintBoardTask from PaintBoard or PaintBoardTask.
     def file_name
-      @file_name ||= super.sub(/_task\z/i, "")
+      @_file_name ||= super.sub(/_task\z/i, "")
     end
 
     def task_list
