@@ -36,4 +36,4 @@ require_relative "task/generator"
 require_relative "task/tasks/composite_task"
 # In a Rails application (Bundler.require runs after Rails is loaded): config/task.yml, the
 # logger, the rake tasks and the generators.
-require_relative "task/railtie" if defined?(Rails::Railtie)
+require_relative "task/railtie" if defined?(Rails::Railtie) && !defined?(Task::Railtie)

@@ -1,7 +1,6 @@
 # frozen_string_literal: true
 
 require "rails/railtie"
-require "task"
 
 module Task
   # Loaded by `require "task"` when Rails is (Bundler.require in config/application.rb):
@@ -136,3 +135,6 @@ module Task
     end
   end
 end
+
+# Loaded by lib/task.rb; required on its own, it loads the gem.
+require "task" unless defined?(Task::Configuration)
