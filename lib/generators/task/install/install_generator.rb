@@ -1,5 +1,6 @@
 # frozen_string_literal: true
 
+require "erb"
 require "rails/generators"
 
 module Task
@@ -8,13 +9,37 @@ module Task
   # Railtie reads the file; write config/initializers/task.rb with Task.configure only for
   # what a file cannot hold (a logger of your own).
   class InstallGenerator < ::Rails::Generators::Base
-    source_root File.expand_path("templates", __dir__)
+    # config/task.yml (ERB for the generator; <%%= is ERB left in the file).
+    CONFIG = <<~'TEMPLATE'
+      # The task gem's store for each environment, read at boot by Task::Railtie (see
+      # Task::Configuration). `store:` is cassandra, sqlite or memory; the other keys are that
+      # store's adapter options (an unknown one stops the boot, naming it). ERB runs first. What
+      # a section leaves unset comes from the environment: TASK_CASSANDRA_HOSTS (host or
+      # host:port, comma-separated), TASK_CASSANDRA_KEYSPACE, TASK_SQLITE_PATH. Task.configure in
+      # an initializer overrides this file.
+
+      development:
+        store: sqlite
+        path: db/tasks_development.sqlite3 # relative to the application's root; made on first use
+
+      test:
+        store: memory # in-process: nothing to run, empty at each boot
+
+      production:
+        store: cassandra
+        # hosts: from TASK_CASSANDRA_HOSTS (without it, 127.0.0.1:9042, with a warning in the log)
+        keyspace: <%%= ENV.fetch("TASK_CASSANDRA_KEYSPACE", "<%= keyspace %>") %>
+        # consistency: local_quorum
+        # username: <%%= ENV["TASK_CASSANDRA_USERNAME"] %>
+        # password: <%%= ENV["TASK_CASSANDRA_PASSWORD"] %>
+        # Create the keyspace and tables once: bin/rails task:schema:create (REPLICATION_FACTOR=3)
+    TEMPLATE
 
     desc "Writes config/task.yml (development: SQLite under db/, test: memory, production: " \
          "Cassandra from TASK_CASSANDRA_HOSTS) and a commented mount of Task::Web in config/routes.rb."
 
     def config_file
-      template "task.yml.tt", "config/task.yml"
+      create_file "config/task.yml", render(CONFIG)
     end
 
     def web_page_route
@@ -28,6 +53,10 @@ module Task
     end
 
     private
+
+    def render(text)
+      ERB.new(text, trim_mode: "-").result(binding)
+    end
 
     # The application's name as a keyspace name (letters, digits, underscores).
     def keyspace
