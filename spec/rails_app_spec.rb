@@ -118,13 +118,22 @@ RSpec.describe "a Rails application", :cassandra do
     expect(log).not_to match(/task \[driver\]: (DEBUG|INFO) /)
   end
 
-  it "develops on a SQLite file under db/, made on first use" do
+  it "develops on a SQLite file under db/, made on first use; an initializer's Task.configure and config.task have the last word" do
+    @app.write("config/initializers/task.rb", <<~RUBY)
+      Task.configure { |config| config.options = config.options.merge(synchronous: :normal) }
+    RUBY
+    development = @app.read("config/environments/development.rb")
+    @app.write("config/environments/development.rb",
+               development.sub("configure do\n", "configure do\n  config.task.driver_log_level = :debug\n"))
     seen = @app.runner(<<~RUBY, environment: "development")
       PaintBoardTask.create(task_list: "dev", id: "1", board: "d", color: 4)
-      puts JSON.generate(adapter: Task.adapter.class.name, path: Task.adapter.options[:path], board: Task::Task.find("dev", "1").board)
+      puts JSON.generate(adapter: Task.adapter.class.name, options: Task.adapter.options.slice(:path, :synchronous),
+                         board: Task::Task.find("dev", "1").board, driver_level: Task::Logging.driver_level)
     RUBY
-    expect(seen).to eq("adapter" => "Task::DataInterface::SqliteAdapter", "path" => @app.path("db", "tasks_development.sqlite3"),
-                       "board" => "d")
+    expect(seen).to eq("adapter" => "Task::DataInterface::SqliteAdapter", "board" => "d", "driver_level" => "debug",
+                       "options" => { "path" => @app.path("db", "tasks_development.sqlite3"), "synchronous" => "normal" })
+  ensure
+    FileUtils.rm_f(@app.path("config/initializers/task.rb"))
   end
 
   it "runs the generated test (Minitest) and a generated spec (RSpec) inside the app, on the test environment's memory store" do
