@@ -71,6 +71,10 @@ RSpec.describe Task::Configuration do
       expect(default_adapter.options).to include(hosts: ["10.0.0.5"], keyspace: "configured", consistency: :quorum)
       given = Task::DataInterface::Interface.new(keyspace: "given", port: 9999).adapter
       expect(given.options).to include(hosts: ["10.0.0.5"], keyspace: "given", port: 9999, consistency: :quorum)
+      built = Task.configuration.build_adapter(keyspace: "built")
+      expect(built.options).to include(hosts: ["10.0.0.5"], keyspace: "built", consistency: :quorum)
+      expect { Task.configuration.build_adapter(hots: 1) }
+        .to raise_error(ArgumentError, /\ATask\.configure: unknown CassandraAdapter option :hots/)
     end
   end
 

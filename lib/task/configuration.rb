@@ -200,21 +200,22 @@ module Task
       settings
     end
 
-    # A new adapter of the configured store (the call's +options+ over the configured ones),
-    # whatever adapter_builder says: what the default builder returns.
+    # A new adapter of the configured store, with the call's +options+ over the resolved
+    # ones, whatever adapter_builder says (the default builder builds the same). Connections
+    # are shared with every adapter of the same settings.
     def build_adapter(options = {})
       given = symbolized(options || {}, "build_adapter").reject { |k, _| k == :adapter }
       store = resolved_store
-      return DataInterface::Interface::DEFAULT_ADAPTER_BUILDER.call(given) if store == :cassandra
-
       settings = resolved_options.merge(given)
       # A file store's directory (db/ of an application without Active Record) is made.
       FileUtils.mkdir_p(File.dirname(settings[:path].to_s)) if settings[:path] && !settings[:path].to_s.empty?
-      begin
+      adapter = begin
         stores.fetch(store).new(**settings)
       rescue ArgumentError, TypeError => e
         raise e.class, "#{@source}: #{e.message}"
       end
+      default_adapter_built(adapter, settings) if store == :cassandra
+      adapter
     end
 
     # The names of the stores there are (the adapter classes of the extension).
