@@ -64,7 +64,16 @@ RSpec.describe "a Rails application", :cassandra do
     ok, out = @app.rails("task:doctor")
     expect(ok).to be(true), out
     expect(out).to include("pass  keyspace: #{keyspace}", "pass  write, read and delete a task")
-    expect(out).not_to include("fail")
+    expect(out).not_to include("FAIL")
+
+    # Its exit status is the command's: a keyspace that does not exist fails the check.
+    ok, out = @app.run("bin/rails", "task:doctor", env: { "RAILS_ENV" => "production", "TASK_CASSANDRA_KEYSPACE" => "task_rails_none" })
+    expect(ok).to be(false)
+    expect(out).to match(/^FAIL  keyspace: task_rails_none does not exist/)
+    # A store with no schema says so.
+    ok, out = @app.rails("task:schema:create", environment: "test")
+    expect(ok).to be(true), out
+    expect(out).to match(/\Atask:schema:create: #<Task::DataInterface::MemoryAdapter.*>\n  this store has no schema to create\n\z/)
   end
 
   it "boots and serves: a controller action saves a task, the mounted web page shows it" do
