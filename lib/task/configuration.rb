@@ -207,8 +207,10 @@ module Task
       given = symbolized(options || {}, "build_adapter").reject { |k, _| k == :adapter }
       store = resolved_store
       settings = resolved_options.merge(given)
-      # A file store's directory (db/ of an application without Active Record) is made.
-      FileUtils.mkdir_p(File.dirname(settings[:path].to_s)) if settings[:path] && !settings[:path].to_s.empty?
+      # The SQLite file's directory (db/ of an application without Active Record) is made.
+      if store == :sqlite && (settings[:path].is_a?(String) || settings[:path].respond_to?(:to_path))
+        FileUtils.mkdir_p(File.dirname(settings[:path].to_s))
+      end
       adapter = begin
         stores.fetch(store).new(**settings)
       rescue ArgumentError, TypeError => e
