@@ -31,5 +31,9 @@ require_relative "task/json_form"
 require_relative "task/instrumentation"
 require_relative "task/logging"
 require_relative "task/adapters"
+require_relative "task/configuration"
 require_relative "task/generator"
 require_relative "task/tasks/composite_task"
+# In a Rails application (Bundler.require runs after Rails is loaded): config/task.yml, the
+# logger, the rake tasks and the generators.
+require_relative "task/railtie" if defined?(Rails::Railtie) && !defined?(Task::Railtie)

@@ -43,8 +43,25 @@ module Task
 
     @by_source = {}.freeze
     @lock = Mutex.new
+    @driver_level = nil
+
+    # The driver's own levels, least severe first (its lines read "LEVEL target: message").
+    DRIVER_LEVELS = %w[TRACE DEBUG INFO WARN ERROR].freeze
 
     class << self
+      # The least severe of the Cassandra driver's own lines (source "driver": connections,
+      # pools, nodes up and down) that are logged: :debug, :info, :warn or :error; nil (the
+      # default outside Rails) logs them all. They are handed to the logger at debug, as
+      # before; this picks them by the driver's own level. The Railtie sets :warn unless
+      # config.task.driver_log_level says otherwise.
+      def driver_level
+        @driver_level && DRIVER_LEVELS[@driver_level].downcase.to_sym
+      end
+
+      def driver_level=(level)
+        @driver_level = level.nil? ? nil : driver_rank(level)
+      end
+
       def check(logger)
         return if %i[debug info warn error].all? { |m| logger.respond_to?(m) }
 
@@ -70,6 +87,8 @@ module Task
 
       # Called by the extension for each line.
       def deliver(level, source, message)
+        return nil if source == "driver" && @driver_level && !driver_line_wanted?(message)
+
         text = source.empty? ? "task: #{message}" : "task [#{source}]: #{message}"
         loggers_for(source).each do |logger|
           logger.public_send(level, text)
@@ -80,6 +99,21 @@ module Task
       end
 
       private
+
+      def driver_line_wanted?(message)
+        rank = DRIVER_LEVELS.index(message[/\A[A-Z]+/])
+        rank.nil? || rank >= @driver_level
+      end
+
+      def driver_rank(level)
+        rank = case level
+               when Integer then level.between?(0, 3) ? level + 1 : nil # Logger::DEBUG..ERROR
+               when String, Symbol then DRIVER_LEVELS.index(level.to_s.upcase)
+               end
+        return rank if rank && rank >= 1
+
+        raise ArgumentError, "driver_log_level must be :debug, :info, :warn or :error (or nil: all), got #{level.inspect}"
+      end
 
       # An adapter's lines go to its logger, else Task.logger. The driver's own lines (source
       # "driver") concern every session: Task.logger, else every adapter logger.

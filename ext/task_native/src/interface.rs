@@ -86,16 +86,35 @@ fn set_adapter_builder(ruby: &Ruby, rb_self: RClass, builder: Value) -> Result<V
     Ok(builder)
 }
 
-/// The default builder: a CassandraAdapter from the options (`:hosts`, `:port`, `:keyspace`,
-/// and any other CassandraAdapter option). `:adapter` is Interface#initialize's own (nil when
-/// it gets here); any other name is refused, as CassandraAdapter.new refuses it.
+/// The default builder: the store the configuration gives (lib/task/configuration.rb:
+/// `Task.configure`, a YAML file and the environment). For Cassandra, a CassandraAdapter from
+/// the configured options with the call's own over them (task_rb's `:hosts`, `:port`,
+/// `:keyspace`, and any other CassandraAdapter option), read here so that a name it does not
+/// know is refused as Interface's (`:adapter` is Interface#initialize's own, nil when it gets
+/// here). Another store's adapter is built by the configuration. Without the configuration
+/// loaded (the extension required alone), the call's options alone, as task_rb did.
 fn default_builder(ruby: &Ruby, args: &[Value]) -> Result<Value, Error> {
     let opts = match args.first() {
         Some(v) if !v.is_nil() => Some(RHash::try_convert(*v)?),
         _ => None,
     };
-    let config = options::cassandra_config(ruby, opts, "Interface", &["adapter"])?;
-    adapter::cassandra_adapter(ruby, config)
+    let task = ruby.define_module("Task")?;
+    if !task.respond_to("configuration", false)? {
+        let config = options::cassandra_config(ruby, opts, "Interface", &["adapter"])?;
+        return adapter::cassandra_adapter(ruby, config);
+    }
+    let conf: Value = task.funcall("configuration", ())?;
+    let given = opts.unwrap_or_else(|| ruby.hash_new());
+    // nil: the configured store is another one, whose adapter the configuration builds.
+    let merged: Value = conf.funcall("default_cassandra_options", (given,))?;
+    let Some(merged) = RHash::from_value(merged) else {
+        return conf.funcall("build_adapter", (given,));
+    };
+    let config = options::cassandra_config(ruby, Some(merged), "Interface", &["adapter"])?;
+    let built = adapter::cassandra_adapter(ruby, config)?;
+    // The one warning of a process that connects where nothing configured told it to.
+    let _: Value = conf.funcall("default_adapter_built", (built, merged))?;
+    Ok(built)
 }
 
 fn initialize(ruby: &Ruby, rb_self: RObject, args: &[Value]) -> Result<(), Error> {
