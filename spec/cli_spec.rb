@@ -291,6 +291,21 @@ RSpec.describe "the taskrb command" do
       code = Task::CLI.start(%w[schema create], out: out, err: out, adapter: Task::DataInterface::SqliteAdapter.new(path: path))
       expect([out.string, code]).to eq(["the SQLite store makes its tables itself when it opens the file: #{path} has " \
                                         "them; nothing to create\n", 0])
+      # ... over a store the environment names (the application's configuration already read it),
+      # but not over a store flag.
+      given = Task::DataInterface::MemoryAdapter.new
+      other = File.join(dir, "other.sqlite3")
+      begin
+        ENV["TASK_SQLITE_PATH"] = other
+        out = StringIO.new
+        code = Task::CLI.start(%w[schema create], out: out, err: out, adapter: given)
+        expect([out.string, code]).to eq(["the memory store has no tables: it lives in this process only; nothing to create\n", 0])
+        out = StringIO.new
+        code = Task::CLI.start(["schema", "create", "--sqlite", path], out: out, err: out, adapter: given)
+        expect(out.string).to include("#{path} has them")
+      ensure
+        ENV.delete("TASK_SQLITE_PATH")
+      end
     end
   ensure
     [keyspace, bare].each { |k| Cql.run("DROP KEYSPACE IF EXISTS #{k}") }

@@ -223,9 +223,10 @@ module Task
       end
     end
 
-    # The adapter from flags, then the YAML file, then the environment.
+    # The adapter from a store flag or connection options, then the one given to start, then
+    # a store the environment names, then the YAML file and the environment's Cassandra hosts.
     def adapter(**defaults)
-      @adapter ||= picked_store || given_adapter || begin
+      @adapter ||= picked_or_given || begin
         settings = {}
         settings.merge!(Settings.read_config(@options[:config])) if @options[:config]
         env_hosts = ENV.fetch("TASK_CASSANDRA_HOSTS", nil)
@@ -241,6 +242,11 @@ module Task
           raise SettingsError, e.message
         end
       end
+    end
+
+    # A store flag's store, else the adapter given to start, else a store the environment names.
+    def picked_or_given(in_process: false)
+      (@options[:store] && picked_store(in_process: in_process)) || given_adapter || picked_store(in_process: in_process)
     end
 
     # The adapter given to start, unless a connection option names another store.
@@ -560,7 +566,7 @@ module Task
       action, = arguments(args, "create|tune")
       raise Usage, "unknown schema command #{action.inspect} (create or tune)" unless %w[create tune].include?(action)
 
-      store = picked_store(in_process: true) || adapter
+      store = picked_or_given(in_process: true) || adapter
       unless store.respond_to?(:create_schema) && store.respond_to?(:tune_table)
         @out.puts(visible("#{own_tables(store)}; nothing to #{action}"))
         return 0
@@ -642,7 +648,7 @@ module Task
     def cmd_doctor(args)
       arguments(args)
       # A check that fails should say so in seconds, not after 30 s of retries.
-      store = picked_store(in_process: true) || adapter(connect_timeout: 3, retry_deadline: 5)
+      store = picked_or_given(in_process: true) || adapter(connect_timeout: 3, retry_deadline: 5)
       checks = Doctor.new(store).run
       checks.each do |(name, ok, detail, fix)|
         @out.puts(visible("#{ok ? "pass" : "FAIL"}  #{name}: #{detail}"))

@@ -224,7 +224,8 @@ module Task
       # :singleton-method: adapter_builder=
       # :call-seq: adapter_builder = callable
       #
-      # Sets it; nil restores the default (a CassandraAdapter from :hosts, :port, :keyspace).
+      # Sets it; nil restores the default: the configured store (Task.configure, config/task.yml,
+      # the environment; Cassandra unless configured), with Interface.new's options over it.
 
       ##
       # :method: adapter

@@ -30,7 +30,7 @@ module Task
         return checks unless table_ok
 
         unless report
-          check(checks, "claims table", "create it: adapter.create_claims_table") do
+          check(checks, "claims table", "create it: taskrb schema create --replication-factor N (it leaves what exists as it is)") do
             @adapter.claims(list)
             "present"
           end
