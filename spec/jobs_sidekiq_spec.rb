@@ -39,19 +39,9 @@ RSpec.describe "Task::Job and Task::Recovery in Sidekiq processes", :sidekiq do
   end
 
   before(:all) do
-    @dir = Dir.mktmpdir("task-jobs")
-    @redis_pid = spawn("redis-server", "--port", redis_port.to_s, "--bind", "127.0.0.1", "--save", "",
-                       "--appendonly", "no", "--dir", @dir, out: File::NULL, err: File::NULL)
-    @redis = Redis.new(url: redis_url)
-    deadline = Time.now + 20
-    begin
-      @redis.ping
-    rescue Redis::CannotConnectError
-      raise "redis-server did not answer on port #{redis_port}" if Time.now > deadline
-
-      sleep 0.1
-      retry
-    end
+    @redis_server = RedisServer.new(redis_port, "task-jobs")
+    @dir = @redis_server.dir
+    @redis = @redis_server.client
     Sidekiq.configure_client { |c| c.redis = { url: redis_url } }
     @strictness = Sidekiq.options[:on_complex_arguments]
     Sidekiq.strict_args!
@@ -61,9 +51,7 @@ RSpec.describe "Task::Job and Task::Recovery in Sidekiq processes", :sidekiq do
 
   after(:all) do
     Sidekiq.strict_args!(@strictness)
-    Process.kill("KILL", @redis_pid) if @redis_pid
-    Process.wait(@redis_pid) if @redis_pid
-    FileUtils.rm_rf(@dir) if @dir
+    @redis_server&.stop
   end
 
   def env

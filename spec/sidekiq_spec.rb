@@ -17,27 +17,15 @@ RSpec.describe "with Sidekiq", :sidekiq do
   TASKS = 300
 
   before(:all) do
-    @dir = Dir.mktmpdir("task-sidekiq")
-    @redis_pid = spawn("redis-server", "--port", REDIS_PORT.to_s, "--bind", "127.0.0.1", "--save", "",
-                       "--appendonly", "no", "--dir", @dir, out: File::NULL, err: File::NULL)
-    @redis = Redis.new(url: redis_url)
-    deadline = Time.now + 20
-    begin
-      @redis.ping
-    rescue Redis::CannotConnectError
-      raise "redis-server did not answer on port #{REDIS_PORT}" if Time.now > deadline
-
-      sleep 0.1
-      retry
-    end
+    @redis_server = RedisServer.new(REDIS_PORT, "task-sidekiq")
+    @dir = @redis_server.dir
+    @redis = @redis_server.client
     Sidekiq.configure_client { |c| c.redis = { url: redis_url } }
     cassandra_adapter # the keyspace and table exist before Sidekiq starts
   end
 
   after(:all) do
-    Process.kill("KILL", @redis_pid) if @redis_pid
-    Process.wait(@redis_pid) if @redis_pid
-    FileUtils.rm_rf(@dir) if @dir
+    @redis_server&.stop
   end
 
   def redis_url
