@@ -73,12 +73,12 @@ RSpec.describe "logging" do
     Task.logger = nil
   end
 
-  it "passes the driver's own events on at debug" do
+  it "passes the driver's own events on at debug, its warnings at warn" do
     Task.logger = logger
     # A connection setting of its own, so that this adapter opens a session of its own.
     adapter = cassandra_adapter(connect_timeout: 4.75)
     adapter.find(list, "1")
-    driver = all_lines.grep(/\ADEBUG task \[driver\]: (DEBUG|INFO|WARN) scylla::/)
+    driver = all_lines.grep(/\A(DEBUG task \[driver\]: (DEBUG|INFO)|WARN task \[driver\]: WARN) scylla::/)
     expect(driver).not_to be_empty
     expect(driver.join("\n")).to include("127.0.0.1:#{cassandra_options[:port]}")
   ensure

@@ -47,6 +47,8 @@ module Task
 
     # The driver's own levels, least severe first (its lines read "LEVEL target: message").
     DRIVER_LEVELS = %w[TRACE DEBUG INFO WARN ERROR].freeze
+    # The driver's levels delivered at a Logger level of their own (the rest: debug).
+    DRIVER_RAISED = { "WARN" => "warn", "ERROR" => "error" }.freeze
 
     class << self
       # The least severe of the Cassandra driver's own lines (source "driver": connections,
@@ -87,7 +89,13 @@ module Task
 
       # Called by the extension for each line.
       def deliver(level, source, message)
-        return nil if source == "driver" && @driver_level && !driver_line_wanted?(message)
+        if source == "driver"
+          return nil if @driver_level && !driver_line_wanted?(message)
+
+          # The driver's warnings and errors at their own level (a production logger at info
+          # shows them); its other lines at debug.
+          level = DRIVER_RAISED.fetch(message[/\A[A-Z]+/], level)
+        end
 
         text = source.empty? ? "task: #{message}" : "task [#{source}]: #{message}"
         loggers_for(source).each do |logger|
