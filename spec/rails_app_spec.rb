@@ -251,7 +251,8 @@ RSpec.describe "a Rails application", :cassandra do
     out = @app.run!("bin/rails", "generate", "task:task", "Billing::SendInvoiceTask", "invoice_id:integer")
     expect(out).to include("create  app/tasks/billing/send_invoice_task.rb", "create  spec/tasks/billing/send_invoice_task_spec.rb")
     spec = @app.read("spec/tasks/billing/send_invoice_task_spec.rb")
-    expect(spec).to start_with("require \"rails_helper\"\nrequire \"task/testing\" # a fresh memory store for each example")
+    expect(spec).to start_with("require \"rails_helper\"\n# A fresh memory store for each example, and have_saved_task / " \
+                               "be_completed_task (or in\n# rails_helper.rb, as task:install does).\nrequire \"task/testing\"\n\n")
     expect(spec).to include('expect("billing_send_invoice").to have_saved_task(described_class, id: task.id, data: { invoice_id: 1 })',
                             "expect(task).to be_completed_task")
     # The install generator run again: what it did stays as it is, rails_helper.rb is wired.
@@ -259,7 +260,7 @@ RSpec.describe "a Rails application", :cassandra do
     expect(out).to include("identical  config/task.yml", "insert  spec/rails_helper.rb")
     expect(out).not_to include("route", "test/test_helper.rb")
     expect(@app.read("spec/rails_helper.rb")).to end_with("Rails is not loaded until this point!\n" \
-                                                          "# The task gem's test helpers: a fresh memory store for each test, and\n" \
+                                                          "# The task gem's test helpers: a fresh memory store for each example, and\n" \
                                                           "# have_saved_task / be_completed_task matchers.\nrequire \"task/testing\"\n")
     ok, out = @app.run("bundle", "exec", "rspec", "spec/tasks")
     expect(ok).to be(true), out

@@ -38,9 +38,6 @@ module Task
         # Create the keyspace and tables once: bin/rails task:schema:create (REPLICATION_FACTOR=3)
     TEMPLATE
 
-    # What the test helpers give, as a comment where they are wired.
-    TESTING_NOTE = "# The task gem's test helpers: a fresh memory store for each test, and"
-
     desc "Writes config/task.yml (development: SQLite under db/, test: memory, production: " \
          "Cassandra from TASK_CASSANDRA_HOSTS), a commented mount of Task::Web in config/routes.rb, " \
          "and require \"task/testing\" in test/test_helper.rb or spec/rails_helper.rb."
@@ -69,12 +66,13 @@ module Task
       text = helper_text(helper)
       return if text.nil? || text.include?("task/testing")
 
-      after = first_line(text, %r{^require ["']rails/test_help["'].*\n}, %r{^require_relative ["']\.\./config/environment["'].*\n})
+      after = first_line(text, %r{^require ["']rails/test_help["'].*\n}, %r{^require.*config/environment\b.*\n})
       test_case = first_line(text, /^class ActiveSupport::TestCase\b.*\n/)
       return testing_note(helper) unless after && test_case
 
       inject_into_file helper, "require \"task/testing\"\n", after: after
-      inject_into_file helper, "  #{TESTING_NOTE}\n  # assert_task_saved / refute_task_saved / assert_task_completed.\n" \
+      inject_into_file helper, "  # The task gem's test helpers: a fresh memory store for each test, and\n" \
+                               "  # assert_task_saved / refute_task_saved / assert_task_completed.\n" \
                                "  include Task::Testing::Minitest\n\n", after: test_case
     end
 
@@ -86,11 +84,11 @@ module Task
       return if text.nil? || text.include?("task/testing")
 
       after = first_line(text, /^# Add additional requires below this line.*\n/, %r{^require ["']rspec/rails["'].*\n},
-                         %r{^require(_relative)? ["'](\.\./)?config/environment["'].*\n})
+                         %r{^require.*config/environment\b.*\n})
       return testing_note(helper) unless after
 
-      inject_into_file helper, "#{TESTING_NOTE}\n# have_saved_task / be_completed_task matchers.\nrequire \"task/testing\"\n",
-                       after: after
+      inject_into_file helper, "# The task gem's test helpers: a fresh memory store for each example, and\n" \
+                               "# have_saved_task / be_completed_task matchers.\nrequire \"task/testing\"\n", after: after
     end
 
     # Neither helper: say how to wire them.

@@ -36,7 +36,9 @@ module Task
 
       class <%= class_name %>TaskTest < ActiveSupport::TestCase
       <% unless testing_wired?("test/test_helper.rb", "Task::Testing::Minitest") -%>
-        include Task::Testing::Minitest # a fresh memory store for each test, and assert_task_saved / assert_task_completed
+        # A fresh memory store for each test, and assert_task_saved / assert_task_completed
+        # (or include it in ActiveSupport::TestCase in test_helper.rb, as task:install does).
+        include Task::Testing::Minitest
 
       <% end -%>
         def build_task
@@ -68,7 +70,9 @@ module Task
     SPEC = <<~'TEMPLATE'
       require "<%= spec_helper %>"
       <% unless testing_wired?("spec/#{spec_helper}.rb", "task/testing") -%>
-      require "task/testing" # a fresh memory store for each example, and have_saved_task / be_completed_task
+      # A fresh memory store for each example, and have_saved_task / be_completed_task (or in
+      # rails_helper.rb, as task:install does).
+      require "task/testing"
       <% end -%>
 
       RSpec.describe <%= class_name %>Task do
