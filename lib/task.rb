@@ -34,6 +34,14 @@ require_relative "task/adapters"
 require_relative "task/configuration"
 require_relative "task/generator"
 require_relative "task/tasks/composite_task"
+
+module Task
+  # The job mixins, loaded on first use (`include Task::Job` in a job class): a process that
+  # runs no jobs never loads them. `require "task/job"` still works, before or after this file.
+  autoload :Job, File.expand_path("task/job", __dir__)
+  autoload :Recovery, File.expand_path("task/recovery", __dir__)
+end
+
 # In a Rails application (Bundler.require runs after Rails is loaded): config/task.yml, the
 # logger, the rake tasks and the generators.
 require_relative "task/railtie" if defined?(Rails::Railtie) && !defined?(Task::Railtie)

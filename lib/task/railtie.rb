@@ -11,6 +11,8 @@ module Task
   # * sets Task.logger to Rails.logger unless the application set one, with the Cassandra
   #   driver's own lines from WARN up (config.task.driver_log_level = :debug for all of them);
   # * makes Task::Web loadable by name (for `mount Task::Web.new, at: "/tasks"`);
+  # * once ActiveJob loads, adds the serializer of tasks (task/active_job), so that
+  #   `SomeJob.perform_later(task)` passes the task as its JSON form with no require;
   # * adds the rake tasks task:schema:create, task:schema:tune and task:doctor, on the store
   #   the configuration gives (Task.adapter).
   #
@@ -28,6 +30,10 @@ module Task
 
     initializer "task.configuration", before: :load_config_initializers do |app|
       Railtie.configure(app)
+    end
+
+    initializer "task.active_job" do
+      ActiveSupport.on_load(:active_job) { require "task/active_job" }
     end
 
     rake_tasks do

@@ -8,8 +8,9 @@ module Task
   # `rails generate task:task PaintBoard board color`: app/tasks/paint_board_task.rb, a class
   # PaintBoardTask with `include Task::Task` and a data_attr_reader for each argument, and its
   # test: spec/tasks/paint_board_task_spec.rb when the application has a spec/ directory,
-  # else test/tasks/paint_board_task_test.rb (Minitest). app/tasks is autoloaded as every
-  # directory of app/ is.
+  # else test/tasks/paint_board_task_test.rb (Minitest). The test uses the test helpers
+  # (task/testing), and requires them itself when the application's test helper does not
+  # (see `rails generate task:install`). app/tasks is autoloaded as every directory of app/ is.
   class TaskGenerator < ::Rails::Generators::NamedBase
     CLASS = <<~'TEMPLATE'
       # A unit of work kept by the task gem: saved to the store (<%= class_name %>Task.create), handed to a
@@ -29,8 +30,17 @@ module Task
 
     TEST = <<~'TEMPLATE'
       require "test_helper"
+      <% unless testing_wired?("test/test_helper.rb", "Task::Testing::Minitest") -%>
+      require "task/testing"
+      <% end -%>
 
       class <%= class_name %>TaskTest < ActiveSupport::TestCase
+      <% unless testing_wired?("test/test_helper.rb", "Task::Testing::Minitest") -%>
+        # A fresh memory store for each test, and assert_task_saved / assert_task_completed
+        # (or include it in ActiveSupport::TestCase in test_helper.rb, as task:install does).
+        include Task::Testing::Minitest
+
+      <% end -%>
         def build_task
           <%= class_name %>Task.build(task_list: "<%= task_list %>"<% attributes.each do |a| %>, <%= a.name %>: <%= sample(a).inspect %><% end %>)
         end
@@ -43,12 +53,12 @@ module Task
           assert_equal task.attributes, Task::Task.from_json(task.to_json).attributes
         end
 
-        test "is saved to the store of the test environment, and completed" do
+        test "is saved, and completed" do
           task = build_task
           task.save
-          assert_equal task.attributes, Task::Task.find(task.task_list, task.id).attributes
+          assert_task_saved "<%= task_list %>", <%= class_name %>Task, id: task.id<%= data_argument %>
           task.complete
-          assert_nil Task::Task.find(task.task_list, task.id)
+          assert_task_completed task
         end
 
         # test "executes" do
@@ -59,6 +69,11 @@ module Task
 
     SPEC = <<~'TEMPLATE'
       require "<%= spec_helper %>"
+      <% unless testing_wired?("spec/#{spec_helper}.rb", "task/testing") -%>
+      # A fresh memory store for each example, and have_saved_task / be_completed_task (or in
+      # rails_helper.rb, as task:install does).
+      require "task/testing"
+      <% end -%>
 
       RSpec.describe <%= class_name %>Task do
         def build_task
@@ -73,12 +88,12 @@ module Task
           expect(Task::Task.from_json(task.to_json).attributes).to eq(task.attributes)
         end
 
-        it "is saved to the store of the test environment, and completed" do
+        it "is saved, and completed" do
           task = build_task
           task.save
-          expect(Task::Task.find(task.task_list, task.id).attributes).to eq(task.attributes)
+          expect("<%= task_list %>").to have_saved_task(described_class, id: task.id<%= data_argument %>)
           task.complete
-          expect(Task::Task.find(task.task_list, task.id)).to be_nil
+          expect(task).to be_completed_task
         end
 
         # it "executes" do
@@ -126,6 +141,20 @@ module Task
       when :boolean then true
       else "#{attribute.name} 1"
       end
+    end
+
+    # ", data: { board: "board 1" }" for the assertions on a saved task, or "".
+    def data_argument
+      return "" if attributes.empty?
+
+      ", data: { #{attributes.map { |a| "#{a.name}: #{sample(a).inspect}" }.join(", ")} }"
+    end
+
+    # Whether the application's +helper+ (relative) already wires the test helpers (mentions
+    # +mark+), as `rails generate task:install` does.
+    def testing_wired?(helper, mark)
+      file = File.join(destination_root, helper)
+      File.file?(file) && File.read(file).include?(mark)
     end
 
     def spec_helper
