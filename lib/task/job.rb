@@ -21,7 +21,7 @@ module Task
   #
   #   PaintJob.perform_async(task.as_json)            # Sidekiq: the JSON form
   #   PaintJob.perform_async(task.task_list, task.id) # or the list and id (read from the store)
-  #   PaintJob.perform_later(task)                    # ActiveJob, with require "task/active_job"
+  #   PaintJob.perform_later(task)                    # ActiveJob: require "task/active_job" (Rails: nothing)
   #
   # The first argument is the task: a Task::Task, its as_json (or as_hash) Hash, or a list
   # name followed by an id (the task is then read from the store). Arguments after it are
