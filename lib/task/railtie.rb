@@ -39,24 +39,21 @@ module Task
     rake_tasks do
       namespace :task do
         namespace :schema do
-          desc "Create the task store's keyspace and tables when missing (REPLICATION_FACTOR=N for Cassandra)"
+          desc "Create the task store's keyspace and tables when missing " \
+               "(REPLICATION_FACTOR=N, default 1, or REPLICATION=dc1:3,dc2:3 for Cassandra)"
           task create: :environment do
-            status = Railtie.create_schema(::Task.adapter)
-            exit(status) unless status.zero?
+            Railtie.command("schema", "create", *Railtie.replication_options)
           end
 
           desc "Give the task store's existing tables the options for lists that churn (ALTER TABLE)"
           task tune: :environment do
-            status = Railtie.tune_schema(::Task.adapter)
-            exit(status) unless status.zero?
+            Railtie.command("schema", "tune", "--run")
           end
         end
 
         desc "Check the task store: hosts, server, clock, keyspace, tables and a round trip"
         task doctor: :environment do
-          require "task/cli"
-          status = ::Task::CLI.start(["doctor"], adapter: ::Task.adapter)
-          exit(status) unless status.zero?
+          Railtie.command("doctor")
         end
       end
     end
@@ -72,71 +69,22 @@ module Task
         ::Task.autoload(:Web, "task/web") unless ::Task.const_defined?(:Web, false)
       end
 
-      # task:schema:create: the adapter's create_schema, saying what it made. Returns the
-      # exit status.
-      def create_schema(adapter, out: $stdout, err: $stderr)
-        out.puts("task:schema:create: #{adapter.inspect}")
-        unless adapter.respond_to?(:create_schema)
-          out.puts("  this store has no schema to create")
-          return 0
-        end
-        before = tables(adapter)
+      # The rake tasks: the taskrb command's subcommand on the configured store (Task.adapter);
+      # a status other than 0 ends rake with it.
+      def command(*argv)
+        require "task/cli"
+        status = ::Task::CLI.start(argv, adapter: ::Task.adapter)
+        exit(status) unless status.zero?
+      end
+
+      # taskrb schema create's replication options from the environment: REPLICATION
+      # (dc1:3,dc2:3), else REPLICATION_FACTOR (1 unless set).
+      def replication_options
+        by_dc = ENV.fetch("REPLICATION", "").strip
+        return ["--replication", by_dc] unless by_dc.empty?
+
         factor = ENV.fetch("REPLICATION_FACTOR", "").strip
-        if factor.empty?
-          adapter.create_schema
-        else
-          adapter.create_schema(replication_factor: Integer(factor, exception: false) || factor)
-        end
-        report_created(before, tables(adapter), out)
-        0
-      rescue ::Task::Error, ArgumentError => e
-        err.puts("task:schema:create: #{e.class}: #{e.message}")
-        1
-      end
-
-      # task:schema:tune: the adapter's tune_table(run: true), printing each statement it ran.
-      def tune_schema(adapter, out: $stdout, err: $stderr)
-        out.puts("task:schema:tune: #{adapter.inspect}")
-        unless adapter.respond_to?(:tune_table)
-          out.puts("  this store has no table options to tune")
-          return 0
-        end
-        ran = adapter.tune_table(run: true)
-        out.puts("  the tables already have the options for churn") if ran.empty?
-        ran.each { |statement| out.puts("  ran: #{statement}") }
-        0
-      rescue ::Task::Error, ArgumentError => e
-        err.puts("task:schema:tune: #{e.class}: #{e.message}")
-        1
-      end
-
-      private
-
-      # { "keyspace NAME" => present?, "table NAME" => present? } when the store describes
-      # them, else nil.
-      def tables(adapter)
-        return nil unless adapter.respond_to?(:describe)
-
-        described = adapter.describe
-        return nil unless described.key?(:tables)
-
-        keyspace = adapter.options[:keyspace]
-        { "keyspace #{keyspace}" => !described[:replication].nil? }
-          .merge(described[:tables].to_h { |name, table| ["table #{keyspace}.#{name}", !table.nil?] })
-      end
-
-      def report_created(before, after, out)
-        if after.nil?
-          out.puts("  tables present (made when missing)")
-          return
-        end
-        after.each do |what, present|
-          state = if !present then "missing"
-                  elsif before && before[what] then "already there"
-                  else "created"
-                  end
-          out.puts("  #{what}: #{state}")
-        end
+        ["--replication-factor", factor.empty? ? "1" : factor]
       end
     end
   end
