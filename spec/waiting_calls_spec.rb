@@ -166,11 +166,12 @@ RSpec.describe "waiting calls" do
   describe "Ctrl-C, SIGTERM and trapped signals" do
     # A process of its own that waits in a call on a silent node (60 s alone) after a thread
     # it started has ended, and reports how it left the call.
-    def probe(port, scenario)
+    # deadline: the call's own end (retry_deadline), for a scenario whose call goes on to it.
+    def probe(port, scenario, deadline: 60)
       script = <<~RUBY
         require "task"
-        a = Task::DataInterface::CassandraAdapter.new(port: #{port}, connect_timeout: 30, request_timeout: 30,
-                                                      retry_deadline: 60)
+        a = Task::DataInterface::CassandraAdapter.new(port: #{port}, connect_timeout: #{deadline / 2.0},
+                                                      request_timeout: #{deadline / 2.0}, retry_deadline: #{deadline})
         def now = Process.clock_gettime(Process::CLOCK_MONOTONIC)
         scenario = #{scenario.dump}
         handled = nil
@@ -244,7 +245,8 @@ RSpec.describe "waiting calls" do
     it "runs a trap handler within a second, and the call goes on to its own end" do
       black_hole do |port|
         sent = nil
-        out = probe(port, "trap") do |io|
+        # A deadline of its own: the call goes on to it after the handler ran.
+        out = probe(port, "trap", deadline: 8) do |io|
           sleep 1.5
           sent = now
           Process.kill("USR1", io.pid)
