@@ -197,6 +197,73 @@ RSpec.describe "claim_each in batches" do
              "(#{renewed} renewals, #{stats.sum { |s| s[:skipped] }} skipped)"
     end
 
+    it "runs no task twice while claimed when the node is paused for 3 s in the middle of batches" do
+      FaultNode.ensure_started!
+      paused = FaultNode.adapter(request_timeout: 1, connect_timeout: 1, retry_deadline: 10)
+      use_adapter(paused)
+      lease = 5
+      ids = (1..600).map { |i| format("%03d", i) }
+      paused.store_many(ids.map { |id| FetchFile.build(task_list: list, id: id) })
+      sends = Queue.new # [id, owner, sent at] of each claim or renewal won
+      recorder = Module.new do
+        define_method(:claim_many) do |task_list, batch_ids, seconds, owner|
+          sent = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+          super(task_list, batch_ids, seconds, owner).tap do |outcomes, _, _|
+            batch_ids.zip(outcomes) { |id, (status, _)| sends << [id, owner, sent] if status == :won }
+          end
+        end
+      end
+      Task::Task.interface.singleton_class.prepend(recorder)
+      runs = Queue.new
+      errors = Queue.new
+      stats = Array.new(6) { {} }
+      workers = Array.new(6) do |w|
+        Thread.new do
+          limit = now + 120
+          until Task::Task.count(list).zero? || now > limit
+            begin
+              Task::Task.claim_each(list, for: lease, batch: 20, owner: "worker-#{w}", stats: stats[w]) do |t|
+                started = now
+                sleep 0.02
+                runs << [t.id, "worker-#{w}", started, now]
+              end
+            rescue Task::Error => e
+              errors << e
+              sleep 0.2
+            end
+          end
+        end
+      end
+      Timeout.timeout(60) { sleep 0.05 until runs.size >= 100 }
+      pid = FaultNode.pid
+      Process.kill("STOP", pid)
+      begin
+        sleep 3
+      ensure
+        Process.kill("CONT", pid)
+      end
+      workers.each(&:join)
+      runs = Array.new(runs.size) { runs.pop }
+      sends = Array.new(sends.size) { sends.pop }
+      expect(runs.map(&:first).uniq.sort).to eq(ids)
+      # Each run within the lease of its own claim, by the worker's clock from the sending.
+      claim_of = lambda do |id, owner, started|
+        sends.select { |i, o, at| i == id && o == owner && at <= started }.map(&:last).max
+      end
+      late = runs.reject { |id, owner, started, finished| (at = claim_of.call(id, owner, started)) && finished <= at + lease }
+      expect(late).to eq([])
+      # A task run twice: the second run began only after the first one's lease could lapse.
+      twice = runs.group_by(&:first).select { |_, rs| rs.size > 1 }
+      twice.each_value do |rs|
+        rs.sort_by { |r| r[2] }.each_cons(2) do |first, second|
+          expect(second[2]).to be >= claim_of.call(first[0], first[1], first[2]) + lease
+        end
+      end
+      report format("node paused 3 s under 6 workers in batches of 20 (for: 5): 600 tasks, %d runs, %d run again " \
+                    "after a lapse, %d calls raised, %d collisions", runs.size, twice.size, errors.size,
+                    stats.sum { |s| s[:collisions].to_i })
+    end
+
     it "leaves a SIGKILLed worker's batch alone until its leases lapse, then runs each task once more at most" do
       adapter.store_many((1..50).map { |i| FetchFile.build(task_list: list, id: format("%02d", i)) })
       Dir.mktmpdir do |dir|

@@ -106,7 +106,7 @@ module Task
 
     # Windows of `batch:` tasks in each slice of the list a worker walks: each worker visits
     # them in an order of its own, so that workers walking the same list start apart.
-    CLAIM_WINDOWS = 16
+    CLAIM_WINDOWS = 64
 
     # The recovery loop: walks the list (lazily, as `all`), claims each task for `for:`
     # seconds and yields only those it won; a task is completed when the block returns.
@@ -117,8 +117,9 @@ module Task
     # `batch:` tasks (default CLAIM_BATCH) are claimed in one transaction; `batch: 1` claims
     # each by itself, as before. A task of a batch is run only while at least half of `for:`
     # is left of its lease by this worker's monotonic clock, counted from the moment the claim
-    # was sent (the store's lease starts later and lasts longer); otherwise it is renewed
-    # first, and skipped if the renewal fails. Tasks claimed and not reached (the block
+    # was sent (the store's lease starts later and lasts longer); otherwise the tasks of the
+    # batch not reached yet are renewed first, in one transaction, and those whose renewal
+    # fails are skipped. Tasks claimed and not reached (the block
     # raised, the thread was interrupted or killed) are given back: released, their attempt
     # uncounted. `stats:` (a Hash) is filled with what the walk did: :ran, :batches,
     # :collisions (tasks another worker took between this one's read and its transaction),
@@ -201,19 +202,11 @@ module Task
         completed = []
         begin
           until queue.empty?
-            task, attempts, since = queue.first
-            if now - since > @lease - @margin
-              renewing = now
-              unless task.renew(for: @lease, owner: @owner)
-                queue.shift
-                @stats[:skipped] += 1
-                next
-              end
-              @stats[:renewed] += 1
-              queue[0] = [task, attempts, renewing]
+            if now - queue.first.last > @lease - @margin
+              queue = renew(queue)
               next
             end
-            queue.shift
+            task, = queue.shift
             begin
               yield task
             rescue Exception => e # rubocop:disable Lint/RescueException
@@ -233,6 +226,25 @@ module Task
 
       def now
         Process.clock_gettime(Process::CLOCK_MONOTONIC)
+      end
+
+      # Renews every task of the batch not reached yet, in one transaction (a claim that lapsed
+      # meanwhile and that nobody took is claimed again); those that cannot be are skipped.
+      def renew(queue)
+        sent = now
+        outcomes, collisions, transactions = @iface.claim_many(@list, queue.map { |task, _, _| task.id }, @lease, @owner)
+        @stats[:collisions] += collisions
+        @stats[:transactions] += transactions
+        queue.zip(outcomes).filter_map do |(task, _, _), (status, attempts)|
+          if status == :won
+            @stats[:renewed] += 1
+            task.instance_variable_set(:@attempts, attempts)
+            [task, attempts, sent]
+          else
+            @stats[:skipped] += 1
+            nil
+          end
+        end
       end
 
       # Gives back the tasks not reached and forgets the claims of those completed; when an

@@ -3,8 +3,8 @@
 //! partition, and one conditional batch over them is one lightweight transaction: one round
 //! of Paxos for all of them, applied whole or not at all.
 //!
-//! A claim starts with plain reads: which of the tasks are still stored, and their claim rows
-//! (a task someone holds, dead or completed costs no transaction). The batch then carries, for
+//! A claim starts with plain reads: the tasks' claim rows, then which of those nobody holds
+//! are still stored (a task someone holds, dead or completed costs no transaction). The batch then carries, for
 //! each task nobody holds, the statements one claim sends (`INSERT ... IF NOT EXISTS` and the
 //! owner for a first claim; `IF owner = null AND attempts = n` and the new count for a later
 //! one). When some conditions fail (another worker got there first), the transaction applies
@@ -13,6 +13,10 @@
 //! again with what the answer says, a bounded number of times. An answer lost (a timeout,
 //! contention) is settled by a serial read of the batch's rows, as a single claim's is: a row
 //! this owner holds was won by that batch.
+//!
+//! A task this owner holds already is renewed by the same batch (`IF owner = <it>`), counting
+//! no new attempt; one whose claim lapsed meanwhile is claimed again. So a worker renews the
+//! tasks of a batch it has not reached yet in one transaction.
 //!
 //! A task claimed and then found gone (completed between the reads and the transaction) is
 //! not run: its claim is deleted at once.
@@ -58,20 +62,49 @@ impl CassandraStore {
             ..ClaimBatch::default()
         };
         let mut decided: Vec<Option<ClaimOutcome>> = vec![None; ids.len()];
-        // Completed already: a plain read, no transaction.
-        let present = self.stored_ids(task_list, ids).await?;
+        // Plain reads first: the claim rows (a task another worker holds, or a dead one, costs
+        // no more), then which of the others are still stored (a completed one costs no
+        // transaction).
+        let all: Vec<&String> = ids.iter().collect();
+        let mut state = self.claim_states(task_list, &all, false).await?;
         let mut todo: Vec<usize> = Vec::new();
         for (i, id) in ids.iter().enumerate() {
-            if present.contains(id) {
-                todo.push(i);
-            } else {
-                decided[i] = Some(ClaimOutcome::Gone);
+            let s = state.get(id).cloned().unwrap_or_default();
+            match &s.owner {
+                Some(o) if *o != terms.owner => decided[i] = Some(ClaimOutcome::Held),
+                None if self.config.max_attempts.is_some_and(|m| s.attempts >= m) => {
+                    decided[i] = Some(ClaimOutcome::Dead {
+                        attempts: s.attempts,
+                    });
+                }
+                _ => todo.push(i),
             }
         }
-        let asked: Vec<&String> = todo.iter().map(|&i| &ids[i]).collect();
-        let mut state = self.claim_states(task_list, &asked, false).await?;
-        // Ids some transaction of this call may have claimed (its answer lost): a row this
-        // owner holds was won by it.
+        if !todo.is_empty() {
+            let asked: Vec<&String> = todo.iter().map(|&i| &ids[i]).collect();
+            let present = self.stored_ids(task_list, &asked).await?;
+            todo.retain(|&i| {
+                let stored = present.contains(&ids[i]);
+                if !stored {
+                    decided[i] = Some(ClaimOutcome::Gone);
+                }
+                stored
+            });
+        }
+        // Ids this owner held already: renewed in the same batch (`IF owner = <it>`), with no
+        // new attempt, and only once a batch carrying the renewal applied (a renewal whose
+        // answer was lost is sent again: renewing twice extends the same lease).
+        let mut renewing: HashSet<usize> = todo
+            .iter()
+            .copied()
+            .filter(|&i| {
+                state
+                    .get(&ids[i])
+                    .is_some_and(|s| s.owner.as_deref() == Some(terms.owner.as_str()))
+            })
+            .collect();
+        // Ids a transaction of this call may have claimed (its answer lost): a row this owner
+        // holds was won by it.
         let mut sent: HashSet<usize> = HashSet::new();
         for round in 0..BATCH_ROUNDS {
             let mut send = Vec::new();
@@ -81,22 +114,10 @@ impl CassandraStore {
                 }
                 let s = state.get(&ids[i]).cloned().unwrap_or_default();
                 match &s.owner {
+                    Some(o) if *o == terms.owner && renewing.contains(&i) => send.push(i),
                     Some(o) if *o == terms.owner && sent.contains(&i) => {
                         decided[i] = Some(ClaimOutcome::Won {
                             attempts: s.attempts,
-                        });
-                    }
-                    Some(o) if *o == terms.owner => {
-                        // Already this owner's, from before: renewed, no new attempt.
-                        let key = TaskKey {
-                            task_list: task_list.to_string(),
-                            id: ids[i].clone(),
-                        };
-                        decided[i] = Some(match self.renew(&key, terms).await? {
-                            true => ClaimOutcome::Won {
-                                attempts: s.attempts,
-                            },
-                            false => ClaimOutcome::Held,
                         });
                     }
                     Some(_) => decided[i] = Some(ClaimOutcome::Held),
@@ -105,7 +126,11 @@ impl CassandraStore {
                             attempts: s.attempts,
                         });
                     }
-                    None => send.push(i),
+                    None => {
+                        // A claim of this owner's that lapsed is claimed again, as a new one.
+                        renewing.remove(&i);
+                        send.push(i);
+                    }
                 }
             }
             if send.is_empty() {
@@ -125,7 +150,16 @@ impl CassandraStore {
             for &i in &send {
                 let id = &ids[i];
                 let s = state.get(id).cloned().unwrap_or_default();
-                if s.exists {
+                if renewing.contains(&i) {
+                    batch.append_statement(st.renew.clone());
+                    values.push(vec![
+                        CqlValue::Int(ttl),
+                        text(&terms.owner),
+                        text(task_list),
+                        text(id),
+                        text(&terms.owner),
+                    ]);
+                } else if s.exists {
                     let n = i32::try_from(s.attempts).unwrap_or(i32::MAX);
                     batch.append_statement(st.next_if.clone());
                     values.push(vec![
@@ -160,8 +194,9 @@ impl CassandraStore {
                     None => {
                         for &i in &send {
                             let s = state.get(&ids[i]).cloned().unwrap_or_default();
+                            let new = u32::from(!renewing.contains(&i));
                             decided[i] = Some(ClaimOutcome::Won {
-                                attempts: s.attempts + 1,
+                                attempts: s.attempts + new,
                             });
                         }
                     }

@@ -77,7 +77,7 @@ pub(super) struct Stmts {
     first: Batch,
     /// A later claim: no live owner and the attempts read, else nothing.
     next: Batch,
-    renew: PreparedStatement,
+    pub(super) renew: PreparedStatement,
     release: PreparedStatement,
     fail: PreparedStatement,
     retry: PreparedStatement,
