@@ -123,7 +123,8 @@ module Task
     # raised, the thread was interrupted or killed) are given back: released, their attempt
     # uncounted. `stats:` (a Hash) is filled with what the walk did: :ran, :batches,
     # :collisions (tasks another worker took between this one's read and its transaction),
-    # :transactions, :renewed, :skipped (renewals that failed), :given_back.
+    # :transactions, :settled (transactions whose answer was lost, settled by a serial read),
+    # :renewed, :skipped (renewals that failed), :given_back.
     def self.claim_each(task_list, for:, owner: nil, batch: CLAIM_BATCH, stats: nil)
       raise ArgumentError, "claim_each needs a block" unless block_given?
       unless batch.is_a?(Integer) && batch.between?(1, MAX_CLAIM_BATCH)
@@ -132,7 +133,7 @@ module Task
 
       lease = binding.local_variable_get(:for)
       stats ||= {}
-      %i[ran batches collisions transactions renewed skipped given_back].each { |k| stats[k] ||= 0 }
+      %i[ran batches collisions transactions settled renewed skipped given_back].each { |k| stats[k] ||= 0 }
       iface = interface
       return claim_one_by_one(task_list, lease, owner, stats) { |t| yield t } if batch == 1 || !iface.claims_many?
 
@@ -187,10 +188,8 @@ module Task
 
       def run(window)
         sent = now
-        outcomes, collisions, transactions = @iface.claim_many(@list, window.map(&:id), @lease, @owner)
+        outcomes = claim(window.map(&:id))
         @stats[:batches] += 1
-        @stats[:collisions] += collisions
-        @stats[:transactions] += transactions
         queue = []
         window.zip(outcomes) do |task, (status, attempts)|
           next unless status == :won
@@ -228,13 +227,20 @@ module Task
         Process.clock_gettime(Process::CLOCK_MONOTONIC)
       end
 
+      # One claim_many, counted: its outcomes.
+      def claim(ids)
+        outcomes, collisions, transactions, settled = @iface.claim_many(@list, ids, @lease, @owner)
+        @stats[:collisions] += collisions
+        @stats[:transactions] += transactions
+        @stats[:settled] += settled.to_i
+        outcomes
+      end
+
       # Renews every task of the batch not reached yet, in one transaction (a claim that lapsed
       # meanwhile and that nobody took is claimed again); those that cannot be are skipped.
       def renew(queue)
         sent = now
-        outcomes, collisions, transactions = @iface.claim_many(@list, queue.map { |task, _, _| task.id }, @lease, @owner)
-        @stats[:collisions] += collisions
-        @stats[:transactions] += transactions
+        outcomes = claim(queue.map { |task, _, _| task.id })
         queue.zip(outcomes).filter_map do |(task, _, _), (status, attempts)|
           if status == :won
             @stats[:renewed] += 1
@@ -298,7 +304,7 @@ module Task
       end
 
       # Claims some tasks of one list in one transaction (see Task::Task.claim_each):
-      # [[[status, attempts], ...], collisions, transactions].
+      # [[[status, attempts], ...], collisions, transactions, settled].
       def claim_many(task_list, ids, seconds, owner)
         adapter.__send__(:claim_many, task_list, ids, seconds, owner)
       end

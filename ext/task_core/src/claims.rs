@@ -50,6 +50,8 @@ pub struct ClaimBatch {
     pub collisions: u32,
     /// Transactions sent (a store that needs none counts one per call).
     pub transactions: u32,
+    /// Transactions whose answer was lost (a timeout, contention), settled by a serial read.
+    pub settled: u32,
 }
 
 /// The most tasks one `claim_many` takes.

@@ -150,6 +150,7 @@ impl MemoryStore {
             outcomes,
             collisions: 0,
             transactions: 1,
+            settled: 0,
         }
     }
 

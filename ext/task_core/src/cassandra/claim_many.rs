@@ -225,6 +225,7 @@ impl CassandraStore {
                         return Err(err);
                     }
                     // Contention or a lost answer: a serial read settles it.
+                    out.settled += 1;
                     sent.extend(send.iter().copied());
                     let again: Vec<&String> = send.iter().map(|&i| &ids[i]).collect();
                     let seen = self.claim_states(task_list, &again, true).await?;

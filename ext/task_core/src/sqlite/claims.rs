@@ -120,6 +120,7 @@ impl SqliteStore {
             outcomes,
             collisions: 0,
             transactions: 1,
+            settled: 0,
         })
     }
 

@@ -20,9 +20,10 @@ fn ids_of(ruby: &Ruby, task_list: Value, ids: RArray) -> Result<(String, Vec<Str
 }
 
 impl Adapter {
-    /// `claim_many(task_list, ids, seconds, owner)` -> `[outcomes, collisions, transactions]`,
-    /// one `[status, attempts]` per id as `claim` gives it, in order; `collisions`: conditions
-    /// that failed (tasks another worker took between this one's read and its transaction).
+    /// `claim_many(task_list, ids, seconds, owner)` -> `[outcomes, collisions, transactions,
+    /// settled]`, one `[status, attempts]` per id as `claim` gives it, in order; `collisions`:
+    /// conditions that failed (tasks another worker took between this one's read and its
+    /// transaction); `settled`: transactions whose answer was lost, settled by a serial read.
     pub(super) fn claim_many(
         ruby: &Ruby,
         rb_self: &Self,
@@ -51,10 +52,11 @@ impl Adapter {
             a.push(attempts)?;
             outcomes.push(a)?;
         }
-        let out = ruby.ary_new_capa(3);
+        let out = ruby.ary_new_capa(4);
         out.push(outcomes)?;
         out.push(batch.collisions)?;
         out.push(batch.transactions)?;
+        out.push(batch.settled)?;
         Ok(out)
     }
 
