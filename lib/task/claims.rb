@@ -104,8 +104,9 @@ module Task
     # The most tasks one batch may claim.
     MAX_CLAIM_BATCH = 500
 
-    # Windows of `batch:` tasks in each slice of the list a worker walks: each worker visits
-    # them in an order of its own, so that workers walking the same list start apart.
+    # Windows of `batch:` tasks in each slice of the list a walk reads at a time: each walk
+    # hands them out in an order of its own, so that processes walking the same list start
+    # apart.
     CLAIM_WINDOWS = 64
 
     # The recovery loop: walks the list (lazily, as `all`), claims each task for `for:`
@@ -115,7 +116,9 @@ module Task
     # are skipped; lapsed claims are taken over. Returns how many tasks were run.
     #
     # `batch:` tasks (default CLAIM_BATCH) are claimed in one transaction; `batch: 1` claims
-    # each by itself, as before. A task of a batch is run only while at least half of `for:`
+    # each by itself, as before. Calls of one process walking the same list at the same time
+    # (threads) share one walk: the list is read once for all of them and each window of
+    # `batch:` tasks goes to one of them. A task of a batch is run only while at least half of `for:`
     # is left of its lease by this worker's monotonic clock, counted from the moment the claim
     # was sent (the store's lease starts later and lasts longer); otherwise the tasks of the
     # batch not reached yet are renewed first, in one transaction, and those whose renewal
@@ -139,11 +142,8 @@ module Task
 
       owner ||= default_owner
       walk = ClaimWalk.new(iface, task_list, lease, owner, stats)
-      # The walk's own order of windows: workers walking the same list reach for different
-      # tasks first.
-      order = Random.new(owner.hash)
-      all(task_list).each_slice([batch * CLAIM_WINDOWS, CLAIM_SLICE].max) do |slice|
-        slice.each_slice(batch).to_a.shuffle(random: order).each do |window|
+      SharedWalk.join(iface, task_list, batch) do |shared|
+        while (window = shared.next_window)
           walk.run(window) { |t| yield t }
         end
       end
@@ -172,6 +172,76 @@ module Task
       stats[:ran]
     end
     private_class_method :claim_one_by_one
+
+    # The windows of one list that claim_each calls of one process walking it at the same time
+    # (threads, each its own owner) share: the list is read once for all of them, a slice at a
+    # time, and each window goes to one of them, so that they never reach for the same tasks.
+    # The windows of a slice are handed out in an order of this walk's own (random), so that
+    # processes walking the same list reach for different tasks first.
+    class SharedWalk
+      @walks = {}
+      @lock = Mutex.new
+
+      class << self
+        # Yields the walk of `task_list` in progress in this process for `iface` and `batch`,
+        # or a new one.
+        def join(iface, task_list, batch)
+          key = [iface.object_id, task_list, batch]
+          walk = @lock.synchronize do
+            w = @walks[key]
+            w = @walks[key] = new(task_list, batch) if w.nil? || w.done?
+            w.users += 1
+            w
+          end
+          yield walk
+        ensure
+          if walk
+            @lock.synchronize do
+              walk.users -= 1
+              @walks.delete(key) if walk.users.zero? && @walks[key].equal?(walk)
+            end
+          end
+        end
+      end
+
+      attr_accessor :users
+
+      def initialize(task_list, batch)
+        @list = task_list
+        @batch = batch
+        @slice = [batch * CLAIM_WINDOWS, CLAIM_SLICE].max
+        @order = Random.new
+        @pending = []
+        @after = nil
+        @done = false
+        @users = 0
+        @lock = Mutex.new
+      end
+
+      def done?
+        @lock.synchronize { @done && @pending.empty? }
+      end
+
+      # The next window of tasks, or nil once the list has been walked to its end.
+      def next_window
+        @lock.synchronize do
+          return @pending.shift unless @pending.empty?
+          return nil if @done
+
+          slice = ::Task::Task.all(@list, after: @after).first(@slice)
+          @done = slice.size < @slice
+          return nil if slice.empty?
+
+          @after = slice.last.id
+          @pending = slice.each_slice(@batch).to_a.shuffle(random: @order)
+          @pending.shift
+        end
+      rescue Exception # rubocop:disable Lint/RescueException
+        @lock.synchronize { @done = true }
+        raise
+      end
+    end
+    private_constant :SharedWalk
 
     # One worker's batches of claim_each (see there): claims a window of tasks at once, runs
     # those won while their leases surely last, and gives back what it did not reach.
