@@ -40,6 +40,21 @@ RSpec.describe "claim_each in batches" do
         expect(adapter.claims(list).map { |c| [c[:id], c[:owner]] }).to eq(held.map { |id| [id, "other"] })
       end
 
+      it "publishes a claim_many.task event per batch and a complete.task event per task" do
+        adapter.store_many((1..12).map { |i| FetchFile.build(task_list: list, id: format("%02d", i)) })
+        events = []
+        subscription = Task.subscribe { |e| events << e if e.name.end_with?(".task") && e.name != "all.task" }
+        begin
+          expect(Task::Task.claim_each(list, for: 30, batch: 5, owner: "w") { nil }).to eq(12)
+        ensure
+          Task.unsubscribe(subscription)
+        end
+        batches = events.select { |e| e.name == "claim_many.task" }
+        expect(batches.map { |e| e.payload.slice(:task_list, :count, :owner, :won, :collisions) })
+          .to match_array([5, 5, 2].map { |n| { task_list: list, count: n, owner: "w", won: n, collisions: 0 } })
+        expect(events.count { |e| e.name == "complete.task" }).to eq(12)
+      end
+
       it "records the failure of the task that raised and gives back the tasks it did not reach" do
         ids = (1..10).map { |i| format("%02d", i) }
         adapter.store_many(ids.map { |id| FetchFile.build(task_list: list, id: id) })

@@ -375,12 +375,29 @@ module Task
 
       # Claims some tasks of one list in one transaction (see Task::Task.claim_each):
       # [[[status, attempts], ...], collisions, transactions, settled].
+      # Publishes a `claim_many.task` event (task_list, count, owner; won and collisions once
+      # it returns) to whoever listens.
       def claim_many(task_list, ids, seconds, owner)
-        adapter.__send__(:claim_many, task_list, ids, seconds, owner)
+        events = ::Task::Instrumentation
+        return adapter.__send__(:claim_many, task_list, ids, seconds, owner) unless events.listening?("claim_many.task")
+
+        payload = { task_list: task_list, count: ids.size, owner: owner }
+        events.instrument("claim_many.task", payload) do
+          adapter.__send__(:claim_many, task_list, ids, seconds, owner).tap do |outcomes, collisions, _, _|
+            payload[:won] = outcomes.count { |status, _| status == :won }
+            payload[:collisions] = collisions
+          end
+        end
       end
 
+      # Publishes `complete.task`, as `complete` does.
       def complete_claimed(task_list, id)
-        adapter.__send__(:complete_claimed, task_list, id)
+        events = ::Task::Instrumentation
+        return adapter.__send__(:complete_claimed, task_list, id) unless events.listening?("complete.task")
+
+        events.instrument("complete.task", { task_list: task_list, id: id }, attempts: true) do
+          adapter.__send__(:complete_claimed, task_list, id)
+        end
       end
 
       def forget_claims(task_list, ids)
