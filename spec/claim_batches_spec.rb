@@ -55,6 +55,32 @@ RSpec.describe "claim_each in batches" do
         expect(events.count { |e| e.name == "complete.task" }).to eq(12)
       end
 
+      it "shares one walk among the threads of a process: each window claimed once, by one thread" do
+        ids = (1..600).map { |i| format("%03d", i) }
+        adapter.store_many(ids.map { |id| FetchFile.build(task_list: list, id: id) })
+        runs = Queue.new
+        stats = Array.new(8) { {} }
+        entered = Queue.new # each thread waits in its first task until all eight are in the walk
+        Array.new(8) do |t|
+          Thread.new do
+            first = true
+            Task::Task.claim_each(list, for: 30, batch: 20, owner: "thread-#{t}", stats: stats[t]) do |task|
+              if first
+                first = false
+                entered << t
+                Timeout.timeout(30) { sleep 0.01 until entered.size == 8 }
+              end
+              runs << task.id
+            end
+          end
+        end.each(&:join)
+        ran = Array.new(runs.size) { runs.pop }
+        expect(ran.sort).to eq(ids)
+        expect(stats.sum { |s| s[:batches] }).to eq(30)
+        expect(stats.sum { |s| s[:collisions] }).to eq(0)
+        expect(adapter.claims(list)).to eq([])
+      end
+
       it "records the failure of the task that raised and gives back the tasks it did not reach" do
         ids = (1..10).map { |i| format("%02d", i) }
         adapter.store_many(ids.map { |id| FetchFile.build(task_list: list, id: id) })

@@ -186,7 +186,8 @@ module Task
         # Yields the walk of `task_list` in progress in this process for `iface` and `batch`,
         # or a new one.
         def join(iface, task_list, batch)
-          key = [iface.object_id, task_list, batch]
+          # A forked child starts walks of its own.
+          key = [Process.pid, iface.object_id, task_list, batch]
           walk = @lock.synchronize do
             w = @walks[key]
             w = @walks[key] = new(task_list, batch) if w.nil? || w.done?
