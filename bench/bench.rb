@@ -119,7 +119,7 @@ record = lambda do |name, m, target, unit, extra = {}|
 end
 
 # The Cassandra node is needed unless only SQLite workloads were asked for.
-CASSANDRA = %w[scan count sequential threads bulk bulk-batched claim objects].any? { |w| run?(w) }
+CASSANDRA = %w[scan count sequential threads bulk bulk-batched claim each objects].any? { |w| run?(w) }
 if CASSANDRA
   a = adapter
   a.create_schema
@@ -206,6 +206,27 @@ def claim_rate(adapter, name, threads, count)
     end
   end.each(&:join)
   rate = count / (now - started)
+  adapter.delete_list(list)
+  rate
+end
+
+# Runs claim_each over +count+ tasks stored in a new list of +adapter+, `batch:` +batch+, from
+# +threads+ Ruby threads (each its own owner, each walking the whole list once); tasks run a
+# second. Every task must have run: the list is then empty.
+def claim_each_rate(adapter, name, batch, threads, count)
+  list = "#{name}-#{SecureRandom.hex(4)}"
+  adapter.store_many(Array.new(count) { |i| BenchTask.new(task_list: list, id: format("%07d", i), data: data(i)) })
+  ran = Queue.new
+  started = now
+  threads.times.map do |t|
+    Thread.new do
+      ran << Task::Task.claim_each(list, for: 60, batch: batch, owner: "bench:#{Process.pid}:#{t}") { nil }
+    end
+  end.each(&:join)
+  rate = count / (now - started)
+  total = Array.new(ran.size) { ran.pop }.sum
+  raise "claim_each #{name} ran #{total} of #{count} tasks" unless total == count
+
   adapter.delete_list(list)
   rate
 end
@@ -344,6 +365,20 @@ if run?("claim")
   [["claim", 1, n(1500)], ["claim8", 8, n(3000)]].each do |name, threads, count|
     m = rounds(-> { claim_rate(a, name, threads, count) }, -> { raw(name, count) })
     record.call(name, m, 0.7, "claims", note: "claim + complete; no target set, 0.7 shown for reference")
+  end
+end
+
+# 4b. claim_each: claim, run (an empty block) and complete, batch 1 (a transaction a task, as
+# `claim` + `complete`) and batch 50 (one conditional batch a window of 50, a delete a task and
+# one conditional batch deleting the window's claims), from one thread and from 8. The
+# reference sends the same statements: raw `claim`/`claim8` for batch 1, raw `batch50` /
+# `batch50x8` for batch 50 (windows of its own per caller; no scan of the list).
+if run?("each")
+  [["each1", 1, 1, n(1000), "claim"], ["each1x8", 1, 8, n(2000), "claim8"],
+   ["each50", 50, 1, n(5000), "batch50"], ["each50x8", 50, 8, n(10_000), "batch50x8"]].each do |name, batch, threads, count, ref|
+    m = rounds(-> { claim_each_rate(a, name, batch, threads, count) }, -> { raw(ref, count) }, rounds: [ROUNDS, 3].min)
+    record.call(name, m, 0.5, "tasks", note: "claim_each(batch: #{batch}), #{threads} thread#{"s" if threads > 1}; " \
+                                         "reference: raw #{ref}; no target set, 0.5 shown for reference")
   end
 end
 

@@ -10,7 +10,9 @@
 //! transaction included), count (page through the ids of `list`, counting them), bulk100 (n
 //! saves spread over 100 lists, 64 in flight), batched and batched100 (the same n saves sent
 //! as unlogged batches of one list each, cut as the gem cuts them: at most BATCH_BYTES of
-//! column values or BATCH_ROWS rows, 64 batches in flight). Prints one JSON line:
+//! column values or BATCH_ROWS rows, 64 batches in flight), batchN and batchNxC (n stored
+//! tasks claimed N at a time in one conditional batch and completed, by one caller or C, as
+//! `claim_each(batch: N)` does). Prints one JSON line:
 //! {"ops":..,"seconds":..}.
 //!
 //! RAW_RUNTIME=current runs everything on one thread (a current-thread tokio runtime, as the
@@ -40,6 +42,13 @@ struct Stmts {
     claim_read: PreparedStatement,
     claim_first: Batch,
     claim_delete: PreparedStatement,
+    /// claim_each's batches (`batchN`, `batchNx8`): tasks and claim rows of some ids, a first
+    /// claim's two statements, a claim row deleted by a condition that always holds.
+    stored_in: PreparedStatement,
+    claims_in: PreparedStatement,
+    first_insert: PreparedStatement,
+    take: PreparedStatement,
+    delete_seen: PreparedStatement,
 }
 
 async fn prepare(session: &Session, table: &str) -> Stmts {
@@ -98,7 +107,85 @@ async fn prepare(session: &Session, table: &str) -> Stmts {
             "DELETE FROM {table}_claims WHERE task_list = ? AND id = ?"
         ))
         .await,
+        stored_in: prep(format!(
+            "SELECT id FROM {table} WHERE task_list = ? AND id IN ?"
+        ))
+        .await,
+        claims_in: prep(format!(
+            "SELECT id, owner, attempts FROM {table}_claims WHERE task_list = ? AND id IN ?"
+        ))
+        .await,
+        first_insert: prep(format!(
+            "INSERT INTO {table}_claims (task_list, id, attempts) VALUES (?, ?, 1) IF NOT EXISTS"
+        ))
+        .await,
+        take: prep(format!(
+            "UPDATE {table}_claims USING TTL ? SET owner = ? WHERE task_list = ? AND id = ?"
+        ))
+        .await,
+        delete_seen: prep(format!(
+            "DELETE FROM {table}_claims WHERE task_list = ? AND id = ? IF attempts != -1"
+        ))
+        .await,
     }
+}
+
+fn lwt_batch() -> Batch {
+    let mut b = Batch::default();
+    b.set_consistency(Consistency::LocalQuorum);
+    b.set_serial_consistency(Some(SerialConsistency::LocalSerial));
+    b
+}
+
+/// What the gem's `claim_each(batch:)` sends for a window of tasks nobody claimed yet: which
+/// are stored, their claim rows, one conditional batch claiming them all, which are still
+/// stored, a delete per task as each is completed, and one conditional batch deleting their
+/// claims.
+async fn claim_window(session: &Session, st: &Stmts, list: &str, ids: &[String], owner: &str) {
+    let stored = session
+        .execute_unpaged(&st.stored_in, (list, ids))
+        .await
+        .expect("stored");
+    std::hint::black_box(stored.into_rows_result().expect("rows").rows_num());
+    let seen = session
+        .execute_unpaged(&st.claims_in, (list, ids))
+        .await
+        .expect("claims read");
+    std::hint::black_box(seen.into_rows_result().expect("rows").rows_num());
+    let mut claim = lwt_batch();
+    let mut values: Vec<Vec<scylla::value::CqlValue>> = Vec::new();
+    let text = |s: &str| scylla::value::CqlValue::Text(s.to_string());
+    for id in ids {
+        claim.append_statement(st.first_insert.clone());
+        values.push(vec![text(list), text(id)]);
+        claim.append_statement(st.take.clone());
+        values.push(vec![
+            scylla::value::CqlValue::Int(62),
+            text(owner),
+            text(list),
+            text(id),
+        ]);
+    }
+    let res = session.batch(&claim, &values).await.expect("claim batch");
+    std::hint::black_box(res.into_rows_result().expect("applied").rows_num());
+    let stored = session
+        .execute_unpaged(&st.stored_in, (list, ids))
+        .await
+        .expect("stored");
+    std::hint::black_box(stored.into_rows_result().expect("rows").rows_num());
+    for id in ids {
+        session
+            .execute_unpaged(&st.delete, (list, id))
+            .await
+            .expect("delete");
+    }
+    let mut forget = lwt_batch();
+    let mut keys = Vec::new();
+    for id in ids {
+        forget.append_statement(st.delete_seen.clone());
+        keys.push((list, id));
+    }
+    session.batch(&forget, &keys).await.expect("forget batch");
 }
 
 /// What the gem's `claim` + `complete` send for a task nobody claimed yet: is it stored, its
@@ -304,7 +391,7 @@ fn main() {
 async fn run() {
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 5 {
-        eprintln!("usage: raw-bench <host:port> <keyspace> <sequential|threads|bulk|bulk100|batched|batched100|scan|load|count|claim|claim8> <n> [list]");
+        eprintln!("usage: raw-bench <host:port> <keyspace> <sequential|threads|bulk|bulk100|batched|batched100|scan|load|count|claim|claim8|batchN|batchNx8> <n> [list]");
         std::process::exit(2);
     }
     let (node, keyspace, workload) = (&args[1], &args[2], args[3].as_str());
@@ -375,6 +462,41 @@ async fn run() {
                     let owner = format!("raw-bench:{}:{c}", std::process::id());
                     for i in (c..n).step_by(callers) {
                         claim_and_complete(&session, &st, &list, &format!("{i:07}"), &owner).await;
+                    }
+                }));
+            }
+            for r in running {
+                r.await.expect("join");
+            }
+            println!(
+                "{{\"ops\":{n},\"seconds\":{}}}",
+                started.elapsed().as_secs_f64()
+            );
+            return;
+        }
+        // claim_each(batch: N) from one caller (batchN) or 8 (batchNx8), each over windows
+        // of N ids of its own.
+        w if w.starts_with("batch") && !w.starts_with("batched") => {
+            let (size, callers) = match w.trim_start_matches("batch").split_once('x') {
+                Some((b, c)) => (b.parse().expect("batch"), c.parse().expect("callers")),
+                None => (
+                    w.trim_start_matches("batch").parse().expect("batch"),
+                    1usize,
+                ),
+            };
+            saves(session.clone(), st.clone(), list.clone(), n, 64, 1).await;
+            let ids: Vec<String> = (0..n).map(|i| format!("{i:07}")).collect();
+            let windows: Arc<Vec<Vec<String>>> =
+                Arc::new(ids.chunks(size).map(<[String]>::to_vec).collect());
+            let started = Instant::now();
+            let mut running = Vec::new();
+            for c in 0..callers {
+                let (session, st, list, windows) =
+                    (session.clone(), st.clone(), list.clone(), windows.clone());
+                running.push(tokio::spawn(async move {
+                    let owner = format!("raw-bench:{}:{c}", std::process::id());
+                    for w in (c..windows.len()).step_by(callers) {
+                        claim_window(&session, &st, &list, &windows[w], &owner).await;
                     }
                 }));
             }

@@ -39,3 +39,20 @@ pub struct ClaimTerms {
 
 /// Attempts after which a task is dead, unless the store is told otherwise.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 25;
+
+/// What claiming some tasks of one list at once came to (`Store::claim_many`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ClaimBatch {
+    /// One outcome per id asked for, in the order asked.
+    pub outcomes: Vec<ClaimOutcome>,
+    /// Conditions that failed: tasks another worker changed between this worker's read and
+    /// its transaction (each counted once per transaction it made fail).
+    pub collisions: u32,
+    /// Transactions sent (a store that needs none counts one per call).
+    pub transactions: u32,
+    /// Transactions whose answer was lost (a timeout, contention), settled by a serial read.
+    pub settled: u32,
+}
+
+/// The most tasks one `claim_many` takes.
+pub const MAX_CLAIM_BATCH: usize = 500;

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::claims::{ClaimInfo, ClaimOutcome, ClaimTerms, DEFAULT_MAX_ATTEMPTS};
+use crate::claims::{ClaimBatch, ClaimInfo, ClaimOutcome, ClaimTerms, DEFAULT_MAX_ATTEMPTS};
 
 use crate::error::Result;
 use crate::expiry::lease_end;
@@ -127,13 +127,65 @@ impl MemoryStore {
     /// its attempts are used up; a claim already held by the same owner is renewed.
     pub fn claim(&self, key: &TaskKey, terms: &ClaimTerms) -> ClaimOutcome {
         let lists = self.read();
+        let mut claims = self.claims();
+        self.claim_in(&lists, &mut claims, key, terms)
+    }
+
+    /// Claims some tasks of one list at once, under one hold of the store's locks: one outcome
+    /// per id, in order.
+    pub fn claim_many(&self, task_list: &str, ids: &[String], terms: &ClaimTerms) -> ClaimBatch {
+        let lists = self.read();
+        let mut claims = self.claims();
+        let outcomes = ids
+            .iter()
+            .map(|id| {
+                let key = TaskKey {
+                    task_list: task_list.to_string(),
+                    id: id.clone(),
+                };
+                self.claim_in(&lists, &mut claims, &key, terms)
+            })
+            .collect();
+        ClaimBatch {
+            outcomes,
+            collisions: 0,
+            transactions: 1,
+            settled: 0,
+        }
+    }
+
+    /// Releases the claims `owner` still holds among `held` (id, attempts it was won with),
+    /// uncounting their attempts; how many were.
+    pub fn give_back(&self, task_list: &str, held: &[(String, u32)], owner: &str) -> u32 {
+        let mut claims = self.claims();
+        let mut n = 0;
+        for (id, attempts) in held {
+            if let Some(c) = claims.get_mut(&(task_list.to_string(), id.clone())) {
+                if c.live_owner() == Some(owner) {
+                    c.owner = None;
+                    if c.attempts == *attempts {
+                        c.attempts = attempts.saturating_sub(1);
+                    }
+                    n += 1;
+                }
+            }
+        }
+        n
+    }
+
+    fn claim_in(
+        &self,
+        lists: &Lists,
+        claims: &mut HashMap<(String, String), Claim>,
+        key: &TaskKey,
+        terms: &ClaimTerms,
+    ) -> ClaimOutcome {
         let now = Instant::now();
         let stored = lists.get(&key.task_list).is_some_and(|rows| {
             rows.range((key.id.clone(), String::new())..)
                 .take_while(|((id, _), _)| *id == key.id)
                 .any(|(_, s)| s.live(now))
         });
-        let mut claims = self.claims();
         if !stored {
             claims.remove(&Self::claim_key(key));
             return ClaimOutcome::Gone;
@@ -571,6 +623,24 @@ impl Backend for MemoryStore {
         terms: &'a ClaimTerms,
     ) -> BoxFuture<'a, Result<ClaimOutcome>> {
         done(Ok(MemoryStore::claim(self, key, terms)))
+    }
+
+    fn claim_many<'a>(
+        &'a self,
+        task_list: &'a str,
+        ids: &'a [String],
+        terms: &'a ClaimTerms,
+    ) -> BoxFuture<'a, Result<ClaimBatch>> {
+        done(Ok(MemoryStore::claim_many(self, task_list, ids, terms)))
+    }
+
+    fn give_back<'a>(
+        &'a self,
+        task_list: &'a str,
+        held: &'a [(String, u32)],
+        owner: &'a str,
+    ) -> BoxFuture<'a, Result<u32>> {
+        done(Ok(MemoryStore::give_back(self, task_list, held, owner)))
     }
 
     fn renew<'a>(&'a self, key: &'a TaskKey, terms: &'a ClaimTerms) -> BoxFuture<'a, Result<bool>> {

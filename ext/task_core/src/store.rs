@@ -29,7 +29,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::claims::{ClaimInfo, ClaimOutcome, ClaimTerms};
+use crate::claims::{ClaimBatch, ClaimInfo, ClaimOutcome, ClaimTerms, MAX_CLAIM_BATCH};
 use crate::error::{Error, Result};
 use crate::expiry::{check_lease, check_ttl};
 use crate::page::Page;
@@ -137,6 +137,61 @@ pub trait Backend: Send + Sync + 'static {
         key: &'a TaskKey,
         terms: &'a ClaimTerms,
     ) -> BoxFuture<'a, Result<ClaimOutcome>>;
+
+    /// See `Store::claim_many`. By default, one claim after another.
+    fn claim_many<'a>(
+        &'a self,
+        task_list: &'a str,
+        ids: &'a [String],
+        terms: &'a ClaimTerms,
+    ) -> BoxFuture<'a, Result<ClaimBatch>> {
+        Box::pin(async move {
+            let mut out = ClaimBatch::default();
+            for id in ids {
+                let key = TaskKey {
+                    task_list: task_list.to_string(),
+                    id: id.clone(),
+                };
+                out.outcomes.push(self.claim(&key, terms).await?);
+                out.transactions += 1;
+            }
+            Ok(out)
+        })
+    }
+
+    /// See `Store::complete_claimed`. By default, `delete`.
+    fn complete_claimed<'a>(&'a self, key: &'a TaskKey) -> BoxFuture<'a, Result<()>> {
+        self.delete(key)
+    }
+
+    /// See `Store::forget_claims`. By default nothing: `complete_claimed` deleted them.
+    fn forget_claims<'a>(
+        &'a self,
+        _task_list: &'a str,
+        _ids: &'a [String],
+    ) -> BoxFuture<'a, Result<()>> {
+        done(Ok(()))
+    }
+
+    /// See `Store::give_back`. By default, one release after another (attempts kept).
+    fn give_back<'a>(
+        &'a self,
+        task_list: &'a str,
+        held: &'a [(String, u32)],
+        owner: &'a str,
+    ) -> BoxFuture<'a, Result<u32>> {
+        Box::pin(async move {
+            let mut n = 0;
+            for (id, _) in held {
+                let key = TaskKey {
+                    task_list: task_list.to_string(),
+                    id: id.clone(),
+                };
+                n += u32::from(self.release(&key, owner, None).await?);
+            }
+            Ok(n)
+        })
+    }
 
     /// See `Store::renew`.
     fn renew<'a>(&'a self, key: &'a TaskKey, terms: &'a ClaimTerms) -> BoxFuture<'a, Result<bool>>;
@@ -383,6 +438,70 @@ impl Store {
     pub async fn claim(&self, key: &TaskKey, terms: &ClaimTerms) -> Result<ClaimOutcome> {
         check_lease(terms.lease)?;
         self.0.claim(key, terms).await
+    }
+
+    /// Claims up to `MAX_CLAIM_BATCH` tasks of one list for `terms.owner` in one transaction
+    /// (on Cassandra, one conditional batch over rows of the list's claims partition, sent
+    /// again without the rows another worker took first, a bounded number of times): one
+    /// outcome per id, as `claim` gives it, with the collisions met.
+    ///
+    /// Unlike `claim`, a claim won here is not renewed when the call took long: the caller
+    /// counts each lease from the moment it sent the call (the store's lease starts later, and
+    /// lasts at least `terms.lease` plus one second from that moment), and renews a task
+    /// before working on it once too little of that is left.
+    pub async fn claim_many(
+        &self,
+        task_list: &str,
+        ids: &[String],
+        terms: &ClaimTerms,
+    ) -> Result<ClaimBatch> {
+        check_lease(terms.lease)?;
+        check_list(task_list)?;
+        if ids.len() > MAX_CLAIM_BATCH {
+            return Err(Error::InvalidArgument(format!(
+                "claiming {} tasks of list {task_list:?} at once: at most {MAX_CLAIM_BATCH} a call",
+                ids.len()
+            )));
+        }
+        for id in ids {
+            crate::record::check_key(task_list, id)?;
+        }
+        if ids.is_empty() {
+            return Ok(ClaimBatch::default());
+        }
+        self.0.claim_many(task_list, ids, terms).await
+    }
+
+    /// Completes a task this process claimed with `claim_many`: the task is deleted at once;
+    /// on Cassandra its claim is left for `forget_claims`, which deletes the claims of many
+    /// completed tasks in one transaction (elsewhere it is deleted with the task).
+    pub async fn complete_claimed(&self, key: &TaskKey) -> Result<()> {
+        self.0.complete_claimed(key).await
+    }
+
+    /// Deletes the claims of tasks `complete_claimed` completed (see there).
+    pub async fn forget_claims(&self, task_list: &str, ids: &[String]) -> Result<()> {
+        check_list(task_list)?;
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.0.forget_claims(task_list, ids).await
+    }
+
+    /// Gives back claims `owner` won with `claim_many` and did not work on: each still held
+    /// by it (with the attempts it was won with) is released and its attempt uncounted.
+    /// Returns how many were given back.
+    pub async fn give_back(
+        &self,
+        task_list: &str,
+        held: &[(String, u32)],
+        owner: &str,
+    ) -> Result<u32> {
+        check_list(task_list)?;
+        if held.is_empty() {
+            return Ok(0);
+        }
+        self.0.give_back(task_list, held, owner).await
     }
 
     /// Extends the live claim `terms.owner` holds; false when it holds none. A renewal keeps

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{CassandraConfig, CassandraStore, Connector, ScanCursor, ServerReport};
-use crate::claims::{ClaimInfo, ClaimOutcome, ClaimTerms};
+use crate::claims::{ClaimBatch, ClaimInfo, ClaimOutcome, ClaimTerms};
 use crate::error::Result;
 use crate::expiry::lease_covers;
 use crate::page::Page;
@@ -155,6 +155,36 @@ impl Backend for Cassandra {
             }
             Ok(ClaimOutcome::Won { attempts })
         })
+    }
+
+    fn claim_many<'a>(
+        &'a self,
+        task_list: &'a str,
+        ids: &'a [String],
+        terms: &'a ClaimTerms,
+    ) -> BoxFuture<'a, Result<ClaimBatch>> {
+        Box::pin(self.0.claim_many(task_list, ids, terms))
+    }
+
+    fn complete_claimed<'a>(&'a self, key: &'a TaskKey) -> BoxFuture<'a, Result<()>> {
+        Box::pin(self.0.complete_claimed(key))
+    }
+
+    fn forget_claims<'a>(
+        &'a self,
+        task_list: &'a str,
+        ids: &'a [String],
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(self.0.forget_claims(task_list, ids))
+    }
+
+    fn give_back<'a>(
+        &'a self,
+        task_list: &'a str,
+        held: &'a [(String, u32)],
+        owner: &'a str,
+    ) -> BoxFuture<'a, Result<u32>> {
+        Box::pin(self.0.give_back(task_list, held, owner))
     }
 
     fn renew<'a>(&'a self, key: &'a TaskKey, terms: &'a ClaimTerms) -> BoxFuture<'a, Result<bool>> {

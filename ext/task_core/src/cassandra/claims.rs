@@ -59,6 +59,17 @@ const ABSENT_RECHECK: std::time::Duration = std::time::Duration::from_secs(60);
 pub(super) type ClaimStatements = OnceCell<Stmts>;
 
 pub(super) struct Stmts {
+    /// `claim_many`'s statements (see `claim_many.rs`): a first claim's row and owner, a
+    /// later claim's owner and attempts, the claim rows and task rows of some ids, and a
+    /// claim given back.
+    pub(super) first_insert: PreparedStatement,
+    pub(super) take: PreparedStatement,
+    pub(super) next_if: PreparedStatement,
+    pub(super) set_attempts: PreparedStatement,
+    pub(super) read_many: PreparedStatement,
+    pub(super) read_many_serial: PreparedStatement,
+    pub(super) stored: PreparedStatement,
+    pub(super) give_back: PreparedStatement,
     read: PreparedStatement,
     read_serial: PreparedStatement,
     list: PreparedStatement,
@@ -66,7 +77,7 @@ pub(super) struct Stmts {
     first: Batch,
     /// A later claim: no live owner and the attempts read, else nothing.
     next: Batch,
-    renew: PreparedStatement,
+    pub(super) renew: PreparedStatement,
     release: PreparedStatement,
     fail: PreparedStatement,
     retry: PreparedStatement,
@@ -94,7 +105,7 @@ pub(super) fn create_table_cql(config: &CassandraConfig, gc_grace_seconds: u32) 
     )
 }
 
-fn serial(config: &CassandraConfig) -> SerialConsistency {
+pub(super) fn serial(config: &CassandraConfig) -> SerialConsistency {
     match config.serial {
         Serial::Serial => SerialConsistency::Serial,
         Serial::LocalSerial => SerialConsistency::LocalSerial,
@@ -163,7 +174,7 @@ impl CassandraStore {
         self.config.qualified_claims_table()
     }
 
-    async fn claim_statements(&self) -> Result<(&Session, &Stmts)> {
+    pub(super) async fn claim_statements(&self) -> Result<(&Session, &Stmts)> {
         let (session, _) = self.statements().await?;
         let c = self.claims_table();
         let stmts = self
@@ -227,6 +238,35 @@ impl CassandraStore {
                 .await?;
                 // Only ever sent inside a batch, which carries its own settings.
                 delete_seen.set_is_idempotent(true);
+                let first_insert = prep(
+                    format!(
+                        "INSERT INTO {c} (task_list, id, attempts) VALUES (?, ?, 1) IF NOT EXISTS"
+                    ),
+                    true,
+                )
+                .await?;
+                let take = prep(
+                    format!(
+                        "UPDATE {c} USING TTL ? SET owner = ? WHERE task_list = ? AND id = ?"
+                    ),
+                    true,
+                )
+                .await?;
+                let next_if = prep(
+                    format!(
+                        "UPDATE {c} USING TTL ? SET owner = ? WHERE task_list = ? \
+                         AND id = ? IF owner = null AND attempts = ?"
+                    ),
+                    true,
+                )
+                .await?;
+                let set_attempts = prep(
+                    format!("UPDATE {c} SET attempts = ? WHERE task_list = ? AND id = ?"),
+                    true,
+                )
+                .await?;
+                let read_many_cql =
+                    format!("SELECT id, owner, attempts FROM {c} WHERE task_list = ? AND id IN ?");
                 Ok::<_, Error>(Stmts {
                     read: prep(read_cql.clone(), false).await?,
                     read_serial: serial_read(read_cql).await?,
@@ -252,39 +292,30 @@ impl CassandraStore {
                         false,
                     )
                     .await?,
-                    first: batch(
-                        prep(
-                            format!(
-                                "INSERT INTO {c} (task_list, id, attempts) VALUES (?, ?, 1) \
-                                 IF NOT EXISTS"
-                            ),
-                            true,
-                        )
-                        .await?,
-                        prep(
-                            format!(
-                                "UPDATE {c} USING TTL ? SET owner = ? \
-                                 WHERE task_list = ? AND id = ?"
-                            ),
-                            true,
-                        )
-                        .await?,
-                    ),
-                    next: batch(
-                        prep(
-                            format!(
-                                "UPDATE {c} USING TTL ? SET owner = ? WHERE task_list = ? \
-                                 AND id = ? IF owner = null AND attempts = ?"
-                            ),
-                            true,
-                        )
-                        .await?,
-                        prep(
-                            format!("UPDATE {c} SET attempts = ? WHERE task_list = ? AND id = ?"),
-                            true,
-                        )
-                        .await?,
-                    ),
+                    first: batch(first_insert.clone(), take.clone()),
+                    next: batch(next_if.clone(), set_attempts.clone()),
+                    first_insert,
+                    take,
+                    next_if,
+                    set_attempts,
+                    read_many: prep(read_many_cql.clone(), false).await?,
+                    read_many_serial: serial_read(read_many_cql).await?,
+                    stored: prep(
+                        format!(
+                            "SELECT id FROM {} WHERE task_list = ? AND id IN ?",
+                            self.config.qualified_table()
+                        ),
+                        false,
+                    )
+                    .await?,
+                    give_back: prep(
+                        format!(
+                            "UPDATE {c} SET owner = null, attempts = ? WHERE task_list = ? \
+                             AND id = ? IF owner = ? AND attempts = ?"
+                        ),
+                        true,
+                    )
+                    .await?,
                     renew: prep(
                         format!(
                             "UPDATE {c} USING TTL ? SET owner = ? WHERE task_list = ? AND id = ? \
@@ -343,7 +374,7 @@ impl CassandraStore {
     /// The claim statements for deleting claims, prepared if need be; `None` when the claims
     /// table does not exist (a deployment that does not use claims), which is looked for
     /// again after `ABSENT_RECHECK`.
-    async fn claims_for_delete(&self) -> Result<Option<&Stmts>> {
+    pub(super) async fn claims_for_delete(&self) -> Result<Option<&Stmts>> {
         if let Some(st) = self.claims.get() {
             return Ok(Some(st));
         }
@@ -424,7 +455,7 @@ impl CassandraStore {
 
     /// The TTL a claim is written with (see `expiry`; checked by `Store` to be within
     /// Cassandra's limits, hence within an `i32`).
-    fn lease_secs(terms: &ClaimTerms) -> i32 {
+    pub(super) fn lease_secs(terms: &ClaimTerms) -> i32 {
         i32::try_from(lease_ttl_secs(terms.lease)).unwrap_or(i32::MAX)
     }
 
@@ -520,7 +551,7 @@ impl CassandraStore {
     /// earlier sending may have applied unseen (it timed out), which is when "not applied"
     /// may mean "already done" (see `release`). Once the deadline passes, a timeout is
     /// reported with the claim's outcome unknown.
-    async fn conditional<V: scylla::serialize::row::SerializeRow + Sync>(
+    pub(super) async fn conditional<V: scylla::serialize::row::SerializeRow + Sync>(
         &self,
         stmt: impl Fn(&Stmts) -> &PreparedStatement + Sync,
         values: V,
@@ -758,7 +789,7 @@ impl CassandraStore {
 
     /// Deletes claim rows a serial read has just seen, in conditional batches of at most
     /// `BATCH_ROWS`.
-    async fn delete_seen(
+    pub(super) async fn delete_seen(
         &self,
         task_list: &str,
         ids: &[String],

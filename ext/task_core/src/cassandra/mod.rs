@@ -9,6 +9,7 @@
 
 mod backend;
 mod bulk;
+mod claim_many;
 mod claims;
 mod config;
 mod connection;

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{wait, SqliteConfig, SqliteCursor, SqliteStore};
-use crate::claims::{ClaimInfo, ClaimOutcome, ClaimTerms};
+use crate::claims::{ClaimBatch, ClaimInfo, ClaimOutcome, ClaimTerms};
 use crate::error::{Error, Result};
 use crate::page::Page;
 use crate::record::{TaskKey, TaskRecord};
@@ -229,6 +229,24 @@ impl Backend for Sqlite {
         terms: &'a ClaimTerms,
     ) -> BoxFuture<'a, Result<ClaimOutcome>> {
         self.run(|s| s.claim(key, terms))
+    }
+
+    fn claim_many<'a>(
+        &'a self,
+        task_list: &'a str,
+        ids: &'a [String],
+        terms: &'a ClaimTerms,
+    ) -> BoxFuture<'a, Result<ClaimBatch>> {
+        self.run(|s| s.claim_many(task_list, ids, terms))
+    }
+
+    fn give_back<'a>(
+        &'a self,
+        task_list: &'a str,
+        held: &'a [(String, u32)],
+        owner: &'a str,
+    ) -> BoxFuture<'a, Result<u32>> {
+        self.run(|s| s.give_back(task_list, held, owner))
     }
 
     fn renew<'a>(&'a self, key: &'a TaskKey, terms: &'a ClaimTerms) -> BoxFuture<'a, Result<bool>> {

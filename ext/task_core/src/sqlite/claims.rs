@@ -8,7 +8,7 @@ use rusqlite::{params, OptionalExtension, Row};
 
 use super::conn::Done;
 use super::{lease_until, micros_now, SqliteStore};
-use crate::claims::{ClaimInfo, ClaimOutcome, ClaimTerms};
+use crate::claims::{ClaimBatch, ClaimInfo, ClaimOutcome, ClaimTerms};
 use crate::error::Result;
 use crate::expiry::{check_lease, lease_covers};
 use crate::record::{check_list, shown, TaskKey};
@@ -26,6 +26,9 @@ const EXTEND: &str = "UPDATE claims SET owner_until = ?4 \
 const RELEASE: &str = "UPDATE claims SET owner = NULL, owner_until = NULL, \
      last_error = coalesce(?4, last_error) \
      WHERE task_list = ?1 AND id = ?2 AND owner = ?3 AND owner_until > ?5";
+const GIVE_BACK: &str = "UPDATE claims SET owner = NULL, owner_until = NULL, \
+     attempts = CASE WHEN attempts = ?5 THEN max(attempts - 1, 0) ELSE attempts END \
+     WHERE task_list = ?1 AND id = ?2 AND owner = ?3 AND owner_until > ?4";
 const RETRY: &str = "UPDATE claims SET attempts = 0, last_error = NULL \
      WHERE task_list = ?1 AND id = ?2";
 const INFO_LIST: &str = "SELECT id, owner, owner_until, attempts, last_error FROM claims \
@@ -72,49 +75,12 @@ impl SqliteStore {
     /// within `⌈lease⌉ + 2` seconds of it (see `expiry`).
     pub fn claim(&self, key: &TaskKey, terms: &ClaimTerms) -> Result<ClaimOutcome> {
         check_lease(terms.lease)?;
-        let (list, id) = (&key.task_list, &key.id);
         let mut began = Instant::now();
         let out = self.write_tx(
             || what("claiming", key),
             |tx| {
                 began = Instant::now();
-                let now = micros_now();
-                if !tx
-                    .prepare_cached(TASK_LIVE)?
-                    .exists(params![list, id, now])?
-                {
-                    tx.prepare_cached(FORGET)?.execute(params![list, id])?;
-                    return Ok(ClaimOutcome::Gone);
-                }
-                let seen: Option<(Option<String>, Option<i64>, i64)> = tx
-                    .prepare_cached(READ)?
-                    .query_row(params![list, id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                    .optional()?;
-                let (owner, until, count) = seen.unwrap_or((None, None, 0));
-                let count = attempts(count);
-                let lease_end = lease_until(now, terms.lease);
-                let live_owner = owner.filter(|_| until.is_some_and(|u| u > now));
-                match live_owner {
-                    Some(o) if o == terms.owner => {
-                        tx.prepare_cached(EXTEND)?.execute(params![
-                            list,
-                            id,
-                            terms.owner,
-                            lease_end,
-                            now
-                        ])?;
-                        return Ok(ClaimOutcome::Won { attempts: count });
-                    }
-                    Some(_) => return Ok(ClaimOutcome::Held),
-                    None => {}
-                }
-                if self.config.max_attempts.is_some_and(|m| count >= m) {
-                    return Ok(ClaimOutcome::Dead { attempts: count });
-                }
-                let won = count.saturating_add(1);
-                tx.prepare_cached(TAKE)?
-                    .execute(params![list, id, terms.owner, lease_end, won])?;
-                Ok(ClaimOutcome::Won { attempts: won })
+                self.claim_in(tx, key, terms)
             },
         )?;
         if matches!(out, ClaimOutcome::Won { .. })
@@ -124,6 +90,113 @@ impl SqliteStore {
             return Ok(ClaimOutcome::Held);
         }
         Ok(out)
+    }
+
+    /// Claims some tasks of one list in one `BEGIN IMMEDIATE` transaction: one outcome per
+    /// id, in order (see `claim`; a claim that took long is not renewed here: see
+    /// `Store::claim_many`).
+    pub fn claim_many(
+        &self,
+        task_list: &str,
+        ids: &[String],
+        terms: &ClaimTerms,
+    ) -> Result<ClaimBatch> {
+        check_lease(terms.lease)?;
+        let outcomes = self.write_tx(
+            || format!("claiming {} tasks of list {}", ids.len(), shown(task_list)),
+            |tx| {
+                let mut out = Vec::with_capacity(ids.len());
+                for id in ids {
+                    let key = TaskKey {
+                        task_list: task_list.to_string(),
+                        id: id.clone(),
+                    };
+                    out.push(self.claim_in(tx, &key, terms)?);
+                }
+                Ok(out)
+            },
+        )?;
+        Ok(ClaimBatch {
+            outcomes,
+            collisions: 0,
+            transactions: 1,
+            settled: 0,
+        })
+    }
+
+    /// Releases, in one transaction, the claims `owner` still holds among `held` (id, attempts
+    /// it was won with), uncounting their attempts; how many were.
+    pub fn give_back(&self, task_list: &str, held: &[(String, u32)], owner: &str) -> Result<u32> {
+        self.write_tx(
+            || {
+                format!(
+                    "giving back {} claims of list {}",
+                    held.len(),
+                    shown(task_list)
+                )
+            },
+            |tx| {
+                let now = micros_now();
+                let mut n = 0;
+                for (id, attempts) in held {
+                    n += tx.prepare_cached(GIVE_BACK)?.execute(params![
+                        task_list,
+                        id,
+                        owner,
+                        now,
+                        i64::from(*attempts)
+                    ])?;
+                }
+                Ok(u32::try_from(n).unwrap_or(u32::MAX))
+            },
+        )
+    }
+
+    /// One claim, inside the caller's transaction.
+    fn claim_in(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        key: &TaskKey,
+        terms: &ClaimTerms,
+    ) -> Done<ClaimOutcome> {
+        let (list, id) = (&key.task_list, &key.id);
+        let now = micros_now();
+        if !tx
+            .prepare_cached(TASK_LIVE)?
+            .exists(params![list, id, now])?
+        {
+            tx.prepare_cached(FORGET)?.execute(params![list, id])?;
+            return Ok(ClaimOutcome::Gone);
+        }
+        let seen: Option<(Option<String>, Option<i64>, i64)> = tx
+            .prepare_cached(READ)?
+            .query_row(params![list, id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .optional()?;
+        let (owner, until, count) = seen.unwrap_or((None, None, 0));
+        let count = attempts(count);
+        let lease_end = lease_until(now, terms.lease);
+        let live_owner = owner.filter(|_| until.is_some_and(|u| u > now));
+        match live_owner {
+            Some(o) if o == terms.owner => {
+                tx.prepare_cached(EXTEND)?.execute(params![
+                    list,
+                    id,
+                    terms.owner,
+                    lease_end,
+                    now
+                ])?;
+                return Ok(ClaimOutcome::Won { attempts: count });
+            }
+            Some(_) => return Ok(ClaimOutcome::Held),
+            None => {}
+        }
+        if self.config.max_attempts.is_some_and(|m| count >= m) {
+            return Ok(ClaimOutcome::Dead { attempts: count });
+        }
+        let won = count.saturating_add(1);
+        tx.prepare_cached(TAKE)?
+            .execute(params![list, id, terms.owner, lease_end, won])?;
+        Ok(ClaimOutcome::Won { attempts: won })
     }
 
     /// Extends the live claim `terms.owner` holds; false when it holds none.

@@ -5,6 +5,7 @@
 
 mod bulk;
 mod cassandra;
+mod claim_many;
 mod hashes;
 mod memory;
 mod parse;
@@ -291,6 +292,10 @@ pub fn init(ruby: &Ruby, data_interface: RModule) -> Result<RClass, Error> {
     native.define_method("store_row", method!(Adapter::store_row, 1))?;
     native.define_method("claim", method!(Adapter::claim, 4))?;
     native.define_method("renew", method!(Adapter::renew, 4))?;
+    native.define_method("claim_many", method!(Adapter::claim_many, 4))?;
+    native.define_method("complete_claimed", method!(Adapter::complete_claimed, 2))?;
+    native.define_method("forget_claims", method!(Adapter::forget_claims, 2))?;
+    native.define_method("give_back", method!(Adapter::give_back, 3))?;
     native.define_method("release", method!(Adapter::release, 4))?;
     native.define_method("retry_task", method!(Adapter::retry_task, 2))?;
     native.define_method("claims", method!(Adapter::claims, 1))?;
