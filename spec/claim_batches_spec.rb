@@ -104,6 +104,24 @@ RSpec.describe "claim_each in batches" do
         expect(adapter.claims(list)).to eq([])
       end
 
+      [1, 10].each do |batch|
+        it "goes on past a failing task with on_failure: (batch: #{batch}), recording it" do
+          ids = (1..10).map { |i| format("%02d", i) }
+          adapter.store_many(ids.map { |id| FetchFile.build(task_list: list, id: id) })
+          failed = []
+          ran = Task::Task.claim_each(list, for: 30, batch: batch, on_failure: ->(t, e) { failed << [t.id, e.message] }) do |t|
+            raise IOError, "disk full at #{t.id}" if %w[03 07].include?(t.id)
+          end
+          expect(ran).to eq(8)
+          expect(failed).to match_array([%w[03 disk\ full\ at\ 03], %w[07 disk\ full\ at\ 07]])
+          expect(Task::Task.all(list).map(&:id).to_a).to eq(%w[03 07])
+          claims = adapter.claims(list).to_h { |c| [c[:id], c] }
+          expect(claims["07"]).to include(owner: nil, attempts: 1, last_error: "IOError: disk full at 07")
+          expect { Task::Task.claim_each(list, for: 30, on_failure: "log") { nil } }
+            .to raise_error(ArgumentError, /on_failure: must respond to call\(task, error\), got "log"/)
+        end
+      end
+
       it "gives back what it did not reach when the thread is killed inside the block" do
         adapter.store_many((1..6).map { |i| FetchFile.build(task_list: list, id: i.to_s) })
         inside = Queue.new

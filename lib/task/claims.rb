@@ -129,8 +129,16 @@ module Task
     # :collisions (tasks another worker took between this one's read and its transaction),
     # :transactions, :settled (transactions whose answer was lost, settled by a serial read),
     # :renewed, :skipped (renewals that failed), :given_back.
-    def self.claim_each(task_list, for:, owner: nil, batch: CLAIM_BATCH, stats: nil)
+    #
+    # `on_failure:` (a callable taking the task and the error): a StandardError from the block
+    # is recorded with `fail_attempt` as always, then handed to it, and the walk goes on
+    # instead of raising (what a recovery job wants: Task::Recovery uses it). Other exceptions
+    # (Interrupt, SignalException) are recorded and raised.
+    def self.claim_each(task_list, for:, owner: nil, batch: CLAIM_BATCH, stats: nil, on_failure: nil)
       raise ArgumentError, "claim_each needs a block" unless block_given?
+      unless on_failure.nil? || on_failure.respond_to?(:call)
+        raise ArgumentError, "claim_each on_failure: must respond to call(task, error), got #{on_failure.inspect}"
+      end
       unless batch.is_a?(Integer) && batch.between?(1, MAX_CLAIM_BATCH)
         raise ArgumentError, "claim_each batch: must be an Integer from 1 to #{MAX_CLAIM_BATCH}, got #{batch.inspect}"
       end
@@ -139,10 +147,12 @@ module Task
       stats ||= {}
       %i[ran batches collisions transactions settled renewed skipped given_back].each { |k| stats[k] ||= 0 }
       iface = interface
-      return claim_one_by_one(task_list, lease, owner, stats) { |t| yield t } if batch == 1 || !iface.claims_many?
+      if batch == 1 || !iface.claims_many?
+        return claim_one_by_one(task_list, lease, owner, stats, on_failure) { |t| yield t }
+      end
 
       owner ||= default_owner
-      walk = ClaimWalk.new(iface, task_list, lease, owner, stats)
+      walk = ClaimWalk.new(iface, task_list, lease, owner, stats, on_failure)
       SharedWalk.join(iface, task_list, batch) do |shared|
         while (window = shared.next_window)
           walk.run(window) { |t| yield t }
@@ -152,7 +162,7 @@ module Task
     end
 
     # claim_each with `batch: 1`: each task claimed by itself, run, completed.
-    def self.claim_one_by_one(task_list, lease, owner, stats)
+    def self.claim_one_by_one(task_list, lease, owner, stats, on_failure)
       # A slice at a time, shuffled: workers walking the same list then rarely reach for
       # the same task at the same moment.
       all(task_list).each_slice(CLAIM_SLICE) do |slice|
@@ -164,7 +174,10 @@ module Task
             yield task
           rescue Exception => e # rubocop:disable Lint/RescueException
             task.fail_attempt(e, owner: owner)
-            raise
+            raise unless on_failure && e.is_a?(StandardError)
+
+            on_failure.call(task, e)
+            next
           end
           task.complete
           stats[:ran] += 1
@@ -248,7 +261,8 @@ module Task
     # One worker's batches of claim_each (see there): claims a window of tasks at once, runs
     # those won while their leases surely last, and gives back what it did not reach.
     class ClaimWalk
-      def initialize(iface, task_list, lease, owner, stats)
+      def initialize(iface, task_list, lease, owner, stats, on_failure)
+        @on_failure = on_failure
         @iface = iface
         @list = task_list
         @lease = lease
@@ -282,7 +296,10 @@ module Task
               yield task
             rescue Exception => e # rubocop:disable Lint/RescueException
               task.fail_attempt(e, owner: @owner)
-              raise
+              raise unless @on_failure && e.is_a?(StandardError)
+
+              @on_failure.call(task, e)
+              next
             end
             @iface.complete_claimed(@list, task.id)
             completed << task.id

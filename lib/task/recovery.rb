@@ -3,8 +3,8 @@
 require_relative "../task"
 
 module Task
-  # Recovery: runs what workers left behind. Each list the application names is walked as
-  # Task::Task.claim_each walks it (lazily, 100 tasks at a time in shuffled order); each task
+  # Recovery: runs what workers left behind. Each list the application names is walked by
+  # Task::Task.claim_each (lazily, claiming a batch of tasks at a time); each task
   # nobody holds is claimed, executed and completed; tasks others hold are skipped, lapsed
   # claims taken over, dead tasks left alone. A task that fails has its failure recorded
   # (fail_attempt) and the walk goes on; once every list is walked, Task::Recovery::Failed is
@@ -43,7 +43,8 @@ module Task
     # seconds (as `owner:`, the default owner unless given), yields it (or calls
     # `task.execute` without a block), completes it. A StandardError from the block is
     # recorded with fail_attempt and the walk goes on; any other exception (Interrupt,
-    # Sidekiq::Shutdown) gives the claim up and is raised at once. Returns a Result; raises
+    # Sidekiq::Shutdown) is recorded too and raised at once (claim_each's rule; the tasks of
+    # the batch not reached yet are given back). Returns a Result; raises
     # Task::Recovery::Failed, naming each failed list/id, when some failed. Logs a line per
     # list to `logger` (Task.logger unless given).
     def self.run(lists:, for:, owner: nil, logger: nil)
@@ -65,27 +66,12 @@ module Task
     end
 
     def self.recover_list(list, lease, owner, failures)
-      ran = 0
       failed = 0
-      ::Task::Task.all(list).each_slice(::Task::Task::CLAIM_SLICE) do |slice|
-        slice.shuffle.each do |task|
-          next unless task.claim(for: lease, owner: owner)
-
-          begin
-            yield task
-          rescue StandardError => e
-            ::Task::Job.give_up(task, nil) { task.fail_attempt(e, owner: owner) }
-            failures << { task_list: list, id: task.id, error: e }
-            failed += 1
-            next
-          rescue Exception # rubocop:disable Lint/RescueException
-            ::Task::Job.give_up(task, nil) { task.release(owner: owner) }
-            raise
-          end
-          task.complete
-          ran += 1
-        end
+      on_failure = lambda do |task, error|
+        failures << { task_list: list, id: task.id, error: error }
+        failed += 1
       end
+      ran = ::Task::Task.claim_each(list, for: lease, owner: owner, on_failure: on_failure) { |task| yield task }
       [ran, failed]
     end
     private_class_method :recover_list
