@@ -37,6 +37,7 @@ RSpec.describe "calls under a Fiber scheduler" do
 
   it "runs 50 saves in 50 fibers at the same time, each stored" do
     adapter.find(list, "warm-up")
+    Async { adapter.find(list, "warm-up") }
     sequential = tasks(50, "s")
     started = now
     sequential.each { |t| adapter.store(t) }
@@ -61,6 +62,55 @@ RSpec.describe "calls under a Fiber scheduler" do
     expect(concurrent.map { |t| adapter.find(list, t.id)&.id }).to eq(concurrent.map(&:id))
     report format("50 saves: one after another %.3f s; in 50 fibers %.3f s (%d in flight at most)",
                   one_by_one, overlapped, most)
+  end
+
+  it "overlaps claims, counts and scans from fibers sharing one adapter" do
+    adapter.store_many(tasks(40))
+    inflight = 0
+    most = 0
+    outcomes = {}
+    counted = nil
+    scanned = nil
+    Async do |task|
+      # Every kind of wait at once: claims (a transaction each), a count, a scan.
+      calls = tasks(40).map do |t|
+        task.async do
+          inflight += 1
+          most = [most, inflight].max
+          outcomes[t.id] = adapter.claim(list, t.id, 30, "fiber-#{t.id}").first
+          inflight -= 1
+        end
+      end
+      calls << task.async { counted = adapter.count(list) }
+      calls << task.async { scanned = adapter.all(list).map(&:id).to_a }
+      calls.each(&:wait)
+    end
+    expect(most).to be > 1
+    expect(outcomes.values.uniq).to eq([:won])
+    expect(outcomes.size).to eq(40)
+    expect(counted).to eq(40)
+    expect(scanned).to eq(tasks(40).map(&:id))
+  end
+
+  it "runs SQLite calls from fibers on the calling thread, one at a time, each stored" do
+    lite = sqlite_adapter
+    inflight = 0
+    most = 0
+    Async do |task|
+      tasks(80).each_slice(10).map do |slice|
+        task.async do
+          slice.each do |t|
+            inflight += 1
+            most = [most, inflight].max
+            lite.store(t)
+            inflight -= 1
+          end
+        end
+      end.each(&:wait)
+    end
+    # A SQLite call does not wait through the scheduler: it holds the thread for its length.
+    expect(most).to eq(1)
+    expect(lite.count(list)).to eq(80)
   end
 
   it "keeps the reactor running during a call to a node that never answers" do
