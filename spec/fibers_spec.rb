@@ -281,6 +281,37 @@ RSpec.describe "calls under a Fiber scheduler" do
     trap("USR2", old || "DEFAULT")
   end
 
+  it "raises Interrupt at Ctrl-C while a fiber waits on a node that never answers" do
+    black_hole do |port|
+      script = <<~RUBY
+        require "async"
+        require "task"
+        adapter = Task::DataInterface::CassandraAdapter.new(port: #{port}, connect_timeout: 5,
+                                                            request_timeout: 5, retry_deadline: 10)
+        clock = -> { Process.clock_gettime(Process::CLOCK_MONOTONIC) }
+        sent = nil
+        begin
+          Async do |task|
+            task.async { adapter.find("l", "x") }
+            task.async do
+              sleep 0.2
+              sent = clock.call
+              Process.kill("INT", Process.pid)
+            end
+          end
+        rescue Interrupt
+          puts format("Interrupt %.3f", clock.call - sent)
+        end
+      RUBY
+      lib = File.expand_path("../lib", __dir__)
+      out = IO.popen([RbConfig.ruby, "-I", lib, "-e", script], err: %i[child out], &:read)
+      expect(out).to match(/^Interrupt (\S+)$/)
+      delay = Float(out[/^Interrupt (\S+)$/, 1])
+      expect(delay).to be < 1
+      report format("SIGINT while a fiber waited: Interrupt raised %.3f s later", delay)
+    end
+  end
+
   it "keeps memory flat over 100,000 calls in fibers" do
     memory = Task::DataInterface::MemoryAdapter.new
     one = FetchFile.build(task_list: list, id: "m", n: 1)
