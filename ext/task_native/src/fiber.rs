@@ -9,9 +9,13 @@
 //! runtime's driver thread (`Runtime::fiber_call`), which runs only while fiber calls wait.
 //!
 //! Whatever the scheduler raises in the fiber while it waits (`Async::Task#stop`,
-//! `with_timeout`, `Timeout.timeout`, an exception from another fiber) comes back as an Error
-//! and the caller drops the future: the call is cancelled exactly as an interrupt cancels a
-//! thread's call.
+//! `with_timeout`, `Timeout.timeout` with a scheduler that implements `timeout_after`, an
+//! exception from another fiber) comes back as an Error and the caller drops the future: the
+//! call is cancelled exactly as an interrupt cancels a thread's call.
+//!
+//! Calls of a SQLite store (`Mode::Blocking`) and of the memory store (`Mode::Ready`) do not
+//! come here: a memory call never waits, and a SQLite call runs on the calling thread for its
+//! length (store.rs), holding up the fibers of that thread meanwhile.
 //!
 //! Wake-up descriptors are kept for the next call (one per fiber waiting at the same time,
 //! never more) and are never closed: a waker may outlive its call (a connection holds it until

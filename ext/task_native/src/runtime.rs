@@ -220,7 +220,8 @@ impl Runtime {
 
     /// `block_on` for a non-blocking fiber under a Fiber scheduler: the fiber waits through
     /// the scheduler (`fiber::wait`). What the scheduler raises in the fiber while it waits
-    /// (`Async::Task#stop`, `with_timeout`, `Timeout.timeout`) drops the future, cancelling
+    /// (`Async::Task#stop`, `with_timeout`, `Timeout.timeout` where the scheduler implements
+    /// `timeout_after`) drops the future, cancelling
     /// the call as an interrupt does; a fork while it waited leaves the future to the parent.
     /// `Err(fut)`: the scheduler cannot suspend this fiber, and the future is handed back.
     #[allow(clippy::type_complexity)]
