@@ -113,6 +113,19 @@ RSpec.describe "calls under a Fiber scheduler" do
     expect(lite.count(list)).to eq(80)
   end
 
+  it "shares one adapter between fibers under a scheduler and plain threads at the same time" do
+    threads = 2.times.map do |t|
+      Thread.new { 200.times { |i| adapter.store(FetchFile.build(task_list: list, id: "t#{t}-#{i}", n: i)) } }
+    end
+    Async do |task|
+      8.times.map do |f|
+        task.async { 50.times { |i| adapter.store(FetchFile.build(task_list: list, id: "f#{f}-#{i}", n: i)) } }
+      end.each(&:wait)
+    end
+    threads.each(&:join)
+    expect(adapter.count(list)).to eq(800)
+  end
+
   it "keeps the reactor running during a call to a node that never answers" do
     black_hole do |port|
       silent = silent_adapter(port)
