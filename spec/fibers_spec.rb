@@ -302,34 +302,36 @@ RSpec.describe "calls under a Fiber scheduler" do
     trap("USR2", old || "DEFAULT")
   end
 
-  it "raises Interrupt at Ctrl-C while a fiber waits on a node that never answers" do
+  it "raises Interrupt at Ctrl-C, and SignalException at SIGTERM, while a fiber waits on a silent node" do
     black_hole do |port|
-      script = <<~RUBY
-        require "async"
-        require "task"
-        adapter = Task::DataInterface::CassandraAdapter.new(port: #{port}, connect_timeout: 5,
-                                                            request_timeout: 5, retry_deadline: 10)
-        clock = -> { Process.clock_gettime(Process::CLOCK_MONOTONIC) }
-        sent = nil
-        begin
-          Async do |task|
-            task.async { adapter.find("l", "x") }
-            task.async do
-              sleep 0.2
-              sent = clock.call
-              Process.kill("INT", Process.pid)
+      { "INT" => "Interrupt", "TERM" => "SignalException" }.each do |signal, raised|
+        script = <<~RUBY
+          require "async"
+          require "task"
+          adapter = Task::DataInterface::CassandraAdapter.new(port: #{port}, connect_timeout: 5,
+                                                              request_timeout: 5, retry_deadline: 10)
+          clock = -> { Process.clock_gettime(Process::CLOCK_MONOTONIC) }
+          sent = nil
+          begin
+            Async do |task|
+              task.async { adapter.find("l", "x") }
+              task.async do
+                sleep 0.2
+                sent = clock.call
+                Process.kill("#{signal}", Process.pid)
+              end
             end
+          rescue #{raised} => e
+            puts format("%s %.3f", e.class, clock.call - sent)
           end
-        rescue Interrupt
-          puts format("Interrupt %.3f", clock.call - sent)
-        end
-      RUBY
-      lib = File.expand_path("../lib", __dir__)
-      out = IO.popen([RbConfig.ruby, "-I", lib, "-e", script], err: %i[child out], &:read)
-      expect(out).to match(/^Interrupt (\S+)$/)
-      delay = Float(out[/^Interrupt (\S+)$/, 1])
-      expect(delay).to be < 1
-      report format("SIGINT while a fiber waited: Interrupt raised %.3f s later", delay)
+        RUBY
+        lib = File.expand_path("../lib", __dir__)
+        out = IO.popen([RbConfig.ruby, "-I", lib, "-e", script], err: %i[child out], &:read)
+        expect(out).to match(/^#{raised} (\S+)$/)
+        delay = Float(out[/^#{raised} (\S+)$/, 1])
+        expect(delay).to be < 1
+        report format("SIG%s while a fiber waited: %s raised %.3f s later", signal, raised, delay)
+      end
     end
   end
 
