@@ -93,6 +93,32 @@ pub fn calling_thread() -> (bool, bool) {
     }
 }
 
+/// The current Fiber scheduler when the calling fiber is non-blocking (Ruby 3.0+):
+/// `Fiber.scheduler` unless `Fiber.blocking?`; None otherwise.
+pub fn fiber_scheduler() -> Option<Value> {
+    // SAFETY: rb_fiber_scheduler_current reads the current thread's scheduler and blocking
+    // count (scheduler.c): it neither allocates nor raises.
+    let s = unsafe { rb_sys::rb_fiber_scheduler_current() };
+    if s == rb_sys::Qnil as rb_sys::VALUE {
+        return None;
+    }
+    // SAFETY: a live value: the scheduler, which the thread holds.
+    Some(unsafe { Value::from_raw(s) })
+}
+
+/// `scheduler.io_wait(io, IO::READABLE, nil)`: the calling fiber waits until `io` is readable
+/// while the scheduler runs others. Whatever the scheduler raises in the fiber meanwhile
+/// (a stop, a timeout) comes back as an Error. False when the scheduler returned nil or false
+/// (no readiness, though no timeout was given).
+pub fn scheduler_wait_readable(scheduler: Value, io: Value) -> Result<bool, Error> {
+    let v = protect(|| {
+        // SAFETY: `scheduler` is the current scheduler and `io` a live IO, both held by the
+        // caller; any exception is caught by protect.
+        unsafe { rb_sys::rb_fiber_scheduler_io_wait_readable(scheduler.as_raw(), io.as_raw()) }
+    })?;
+    Ok(v != rb_sys::Qnil as rb_sys::VALUE && v != rb_sys::Qfalse as rb_sys::VALUE)
+}
+
 /// The C signatures of `nogvl`'s callbacks.
 pub type NogvlFn = unsafe extern "C" fn(*mut c_void) -> *mut c_void;
 pub type UnblockFn = unsafe extern "C" fn(*mut c_void);

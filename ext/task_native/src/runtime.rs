@@ -12,16 +12,28 @@
 //!
 //! After a fork the child gets a new runtime on first use. The inherited one is leaked on
 //! purpose: its sockets and timers belong to the parent's connections.
+//!
+//! A call from a non-blocking fiber under a Fiber scheduler (Async, Falcon) waits through the
+//! scheduler instead (`fiber.rs`): its thread goes on running other fibers, so nobody drives
+//! the runtime from `block_on`. For those calls a driver thread (a plain OS thread, no Ruby
+//! thread) drives it: started on the first such call, it drives only while some fiber call
+//! waits (and LINGER after, so that a fiber making one call after another does not hand the
+//! runtime back and forth), and otherwise sleeps. A process that never calls from a fiber
+//! under a scheduler never starts it.
+
+#[path = "fiber.rs"]
+mod fiber;
 
 use std::future::Future;
 use std::pin::Pin;
 use std::ptr;
-use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
-use std::sync::Once;
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, Once};
 use std::time::Duration;
 
 use magnus::{Error, Ruby};
 use task_core::Connector;
+use tokio::sync::Notify;
 
 use crate::{errors, logging, nogvl};
 
@@ -29,7 +41,23 @@ pub struct Runtime {
     pid: u32,
     tokio: tokio::runtime::Runtime,
     pub connector: Connector,
+    fibers: Fibers,
 }
+
+/// The driver thread for fiber calls (see the module's notes).
+#[derive(Default)]
+struct Fibers {
+    /// Fiber calls waiting now.
+    waiting: AtomicUsize,
+    /// Notified when `waiting` leaves or reaches 0: the driving thread looks again.
+    changed: Notify,
+    /// Whether the driver thread was started; with `busy`, how it sleeps while `waiting` is 0.
+    started: Mutex<bool>,
+    busy: Condvar,
+}
+
+/// How long the driver thread drives on after the last fiber call ended.
+const LINGER: Duration = Duration::from_millis(2);
 
 static CURRENT: AtomicPtr<Runtime> = AtomicPtr::new(ptr::null_mut());
 
@@ -93,6 +121,7 @@ pub fn current(ruby: &Ruby) -> Result<&'static Runtime, Error> {
         pid,
         tokio,
         connector: Connector::new(),
+        fibers: Fibers::default(),
     }));
     CURRENT.store(rt as *const Runtime as *mut Runtime, Ordering::Release);
     Ok(rt)
@@ -135,7 +164,7 @@ impl Runtime {
     /// A trap handler may fork. The child then holds a future whose sockets and timers belong
     /// to the parent's runtime: it must neither poll nor drop it, so the future is leaked and
     /// the child gets `Task::Error::Forked`; the parent resumes as if nothing happened.
-    pub fn block_on<T, Fut>(&self, ruby: &Ruby, fut: Fut) -> Result<T, Error>
+    pub fn block_on<T, Fut>(&'static self, ruby: &Ruby, fut: Fut) -> Result<T, Error>
     where
         Fut: Future<Output = task_core::Result<T>>,
     {
@@ -147,6 +176,13 @@ impl Runtime {
         }
         // Boxed so that it stays put while the thread goes back to Ruby between waits.
         let mut fut = Box::pin(fut);
+        if let Some(scheduler) = fiber::scheduler() {
+            match self.block_on_fiber(ruby, scheduler, fut) {
+                Ok(out) => return out,
+                // The fiber cannot be suspended: the call waits as a thread's.
+                Err(same) => fut = same,
+            }
+        }
         loop {
             let waited = self.wait(ruby, fut.as_mut());
             if !self.is_current_process() {
@@ -179,6 +215,114 @@ impl Runtime {
                      child cannot finish it (the parent does)",
                 ));
             }
+        }
+    }
+
+    /// `block_on` for a non-blocking fiber under a Fiber scheduler: the fiber waits through
+    /// the scheduler (`fiber::wait`). What the scheduler raises in the fiber while it waits
+    /// (`Async::Task#stop`, `with_timeout`, `Timeout.timeout` where the scheduler implements
+    /// `timeout_after`) drops the future, cancelling
+    /// the call as an interrupt does; a fork while it waited leaves the future to the parent.
+    /// `Err(fut)`: the scheduler cannot suspend this fiber, and the future is handed back.
+    #[allow(clippy::type_complexity)]
+    fn block_on_fiber<T, Fut>(
+        &'static self,
+        ruby: &Ruby,
+        scheduler: magnus::Value,
+        mut fut: Pin<Box<Fut>>,
+    ) -> Result<Result<T, Error>, Pin<Box<Fut>>>
+    where
+        Fut: Future<Output = task_core::Result<T>>,
+    {
+        Ok(match fiber::wait(self, ruby, scheduler, fut.as_mut()) {
+            Ok(fiber::Waited::Done(done)) => {
+                // What the call logged, before its outcome reaches Ruby.
+                logging::flush(ruby).and_then(|()| done.map_err(|e| errors::from_core(ruby, e)))
+            }
+            Ok(fiber::Waited::CannotSuspend) => return Err(fut),
+            Ok(fiber::Waited::Forked) => {
+                std::mem::forget(fut);
+                Err(errors::forked(
+                    ruby,
+                    "the process forked while this call was waiting in a fiber; the child \
+                     cannot finish it (its requests belong to the parent's connections, and the \
+                     parent finishes it)",
+                ))
+            }
+            Err(e) => {
+                // Dropped in the runtime's context: what it had in flight is cancelled.
+                let entered = self.tokio.enter();
+                drop(fut);
+                drop(entered);
+                Err(e)
+            }
+        })
+    }
+
+    /// The runtime's context, for polling a future off the runtime's threads (a fiber call).
+    fn enter(&self) -> tokio::runtime::EnterGuard<'_> {
+        self.tokio.enter()
+    }
+
+    /// Marks a fiber call as waiting until the value returned is dropped; the driver thread
+    /// drives the runtime meanwhile (started now if it never was).
+    fn fiber_call(&'static self, ruby: &Ruby) -> Result<FiberCall, Error> {
+        let f = &self.fibers;
+        if f.waiting.fetch_add(1, Ordering::SeqCst) == 0 {
+            f.changed.notify_one();
+            let mut started = f.started.lock().unwrap_or_else(|p| p.into_inner());
+            if !*started {
+                let spawned = std::thread::Builder::new()
+                    .name("task-io".into())
+                    .spawn(move || self.drive_fiber_calls());
+                if let Err(e) = spawned {
+                    f.waiting.fetch_sub(1, Ordering::SeqCst);
+                    return Err(Error::new(
+                        ruby.exception_runtime_error(),
+                        format!("cannot start the I/O thread for calls from fibers: {e}"),
+                    ));
+                }
+                *started = true;
+            }
+            f.busy.notify_one();
+        }
+        Ok(FiberCall(self))
+    }
+
+    /// The driver thread: drives the runtime while fiber calls wait, sleeps otherwise.
+    fn drive_fiber_calls(&'static self) {
+        // Signals are for Ruby's threads: this one never takes them.
+        // SAFETY: a sigset on the stack, filled and applied to this thread only.
+        unsafe {
+            let mut all: libc::sigset_t = std::mem::zeroed();
+            libc::sigfillset(&mut all);
+            libc::pthread_sigmask(libc::SIG_BLOCK, &all, ptr::null_mut());
+        }
+        let f = &self.fibers;
+        loop {
+            {
+                let mut started = f.started.lock().unwrap_or_else(|p| p.into_inner());
+                while f.waiting.load(Ordering::SeqCst) == 0 {
+                    started = f.busy.wait(started).unwrap_or_else(|p| p.into_inner());
+                }
+            }
+            self.tokio.block_on(async {
+                loop {
+                    let changed = f.changed.notified();
+                    if f.waiting.load(Ordering::SeqCst) > 0 {
+                        changed.await;
+                        continue;
+                    }
+                    tokio::select! {
+                        _ = changed => {}
+                        _ = tokio::time::sleep(LINGER) => {
+                            if f.waiting.load(Ordering::SeqCst) == 0 {
+                                return;
+                            }
+                        }
+                    }
+                }
+            });
         }
     }
 
@@ -250,5 +394,21 @@ impl Runtime {
                 }
             })
         })
+    }
+}
+
+/// A fiber call waiting (see `Runtime::fiber_call`).
+struct FiberCall(&'static Runtime);
+
+impl Drop for FiberCall {
+    fn drop(&mut self) {
+        // In a forked child the driver is the parent's (and not running here): left alone.
+        if !self.0.is_current_process() {
+            return;
+        }
+        let f = &self.0.fibers;
+        if f.waiting.fetch_sub(1, Ordering::SeqCst) == 1 {
+            f.changed.notify_one();
+        }
     }
 }
