@@ -14,14 +14,13 @@
 //! purpose: its sockets and timers belong to the parent's connections.
 //!
 //! A call from a non-blocking fiber under a Fiber scheduler (Async, Falcon) waits through the
-//! scheduler instead (`fiber.rs`): its thread goes on running other fibers, so nobody drives
+//! scheduler instead (`runtime/fiber.rs`): its thread goes on running other fibers, so nobody drives
 //! the runtime from `block_on`. For those calls a driver thread (a plain OS thread, no Ruby
 //! thread) drives it: started on the first such call, it drives only while some fiber call
 //! waits (and LINGER after, so that a fiber making one call after another does not hand the
 //! runtime back and forth), and otherwise sleeps. A process that never calls from a fiber
 //! under a scheduler never starts it.
 
-#[path = "fiber.rs"]
 mod fiber;
 
 use std::future::Future;
