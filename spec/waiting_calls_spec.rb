@@ -34,14 +34,6 @@ RSpec.describe "waiting calls" do
     trap(signal, old || "DEFAULT")
   end
 
-  # A TCP server that accepts connections and never answers: a Cassandra node that hangs.
-  def black_hole
-    server = TCPServer.new("127.0.0.1", 0)
-    yield server.addr[1]
-  ensure
-    server&.close
-  end
-
   describe "a wake-up is not a restart" do
     let(:adapter) { cassandra_adapter }
 

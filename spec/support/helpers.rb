@@ -38,4 +38,14 @@ module SpecHelpers
   def use_adapter(adapter)
     Task::Task.interface = Task::DataInterface::Interface.new(adapter: adapter)
   end
+
+  # A TCP server on a free loopback port that accepts connections and never answers: a
+  # Cassandra node that hangs. Yields the port.
+  def black_hole
+    require "socket"
+    server = TCPServer.new("127.0.0.1", 0)
+    yield server.addr[1]
+  ensure
+    server&.close
+  end
 end
