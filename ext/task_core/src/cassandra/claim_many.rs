@@ -340,16 +340,7 @@ impl CassandraStore {
     /// Completes a task claimed by `claim_many`: its row is deleted now, its claim by
     /// `forget_claims` with those of others, in one transaction (see `Store::complete_claimed`).
     pub async fn complete_claimed(&self, key: &TaskKey) -> Result<()> {
-        let what = || format!("completing task {:?} of list {:?}", key.id, key.task_list);
-        self.retrying(&what, true, &self.deadline(), || async {
-            let (session, st) = self.statements().await?;
-            session
-                .execute_unpaged(&st.delete, (&key.task_list, &key.id))
-                .await
-                .map_err(|e| execution_error(&self.op(&what(), true), &e))?;
-            Ok(())
-        })
-        .await
+        self.delete_row_until(key, &self.deadline()).await
     }
 
     /// Deletes the claims of completed tasks, in conditional batches (see `delete_seen`).

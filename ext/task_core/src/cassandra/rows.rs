@@ -89,6 +89,13 @@ impl CassandraStore {
     }
 
     pub(super) async fn delete_until(&self, key: &TaskKey, deadline: &Deadline) -> Result<()> {
+        self.delete_row_until(key, deadline).await?;
+        // The task first, then its claim: a claim taken in between finds the task gone.
+        self.delete_claim(key, deadline).await
+    }
+
+    /// Deletes the task's row alone (its claim is the caller's to delete).
+    pub(super) async fn delete_row_until(&self, key: &TaskKey, deadline: &Deadline) -> Result<()> {
         let what = || format!("completing task {:?} of list {:?}", key.id, key.task_list);
         self.retrying(&what, true, deadline, || async {
             let (session, st) = self.statements().await?;
@@ -98,9 +105,7 @@ impl CassandraStore {
                 .map_err(|e| execution_error(&self.op(&what(), true), &e))?;
             Ok(())
         })
-        .await?;
-        // The task first, then its claim: a claim taken in between finds the task gone.
-        self.delete_claim(key, deadline).await
+        .await
     }
 
     /// Deletes a whole task list (one partition).
