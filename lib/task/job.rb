@@ -37,8 +37,10 @@ module Task
   # A perform that raises a StandardError has it recorded with fail_attempt (the claim is
   # given up, so the next attempt need not wait for the lease) and re-raised. Any other
   # exception (Interrupt, SignalException, Sidekiq::Shutdown: the process is going away) only
-  # gives the claim up, and is re-raised. A perform that outlasts its lease should call
-  # `task.renew(for: seconds)` now and then, or another worker may claim the task meanwhile.
+  # gives the claim up, and is re-raised. While perform runs, the claim is renewed every half
+  # lease (a thread of the job's own), so that a perform longer than its lease is not run by
+  # another worker meanwhile; `task_claim for: 120, renew: false` leaves that to perform
+  # (`task.renew(for: seconds)`).
   module Job
     # The lease a job claims its task for, in seconds, unless its class says otherwise.
     DEFAULT_LEASE = 300
@@ -71,7 +73,10 @@ module Task
     # block's value. When the block raises a StandardError, it is recorded with fail_attempt
     # and re-raised; any other exception gives the claim up and is re-raised. When the claim
     # is not won, logs why to `logger` (see Task::Job) and returns nil without yielding.
-    def self.run(task, for:, owner: nil, logger: nil)
+    #
+    # With `renew:` (the default), the claim is renewed every half lease while the block runs
+    # (LeaseKeeper).
+    def self.run(task, for:, owner: nil, logger: nil, renew: true)
       lease = binding.local_variable_get(:for)
       owner ||= ::Task::Task.default_owner
       unless task.claim(for: lease, owner: owner)
@@ -80,7 +85,12 @@ module Task
       end
 
       begin
-        result = yield task
+        keeper = renew ? LeaseKeeper.new(task, lease, owner, logger) : nil
+        begin
+          result = yield task
+        ensure
+          keeper&.stop
+        end
       rescue StandardError => e
         give_up(task, logger) { task.fail_attempt(e, owner: owner) }
         raise
@@ -90,6 +100,60 @@ module Task
       end
       task.complete
       result
+    end
+
+    # Renews a job's claim every half lease while its perform runs, from a thread of its own,
+    # until stopped (before the task is completed or its failure recorded). A renewal that
+    # finds the claim no longer this owner's (it lapsed and another worker took it) is logged
+    # and ends the renewals; a store error is logged and the next renewal tried.
+    class LeaseKeeper
+      def initialize(task, lease, owner, logger)
+        @task = task
+        @lease = lease
+        @owner = owner
+        @logger = logger
+        @lock = Mutex.new
+        @wake = ConditionVariable.new
+        @stopped = false
+        @thread = Thread.new { keep }
+        @thread.report_on_exception = false
+      end
+
+      # Ends the renewals; returns once no renewal is in progress.
+      def stop
+        @lock.synchronize do
+          @stopped = true
+          @wake.signal
+        end
+        @thread.join
+        nil
+      end
+
+      private
+
+      def keep
+        Thread.current.name = "task-lease"
+        loop do
+          stopped = @lock.synchronize do
+            @wake.wait(@lock, @lease / 2.0) unless @stopped
+            @stopped
+          end
+          break if stopped
+          break unless renewed?
+        end
+      end
+
+      def renewed?
+        return true if @task.renew(for: @lease, owner: @owner)
+
+        Job.log(@logger, :warn, "task #{@task.task_list}/#{@task.id}: its claim lapsed while perform ran and " \
+                                "another worker holds it now; no longer renewed")
+        false
+      rescue StandardError => e
+        Job.log(@logger, :warn, "task #{@task.task_list}/#{@task.id}: renewing its claim failed " \
+                                "(#{e.class}: #{e.message}); trying again in #{@lease / 2.0} s")
+        true
+      end
     end
 
     # Why a claim was not won, read from the store (only on that path): "gone", "dead" or
@@ -161,15 +225,25 @@ module Task
 
     # The class side of a Task::Job.
     module ClassMethods
-      # Sets the lease (seconds) this job class claims its tasks for: `task_claim for: 600`.
-      # Subclasses inherit it.
-      def task_claim(for:)
+      # Sets the lease (seconds) this job class claims its tasks for: `task_claim for: 600`,
+      # and whether the claim is renewed every half lease while perform runs (`renew:`, true
+      # unless told). Subclasses inherit them.
+      def task_claim(for:, renew: true)
         lease = binding.local_variable_get(:for)
         unless lease.is_a?(Numeric) && lease.real? && lease.positive? && lease.finite?
           raise ArgumentError, "#{name}: task_claim needs for: a number of seconds > 0, got #{lease.inspect}"
         end
+        raise ArgumentError, "#{name}: task_claim renew: must be true or false, got #{renew.inspect}" unless [true, false].include?(renew)
 
         @task_claim_for = lease
+        @task_claim_renew = renew
+      end
+
+      # Whether this job class renews its claims while perform runs.
+      def task_claim_renew
+        return @task_claim_renew if instance_variable_defined?(:@task_claim_renew)
+
+        superclass.respond_to?(:task_claim_renew) ? superclass.task_claim_renew : true
       end
 
       # The lease (seconds) this job class claims its tasks for.
@@ -199,7 +273,8 @@ module Task
         owner = [::Task::Task.default_owner, self.class.name, job].compact.join("/")
         begin
           @task_job_running = true
-          ::Task::Job.run(task, for: self.class.task_claim_for, owner: owner, logger: logger) { super(task, *rest) }
+          ::Task::Job.run(task, for: self.class.task_claim_for, owner: owner, logger: logger,
+                                renew: self.class.task_claim_renew) { super(task, *rest) }
         ensure
           @task_job_running = false
         end

@@ -65,6 +65,31 @@ class RetriedJob < ActiveJob::Base
   end
 end
 
+# A perform longer than its lease (3 s of work, 1 s claims that last at most 3 s): while it
+# works it tries, every 50 ms, to claim its own task as another worker would, and returns what
+# those claims answered; it stops early once one is won.
+class LongPaintJob < ActiveJob::Base
+  include Task::Job
+
+  task_claim for: 1
+
+  def perform(task, seconds = 3.5)
+    other = ChecksBoard.new(task_list: task.task_list, id: task.id)
+    clock = -> { Process.clock_gettime(Process::CLOCK_MONOTONIC) }
+    finish = clock.call + seconds
+    answers = []
+    while clock.call < finish && !answers.last
+      answers << other.claim(for: 1, owner: "another worker")
+      sleep 0.05 # the work between two looks
+    end
+    answers
+  end
+end
+
+class UnrenewedLongPaintJob < LongPaintJob
+  task_claim for: 1, renew: false
+end
+
 class SidekiqPaintJob
   include Sidekiq::Job
   include Task::Job
@@ -219,6 +244,21 @@ RSpec.describe "Task::Job, Task::Recovery and the ActiveJob serializer, in one p
       task = board("w1")
       expect { interrupted.perform_now(task) }.to raise_error(Interrupt)
       expect(store.claims("walls").first).to include(owner: nil, attempts: 1, last_error: nil)
+    end
+
+    it "renews the claim every half lease while a perform longer than its lease runs (unless renew: false)" do
+      answers = LongPaintJob.perform_now(board("long"))
+      expect(answers.size).to be > 20
+      expect(answers.uniq).to eq([false])
+      expect(Task::Task.find("walls", "long")).to be_nil
+      # The check can fail: without renewals another worker gets the task once the lease lapses.
+      answers = UnrenewedLongPaintJob.perform_now(board("unrenewed"), 8)
+      expect(answers.first).to be(false)
+      expect(answers).to include(true)
+      expect(UnrenewedLongPaintJob.task_claim_renew).to be(false)
+      expect(LongPaintJob.task_claim_renew).to be(true)
+      expect { Class.new(ActiveJob::Base) { include Task::Job; task_claim for: 5, renew: "yes" } }
+        .to raise_error(ArgumentError, /task_claim renew: must be true or false, got "yes"/)
     end
 
     it "refuses a lease that is not a positive number of seconds, naming the class" do
