@@ -81,6 +81,42 @@ RSpec.describe "claim_each in batches" do
         expect(adapter.claims(list)).to eq([])
       end
 
+      it "does not cut short the other threads' walk when one thread's read of the list raises" do
+        ids = (1..300).map { |i| format("%03d", i) }
+        adapter.store_many(ids.map { |id| FetchFile.build(task_list: list, id: id) })
+        allow(Task::Task).to receive(:all).and_wrap_original do |original, *args, **options|
+          raise Task::Error::Timeout, "a read of #{list} timed out" if Thread.current[:failing_reads]
+
+          original.call(*args, **options)
+        end
+        # One thread reads the first slice and waits in its first task; another joins the walk,
+        # runs the rest of that slice, and its read of the next slice raises.
+        in_first = Queue.new
+        failed = Queue.new
+        other = Thread.new do
+          first = true
+          Task::Task.claim_each(list, for: 30, batch: 2) do
+            next unless first
+
+            first = false
+            in_first << true
+            Timeout.timeout(30) { failed.pop }
+          end
+        end
+        in_first.pop
+        failing = Thread.new do
+          Thread.current[:failing_reads] = true
+          Task::Task.claim_each(list, for: 30, batch: 2) { nil }
+        rescue Task::Error::Timeout => e
+          e
+        ensure
+          failed << true
+        end
+        expect(failing.value).to be_a(Task::Error::Timeout)
+        expect(other.value).to be > 150
+        expect(Task::Task.all(list).count).to eq(0)
+      end
+
       it "records the failure of the task that raised and gives back the tasks it did not reach" do
         ids = (1..10).map { |i| format("%02d", i) }
         adapter.store_many(ids.map { |id| FetchFile.build(task_list: list, id: id) })
@@ -120,6 +156,21 @@ RSpec.describe "claim_each in batches" do
           expect { Task::Task.claim_each(list, for: 30, on_failure: "log") { nil } }
             .to raise_error(ArgumentError, /on_failure: must respond to call\(task, error\), got "log"/)
         end
+      end
+
+      it "leaves alone the claim another worker won on a completed task's id saved again before the batch ended" do
+        adapter.store_many(%w[d0 d1].map { |id| FetchFile.build(task_list: list, id: id) })
+        claim_b = nil
+        ran = Task::Task.claim_each(list, for: 30, batch: 2, owner: "A") do |t|
+          next unless t.id == "d1" # d0 ran first and is completed; its claim may wait for the batch's end
+
+          FetchFile.create(task_list: list, id: "d0") # the application saves d0 again
+          adapter.release(list, "d0", "A", nil) # as if A's claim on it had lapsed (no-op once deleted)
+          claim_b = FetchFile.new(task_list: list, id: "d0").claim(for: 60, owner: "B")
+        end
+        expect([ran, claim_b]).to eq([2, true])
+        expect(adapter.claim_info(list, "d0")).to include(owner: "B")
+        expect(FetchFile.new(task_list: list, id: "d0").claim(for: 60, owner: "C")).to be(false)
       end
 
       it "gives back what it did not reach when the thread is killed inside the block" do

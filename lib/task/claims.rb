@@ -251,9 +251,8 @@ module Task
           @pending = slice.each_slice(@batch).to_a.shuffle(random: @order)
           @pending.shift
         end
-      rescue Exception # rubocop:disable Lint/RescueException
-        @lock.synchronize { @done = true }
-        raise
+        # A read that raised leaves the walk where it was: the next caller reads that slice
+        # again (the others' walks are not cut short by one thread's error).
       end
     end
     private_constant :SharedWalk
@@ -291,7 +290,7 @@ module Task
               queue = renew(queue)
               next
             end
-            task, = queue.shift
+            task, attempts, = queue.shift
             begin
               yield task
             rescue Exception => e # rubocop:disable Lint/RescueException
@@ -302,7 +301,7 @@ module Task
               next
             end
             @iface.complete_claimed(@list, task.id)
-            completed << task.id
+            completed << [task.id, attempts]
             @stats[:ran] += 1
           end
         ensure
@@ -342,7 +341,8 @@ module Task
         end
       end
 
-      # Gives back the tasks not reached and forgets the claims of those completed; when an
+      # Gives back the tasks not reached and forgets the claims of those completed (each while
+      # it holds the attempts it was won with: a claim counted since is another worker's); when an
       # error is on its way out already, a failure here does not replace it.
       def settle(queue, completed, raising)
         unless queue.empty?
@@ -419,8 +419,8 @@ module Task
         end
       end
 
-      def forget_claims(task_list, ids)
-        adapter.__send__(:forget_claims, task_list, ids)
+      def forget_claims(task_list, won)
+        adapter.__send__(:forget_claims, task_list, won)
       end
 
       def give_back(task_list, held, owner)

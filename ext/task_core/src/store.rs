@@ -168,7 +168,7 @@ pub trait Backend: Send + Sync + 'static {
     fn forget_claims<'a>(
         &'a self,
         _task_list: &'a str,
-        _ids: &'a [String],
+        _won: &'a [(String, u32)],
     ) -> BoxFuture<'a, Result<()>> {
         done(Ok(()))
     }
@@ -479,13 +479,15 @@ impl Store {
         self.0.complete_claimed(key).await
     }
 
-    /// Deletes the claims of tasks `complete_claimed` completed (see there).
-    pub async fn forget_claims(&self, task_list: &str, ids: &[String]) -> Result<()> {
+    /// Deletes the claims of tasks `complete_claimed` completed (see there), each given with
+    /// the attempts it was won with: a claim that changed since (the task was saved again and
+    /// another worker claimed it, counting an attempt) is another's, and is left alone.
+    pub async fn forget_claims(&self, task_list: &str, won: &[(String, u32)]) -> Result<()> {
         check_list(task_list)?;
-        if ids.is_empty() {
+        if won.is_empty() {
             return Ok(());
         }
-        self.0.forget_claims(task_list, ids).await
+        self.0.forget_claims(task_list, won).await
     }
 
     /// Gives back claims `owner` won with `claim_many` and did not work on: each still held

@@ -173,9 +173,9 @@ impl Backend for Cassandra {
     fn forget_claims<'a>(
         &'a self,
         task_list: &'a str,
-        ids: &'a [String],
+        won: &'a [(String, u32)],
     ) -> BoxFuture<'a, Result<()>> {
-        Box::pin(self.0.forget_claims(task_list, ids))
+        Box::pin(self.0.forget_claims(task_list, won))
     }
 
     fn give_back<'a>(

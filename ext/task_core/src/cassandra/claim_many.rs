@@ -27,6 +27,7 @@ use scylla::response::query_result::QueryResult;
 use scylla::statement::batch::Batch;
 use scylla::value::{CqlValue, Row};
 
+use super::claims::applied;
 use super::errors::execution_error;
 use super::CassandraStore;
 use crate::claims::{ClaimBatch, ClaimOutcome, ClaimTerms};
@@ -343,12 +344,59 @@ impl CassandraStore {
         self.delete_row_until(key, &self.deadline()).await
     }
 
-    /// Deletes the claims of completed tasks, in conditional batches (see `delete_seen`).
-    pub async fn forget_claims(&self, task_list: &str, ids: &[String]) -> Result<()> {
-        if self.claims_for_delete().await?.is_none() {
+    /// Deletes the claims of completed tasks, each only while it holds the attempts it was won
+    /// with, in conditional batches. A batch applies only when every one of its conditions
+    /// holds: when one does not (the task was saved again and another worker claimed it, or
+    /// its claim is gone already), each claim of that batch is deleted by itself, under the
+    /// same condition.
+    pub async fn forget_claims(&self, task_list: &str, won: &[(String, u32)]) -> Result<()> {
+        let Some(st) = self.claims_for_delete().await? else {
             return Ok(());
+        };
+        let deadline = self.deadline();
+        for chunk in won.chunks(super::BATCH_ROWS) {
+            let what = || {
+                format!(
+                    "deleting the claims on {} completed tasks of list {task_list:?}",
+                    chunk.len()
+                )
+            };
+            let rows: Vec<(&str, &String, i32)> = chunk
+                .iter()
+                .map(|(id, attempts)| (task_list, id, i32::try_from(*attempts).unwrap_or(i32::MAX)))
+                .collect();
+            let mut batch = Batch::default();
+            for _ in chunk {
+                batch.append_statement(st.forget_won.clone());
+            }
+            self.claim_batch_settings(&mut batch);
+            batch.set_is_idempotent(true);
+            let all = self
+                .retrying(&what, true, &deadline, || async {
+                    let (session, _) = self.statements().await?;
+                    let res = session
+                        .batch(&batch, &rows)
+                        .await
+                        .map_err(|e| execution_error(&self.op(&what(), true), &e))?;
+                    applied(res, &what())
+                })
+                .await?;
+            if all {
+                continue;
+            }
+            for row in &rows {
+                self.retrying(&what, true, &deadline, || async {
+                    let (session, _) = self.statements().await?;
+                    let res = session
+                        .execute_unpaged(&st.forget_won, row)
+                        .await
+                        .map_err(|e| execution_error(&self.op(&what(), true), &e))?;
+                    applied(res, &what()).map(|_| ())
+                })
+                .await?;
+            }
         }
-        self.delete_seen(task_list, ids, &self.deadline()).await
+        Ok(())
     }
 
     /// Gives back claims this owner won and did not work on: released, each attempt

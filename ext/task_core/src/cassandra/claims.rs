@@ -89,6 +89,9 @@ pub(super) struct Stmts {
     /// that many of one list go in one conditional batch, which applies only if all of its
     /// conditions do). Only for rows a serial read has just seen.
     pub(super) delete_seen: PreparedStatement,
+    /// A claim row deleted by a transaction while it holds the attempts it was won with (a
+    /// claim counted since is another worker's, and stays).
+    pub(super) forget_won: PreparedStatement,
     /// Which of some ids of a list have claim rows (sent at SERIAL).
     which_serial: PreparedStatement,
     /// Every claim row of a list (sent at SERIAL).
@@ -113,7 +116,7 @@ pub(super) fn serial(config: &CassandraConfig) -> SerialConsistency {
 }
 
 /// `[applied]` of a lightweight transaction's answer.
-fn applied(res: QueryResult, what: &str) -> Result<bool> {
+pub(super) fn applied(res: QueryResult, what: &str) -> Result<bool> {
     let bad = |e: &dyn std::fmt::Display| {
         Error::BadData(format!(
             "{what}: unexpected answer to a lightweight transaction: {e}"
@@ -238,6 +241,13 @@ impl CassandraStore {
                 .await?;
                 // Only ever sent inside a batch, which carries its own settings.
                 delete_seen.set_is_idempotent(true);
+                let mut forget_won = prep(
+                    format!("DELETE FROM {c} WHERE task_list = ? AND id = ? IF attempts = ?"),
+                    true,
+                )
+                .await?;
+                // Sent twice, the second finds the row gone and changes nothing.
+                forget_won.set_is_idempotent(true);
                 let first_insert = prep(
                     format!(
                         "INSERT INTO {c} (task_list, id, attempts) VALUES (?, ?, 1) IF NOT EXISTS"
@@ -279,6 +289,7 @@ impl CassandraStore {
                     )
                     .await?,
                     delete_seen,
+                    forget_won,
                     which_serial: serial_read(format!(
                         "SELECT id FROM {c} WHERE task_list = ? AND id IN ?"
                     ))

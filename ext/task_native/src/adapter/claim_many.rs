@@ -75,18 +75,19 @@ impl Adapter {
             .run(ruby, |s| async move { s.complete_claimed(key).await })
     }
 
-    /// `forget_claims(task_list, ids)`: deletes the claims of tasks `complete_claimed` deleted.
+    /// `forget_claims(task_list, [[id, attempts], ...])`: deletes the claims of tasks
+    /// `complete_claimed` deleted, each only while it is as it was won (`attempts`).
     pub(super) fn forget_claims(
         ruby: &Ruby,
         rb_self: &Self,
         task_list: Value,
-        ids: RArray,
+        won: RArray,
     ) -> Result<(), Error> {
-        let (list, ids) = ids_of(ruby, task_list, ids)?;
-        let (list, ids) = (&list, &ids);
+        let (list, won) = (args::list(ruby, task_list)?, held_of(ruby, task_list, won)?);
+        let (list, won) = (&list, &won);
         rb_self
             .store
-            .run(ruby, |s| async move { s.forget_claims(list, ids).await })
+            .run(ruby, |s| async move { s.forget_claims(list, won).await })
     }
 
     /// `give_back(task_list, [[id, attempts], ...], owner)` -> how many claims `owner` still
@@ -99,17 +100,23 @@ impl Adapter {
         owner: String,
     ) -> Result<u32, Error> {
         let list = args::list(ruby, task_list)?;
-        let mut pairs = Vec::with_capacity(held.len());
-        for pair in held.into_iter() {
-            let pair = RArray::try_convert(pair)?;
-            let id = args::key(ruby, task_list, pair.entry(0)?)?.id;
-            let attempts: u32 = pair.entry(1)?;
-            pairs.push((id, attempts));
-        }
+        let pairs = held_of(ruby, task_list, held)?;
         let (list, pairs, owner) = (&list, &pairs, &owner);
         rb_self.store.run(
             ruby,
             |s| async move { s.give_back(list, pairs, owner).await },
         )
     }
+}
+
+/// `[[id, attempts], ...]`: ids of `task_list`, each with the attempts its claim was won with.
+fn held_of(ruby: &Ruby, task_list: Value, held: RArray) -> Result<Vec<(String, u32)>, Error> {
+    let mut pairs = Vec::with_capacity(held.len());
+    for pair in held.into_iter() {
+        let pair = RArray::try_convert(pair)?;
+        let id = args::key(ruby, task_list, pair.entry(0)?)?.id;
+        let attempts: u32 = pair.entry(1)?;
+        pairs.push((id, attempts));
+    }
+    Ok(pairs)
 }
