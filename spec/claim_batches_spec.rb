@@ -38,6 +38,10 @@ RSpec.describe "claim_each in batches" do
         expect(Task::Task.all(list).map(&:id).to_a).to eq(held)
         # Completed tasks leave no claim behind; the held ones keep theirs.
         expect(adapter.claims(list).map { |c| [c[:id], c[:owner]] }).to eq(held.map { |id| [id, "other"] })
+        # The same stats Hash again: it adds up, and the call returns its own count.
+        adapter.store_many(%w[201 202].map { |id| FetchFile.build(task_list: list, id: id) })
+        expect(Task::Task.claim_each(list, for: 30, batch: 25, stats: stats) { nil }).to eq(2)
+        expect(stats[:ran]).to eq(129)
       end
 
       it "publishes a claim_many.task event per batch and a complete.task event per task" do

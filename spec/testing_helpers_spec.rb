@@ -167,4 +167,37 @@ RSpec.describe "task/testing" do
       expect(out).to include("expected task uploads/u2 to be completed, but it is still stored (FetchFile, never claimed)")
     end
   end
+
+  it "refuses a test in a second thread while one holds the default store (one store a process)" do
+    out, status = run_ruby("threads.rb", <<~RUBY)
+      require "task"
+      require "task/testing"
+      #{TASK_CLASS}
+      first_in = Queue.new
+      second_done = Queue.new
+      first = Thread.new do
+        Task::Testing.start
+        FetchFile.create(task_list: "a", id: "1")
+        first_in << true
+        second_done.pop
+        mismatch = Task::Testing.saved_task_mismatch("a")
+        Task::Testing.stop
+        mismatch
+      end
+      second = Thread.new do
+        first_in.pop
+        Task::Testing.start
+        :started
+      rescue Task::Error => e
+        e.message
+      ensure
+        second_done << true
+      end
+      p [second.value, first.value]
+    RUBY
+    expect(status.success?).to be(true), out
+    second, first = eval(out.lines.last) # rubocop:disable Security/Eval
+    expect(second).to match(/another thread's test is using the default store; .* not in threads/)
+    expect(first).to be_nil # the first test's store was left alone
+  end
 end

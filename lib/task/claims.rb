@@ -146,19 +146,21 @@ module Task
       lease = binding.local_variable_get(:for)
       stats ||= {}
       %i[ran batches collisions transactions settled renewed skipped given_back].each { |k| stats[k] ||= 0 }
+      # A stats Hash given again adds up across calls; this call returns its own count.
+      ran_before = stats[:ran]
       iface = interface
       if batch == 1 || !iface.claims_many?
-        return claim_one_by_one(task_list, lease, owner, stats, on_failure) { |t| yield t }
-      end
-
-      owner ||= default_owner
-      walk = ClaimWalk.new(iface, task_list, lease, owner, stats, on_failure)
-      SharedWalk.join(iface, task_list, batch) do |shared|
-        while (window = shared.next_window)
-          walk.run(window) { |t| yield t }
+        claim_one_by_one(task_list, lease, owner, stats, on_failure) { |t| yield t }
+      else
+        owner ||= default_owner
+        walk = ClaimWalk.new(iface, task_list, lease, owner, stats, on_failure)
+        SharedWalk.join(iface, task_list, batch) do |shared|
+          while (window = shared.next_window)
+            walk.run(window) { |t| yield t }
+          end
         end
       end
-      stats[:ran]
+      stats[:ran] - ran_before
     end
 
     # claim_each with `batch: 1`: each task claimed by itself, run, completed.
@@ -183,7 +185,6 @@ module Task
           stats[:ran] += 1
         end
       end
-      stats[:ran]
     end
     private_class_method :claim_one_by_one
 

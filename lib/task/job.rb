@@ -104,8 +104,9 @@ module Task
 
     # Renews a job's claim every half lease while its perform runs, from a thread of its own,
     # until stopped (before the task is completed or its failure recorded). A renewal that
-    # finds the claim no longer this owner's (it lapsed and another worker took it) is logged
-    # and ends the renewals; a store error is logged and the next renewal tried.
+    # finds the claim lapsed (the store failed renewals for longer than the lease) claims the
+    # task again; one that finds another worker holding it is logged and ends the renewals. A
+    # store error is logged and the renewal tried again a quarter of the lease later.
     class LeaseKeeper
       def initialize(task, lease, owner, logger)
         @task = task
@@ -133,26 +134,37 @@ module Task
 
       def keep
         Thread.current.name = "task-lease"
+        pause = @lease / 2.0
         loop do
           stopped = @lock.synchronize do
-            @wake.wait(@lock, @lease / 2.0) unless @stopped
+            @wake.wait(@lock, pause) unless @stopped
             @stopped
           end
           break if stopped
-          break unless renewed?
+
+          pause = renew
+          break if pause.nil?
         end
       end
 
-      def renewed?
-        return true if @task.renew(for: @lease, owner: @owner)
+      # Seconds until the next renewal, or nil when the claim is another worker's now.
+      def renew
+        where = "task #{@task.task_list}/#{@task.id}"
+        return @lease / 2.0 if @task.renew(for: @lease, owner: @owner)
+        # The claim lapsed (renewals failed for longer than the lease): claimed again when
+        # nobody took it meanwhile.
+        if @task.claim(for: @lease, owner: @owner)
+          Job.log(@logger, :warn, "#{where}: its claim lapsed while perform ran; claimed again")
+          return @lease / 2.0
+        end
 
-        Job.log(@logger, :warn, "task #{@task.task_list}/#{@task.id}: its claim lapsed while perform ran and " \
-                                "another worker holds it now; no longer renewed")
-        false
+        Job.log(@logger, :warn, "#{where}: its claim lapsed while perform ran and another worker holds it " \
+                                "now (or the task is gone); no longer renewed")
+        nil
       rescue StandardError => e
-        Job.log(@logger, :warn, "task #{@task.task_list}/#{@task.id}: renewing its claim failed " \
-                                "(#{e.class}: #{e.message}); trying again in #{@lease / 2.0} s")
-        true
+        Job.log(@logger, :warn, "#{where}: renewing its claim failed (#{e.class}: #{e.message}); " \
+                                "trying again in #{@lease / 4.0} s")
+        @lease / 4.0
       end
     end
 

@@ -21,9 +21,19 @@ module Task
   module Testing
     class << self
       # Switches the default store to a fresh memory store (returned), remembering the
-      # interface and adapter builder in place, for #stop.
+      # interface and adapter builder in place, for #stop. The default store is one for the
+      # process: tests run in parallel threads (Minitest's parallelize_me!, Rails'
+      # `parallelize(with: :threads)`) would share and wipe it, so a start while another
+      # thread's test holds it raises; run them serially or in processes (Rails' default).
       def start
+        if @saved && @thread && @thread != Thread.current && @thread.alive?
+          raise ::Task::Error, "Task::Testing: another thread's test is using the default store; the test " \
+                               "helpers give one store per process, so run these tests serially or in " \
+                               "processes (parallelize(workers: N)), not in threads"
+        end
+
         stop if @saved
+        @thread = Thread.current
         interface_class = ::Task::DataInterface::Interface
         builder = interface_class.instance_variable_defined?(:@adapter_builder) ? interface_class.adapter_builder : nil
         @saved = [::Task::Task.instance_variable_get(:@interface), builder]

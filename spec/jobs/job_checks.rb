@@ -261,6 +261,25 @@ RSpec.describe "Task::Job, Task::Recovery and the ActiveJob serializer, in one p
         .to raise_error(ArgumentError, /task_claim renew: must be true or false, got "yes"/)
     end
 
+    it "claims the task again when the store failed renewals for longer than the lease" do
+      task = board("flaky")
+      clock = -> { Process.clock_gettime(Process::CLOCK_MONOTONIC) }
+      back = clock.call + 3.5 # a claim for: 1 lapses at most 3 s after it was won
+      allow(task).to receive(:renew).and_wrap_original do |original, **options|
+        raise Task::Error, "node timed out" if clock.call < back
+
+        original.call(**options)
+      end
+      owner = Task::Job.run(task, for: 1, owner: "me") do
+        sleep 0.05 until clock.call > back + 1 # the work
+        Task::Task.interface.claim_info("walls", "flaky")[:owner]
+      end
+      expect(owner).to eq("me")
+      expect(LOG.string).to include("renewing its claim failed (Task::Error: node timed out); trying again in 0.25 s",
+                                    "task walls/flaky: its claim lapsed while perform ran; claimed again")
+      expect(Task::Task.find("walls", "flaky")).to be_nil
+    end
+
     it "refuses a lease that is not a positive number of seconds, naming the class" do
       expect { PaintLaterJob.task_claim(for: 0) }.to raise_error(ArgumentError, /PaintLaterJob: task_claim needs for: a number of seconds > 0, got 0/)
       expect(PaintLaterJob.task_claim_for).to eq(42)
