@@ -3,10 +3,9 @@
 
 use magnus::prelude::*;
 use magnus::{Error, RArray, Ruby, Value};
-use task_core::ClaimOutcome;
 
 use super::parse::claim_terms;
-use super::Adapter;
+use super::{outcome_pair, Adapter};
 use crate::args;
 
 /// Ids from a Ruby Array, each checked as a task id of `task_list`.
@@ -41,16 +40,7 @@ impl Adapter {
         )?;
         let outcomes = ruby.ary_new_capa(batch.outcomes.len());
         for o in batch.outcomes {
-            let (status, attempts) = match o {
-                ClaimOutcome::Won { attempts } => ("won", Some(attempts)),
-                ClaimOutcome::Held => ("held", None),
-                ClaimOutcome::Dead { attempts } => ("dead", Some(attempts)),
-                ClaimOutcome::Gone => ("gone", None),
-            };
-            let a = ruby.ary_new_capa(2);
-            a.push(ruby.to_symbol(status))?;
-            a.push(attempts)?;
-            outcomes.push(a)?;
+            outcomes.push(outcome_pair(ruby, o)?)?;
         }
         let out = ruby.ary_new_capa(4);
         out.push(outcomes)?;

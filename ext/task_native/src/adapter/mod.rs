@@ -133,16 +133,7 @@ impl Adapter {
         let out = rb_self
             .store
             .run(ruby, |s| async move { s.claim(key, terms).await })?;
-        let (status, attempts) = match out {
-            ClaimOutcome::Won { attempts } => ("won", Some(attempts)),
-            ClaimOutcome::Held => ("held", None),
-            ClaimOutcome::Dead { attempts } => ("dead", Some(attempts)),
-            ClaimOutcome::Gone => ("gone", None),
-        };
-        let a = ruby.ary_new();
-        a.push(ruby.to_symbol(status))?;
-        a.push(attempts)?;
-        Ok(a)
+        outcome_pair(ruby, out)
     }
 
     /// `renew(task_list, id, seconds, owner)` -> true when `owner` held it and still does.
@@ -309,4 +300,19 @@ pub fn init(ruby: &Ruby, data_interface: RModule) -> Result<RClass, Error> {
     }
     scan::define(ruby, data_interface)?;
     data_interface.const_get("CassandraAdapter")
+}
+
+/// A claim's outcome as the Ruby side reads it: `[:won, attempts]`, `[:held, nil]`,
+/// `[:dead, attempts]` or `[:gone, nil]`.
+fn outcome_pair(ruby: &Ruby, outcome: ClaimOutcome) -> Result<RArray, Error> {
+    let (status, attempts) = match outcome {
+        ClaimOutcome::Won { attempts } => ("won", Some(attempts)),
+        ClaimOutcome::Held => ("held", None),
+        ClaimOutcome::Dead { attempts } => ("dead", Some(attempts)),
+        ClaimOutcome::Gone => ("gone", None),
+    };
+    let a = ruby.ary_new_capa(2);
+    a.push(ruby.to_symbol(status))?;
+    a.push(attempts)?;
+    Ok(a)
 }
